@@ -1,0 +1,2 @@
+//! CalDAV client: placeholder.
+pub mod xml;

@@ -1,0 +1,1 @@
+//! WebDAV/CalDAV XML: PLACEHOLDER, being written.

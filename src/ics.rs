@@ -1,0 +1,1 @@
+//! RFC 5545 content lines: PLACEHOLDER, being written.

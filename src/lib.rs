@@ -1,0 +1,19 @@
+//! calplanebot: mirror every Plane issue that has a due date into CalDAV calendars.
+//!
+//! One run is a pipeline (see `shared/design.md`): [`plane`] fetches the desired state,
+//! [`event`] maps issues to VEVENTs, [`caldav`] lists what calplanebot owns, [`plan`] decides
+//! create/update/delete, [`render`] prints the plan, [`apply`] carries it out. [`sync`] is the
+//! glue, [`cli`] and [`config`] turn the command line into a validated configuration, and
+//! [`exit`] owns the exit statuses.
+
+pub mod apply;
+pub mod caldav;
+pub mod cli;
+pub mod config;
+pub mod event;
+pub mod exit;
+pub mod ics;
+pub mod plan;
+pub mod plane;
+pub mod render;
+pub mod sync;

@@ -1,0 +1,2 @@
+//! The `calplanebot` binary: a thin shell around [`calplanebot::cli::main`].
+fn main() {}

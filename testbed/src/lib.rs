@@ -1,0 +1,9 @@
+//! Test and demo support for calplanebot: the real components a run needs, started for real.
+//!
+//! - [`plane_sim`]: an in-process Plane API simulator, faithful to `shared/plane-api.md`.
+//! - [`radicale`]: installs Radicale into a git-ignored virtual environment and starts it.
+//! - [`proxy`]: a counting HTTP proxy placed in front of a CalDAV server.
+
+pub mod plane_sim;
+pub mod proxy;
+pub mod radicale;
