@@ -1,1 +1,193 @@
-//! placeholder
+//! The command line (clap derive): the doc comments below are the `--help` text.
+//!
+//! Every option also reads an environment variable (design.md, "Command line"); secrets never
+//! show their values in `--help`. [`main`] turns one `Result` into one exit status.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::Config;
+use crate::exit::{HELP_TABLE, Status};
+
+/// Mirror every Plane issue that has a due date into CalDAV calendars as all-day events.
+///
+/// Plane is the only source of truth: calplanebot creates, updates and deletes the events it
+/// owns (one calendar per project, `Plane: <project>`) and never touches any other event.
+#[derive(Debug, Parser)]
+#[command(name = "calplanebot", version, after_help = HELP_TABLE, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+
+    /// More log output on stderr (-v: debug, -vv: trace). RUST_LOG overrides it.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// Less log output on stderr (-q: warnings and errors only, -qq: errors only).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "verbose")]
+    pub quiet: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Fetch the dated issues, compare with the calendars, print the plan and apply it.
+    Sync(SyncArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Print the plan (with a diff for each update) and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Sync only this project (its identifier such as WEB, or its UUID). Repeatable.
+    #[arg(long = "project", value_name = "IDENT_OR_ID")]
+    pub projects: Vec<String>,
+
+    /// Output format of the plan and the summary on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// Where Plane and the CalDAV server are, and the credentials for both.
+#[derive(Debug, Args)]
+pub struct ConnectionArgs {
+    /// Plane API origin, e.g. https://api.plane.so or https://plane.example.com
+    #[arg(long, env = "PLANE_BASE_URL", value_name = "URL", global = true)]
+    pub plane_base_url: Option<String>,
+
+    /// Origin for issue links in events [default: PLANE_BASE_URL]
+    #[arg(long, env = "PLANE_WEB_URL", value_name = "URL", global = true)]
+    pub plane_web_url: Option<String>,
+
+    /// Plane API key. Prefer PLANE_API_TOKEN_FILE: a command-line value is visible to other
+    /// local users.
+    #[arg(
+        long,
+        env = "PLANE_API_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN",
+        global = true
+    )]
+    pub plane_api_token: Option<String>,
+
+    /// File holding the Plane API key (e.g. a systemd credential).
+    #[arg(long, env = "PLANE_API_TOKEN_FILE", value_name = "PATH", global = true)]
+    pub plane_api_token_file: Option<PathBuf>,
+
+    /// Plane workspace slug (the first path segment of the workspace's URLs).
+    #[arg(long, env = "PLANE_WORKSPACE_SLUG", value_name = "SLUG", global = true)]
+    pub plane_workspace_slug: Option<String>,
+
+    /// HMAC secret of the Plane webhook.
+    #[arg(
+        long,
+        env = "PLANE_WEBHOOK_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET",
+        global = true
+    )]
+    pub plane_webhook_secret: Option<String>,
+
+    /// File holding the HMAC secret of the Plane webhook.
+    #[arg(
+        long,
+        env = "PLANE_WEBHOOK_SECRET_FILE",
+        value_name = "PATH",
+        global = true
+    )]
+    pub plane_webhook_secret_file: Option<PathBuf>,
+
+    /// CalDAV server, principal or calendar-home URL.
+    #[arg(long, env = "CALDAV_URL", value_name = "URL", global = true)]
+    pub caldav_url: Option<String>,
+
+    /// CalDAV user name.
+    #[arg(long, env = "CALDAV_USERNAME", value_name = "NAME", global = true)]
+    pub caldav_username: Option<String>,
+
+    /// CalDAV password. Prefer CALDAV_PASSWORD_FILE: a command-line value is visible to other
+    /// local users.
+    #[arg(
+        long,
+        env = "CALDAV_PASSWORD",
+        hide_env_values = true,
+        value_name = "PASSWORD",
+        global = true
+    )]
+    pub caldav_password: Option<String>,
+
+    /// File holding the CalDAV password (e.g. a systemd credential).
+    #[arg(long, env = "CALDAV_PASSWORD_FILE", value_name = "PATH", global = true)]
+    pub caldav_password_file: Option<PathBuf>,
+
+    /// Single-calendar mode: put every project into this one existing calendar.
+    #[arg(long, env = "CALDAV_CALENDAR_URL", value_name = "URL", global = true)]
+    pub caldav_calendar_url: Option<String>,
+}
+
+/// The whole program: parse, configure logging, run, map the outcome to an exit status.
+pub fn main<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(err) => {
+            // --help and --version are "errors" to clap that exit 0.
+            let _ = err.print();
+            return if err.use_stderr() {
+                Status::Usage.into()
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    init_logging(cli.verbose, cli.quiet);
+    let config = match Config::from_args(&cli.connection) {
+        Ok(config) => config,
+        Err(err) => {
+            log::error!("{err}");
+            return Status::Usage.into();
+        }
+    };
+    let status = match &cli.command {
+        Command::Sync(args) => crate::sync::run(&config, args),
+    };
+    status.into()
+}
+
+/// Logs go to stderr. `RUST_LOG` overrides `-v`/`-q`, but the HTTP crates stay at `warn`
+/// whatever it says: at trace level ureq would log the Authorization header (caldav.md).
+fn init_logging(verbose: u8, quiet: u8) {
+    let default = match (verbose, quiet) {
+        (0, 0) => "info",
+        (1, _) => "debug",
+        (v, _) if v >= 2 => "trace",
+        (_, 1) => "warn",
+        _ => "error",
+    };
+    let mut builder = env_logger::Builder::new();
+    builder.parse_filters(default);
+    if let Ok(filters) = std::env::var("RUST_LOG") {
+        builder.parse_filters(&filters);
+    }
+    for noisy in ["ureq", "ureq_proto", "rustls"] {
+        builder.filter_module(noisy, log::LevelFilter::Warn);
+    }
+    builder.format_timestamp(None).format_target(false);
+    let _ = builder.try_init();
+}

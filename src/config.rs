@@ -1,1 +1,321 @@
-//! placeholder
+//! The validated configuration: parsed once from flags and environment (flags win, as clap
+//! applies them), with secrets wrapped so they cannot reach a log line.
+
+use std::fmt;
+use std::path::Path;
+
+use crate::cli::ConnectionArgs;
+
+/// A secret value (API key, password). `Debug` and `Display` print `(redacted)`; only
+/// [`Secret::expose`] gives the value, at the one place that puts it into a request.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("(redacted)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("(redacted)")
+    }
+}
+
+/// Everything a run needs to reach Plane and the CalDAV server.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Plane API origin without a trailing slash.
+    pub plane_base_url: String,
+    /// Origin for issue links, without a trailing slash.
+    pub plane_web_url: String,
+    pub plane_token: Secret,
+    pub workspace_slug: String,
+    pub webhook_secret: Option<Secret>,
+    pub caldav_url: String,
+    pub caldav_username: String,
+    pub caldav_password: Secret,
+    pub caldav_calendar_url: Option<String>,
+}
+
+/// A configuration problem, worded for the operator: it names the variable to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{variable} is not set (set it in the environment or pass --{flag})")]
+    Missing {
+        variable: &'static str,
+        flag: &'static str,
+    },
+    #[error("set either {variable} or {variable}_FILE, not both")]
+    Both { variable: &'static str },
+    #[error("cannot read {variable}_FILE ({path}): {source}")]
+    File {
+        variable: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{variable}_FILE ({path}) is empty")]
+    EmptyFile {
+        variable: &'static str,
+        path: String,
+    },
+    #[error("{variable} must be an http:// or https:// URL, got {value:?}")]
+    Url {
+        variable: &'static str,
+        value: String,
+    },
+    #[error(
+        "PLANE_WORKSPACE_SLUG {0:?} is not a workspace slug (letters, digits, '-' and '_' only)"
+    )]
+    Slug(String),
+}
+
+impl Config {
+    pub fn from_args(args: &ConnectionArgs) -> Result<Config, ConfigError> {
+        let plane_base_url = url(
+            "PLANE_BASE_URL",
+            required("PLANE_BASE_URL", "plane-base-url", &args.plane_base_url)?,
+        )?;
+        let plane_web_url = match &args.plane_web_url {
+            Some(web) => url("PLANE_WEB_URL", web)?,
+            None => plane_base_url.clone(),
+        };
+        let plane_token = secret(
+            "PLANE_API_TOKEN",
+            "plane-api-token",
+            &args.plane_api_token,
+            args.plane_api_token_file.as_deref(),
+        )?
+        .ok_or(ConfigError::Missing {
+            variable: "PLANE_API_TOKEN",
+            flag: "plane-api-token",
+        })?;
+        let workspace_slug = required(
+            "PLANE_WORKSPACE_SLUG",
+            "plane-workspace-slug",
+            &args.plane_workspace_slug,
+        )?
+        .trim()
+        .to_string();
+        if workspace_slug.is_empty()
+            || !workspace_slug
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(ConfigError::Slug(workspace_slug));
+        }
+        let webhook_secret = secret(
+            "PLANE_WEBHOOK_SECRET",
+            "plane-webhook-secret",
+            &args.plane_webhook_secret,
+            args.plane_webhook_secret_file.as_deref(),
+        )?;
+        let caldav_url = url(
+            "CALDAV_URL",
+            required("CALDAV_URL", "caldav-url", &args.caldav_url)?,
+        )?;
+        let caldav_username =
+            required("CALDAV_USERNAME", "caldav-username", &args.caldav_username)?.to_string();
+        let caldav_password = secret(
+            "CALDAV_PASSWORD",
+            "caldav-password",
+            &args.caldav_password,
+            args.caldav_password_file.as_deref(),
+        )?
+        .ok_or(ConfigError::Missing {
+            variable: "CALDAV_PASSWORD",
+            flag: "caldav-password",
+        })?;
+        let caldav_calendar_url = match &args.caldav_calendar_url {
+            Some(calendar) if !calendar.trim().is_empty() => {
+                Some(url("CALDAV_CALENDAR_URL", calendar)?)
+            }
+            _ => None,
+        };
+        Ok(Config {
+            plane_base_url: plane_base_url.trim_end_matches('/').to_string(),
+            plane_web_url: plane_web_url.trim_end_matches('/').to_string(),
+            plane_token,
+            workspace_slug,
+            webhook_secret,
+            caldav_url,
+            caldav_username,
+            caldav_password,
+            caldav_calendar_url,
+        })
+    }
+}
+
+fn required<'a>(
+    variable: &'static str,
+    flag: &'static str,
+    value: &'a Option<String>,
+) -> Result<&'a str, ConfigError> {
+    match value.as_deref().map(str::trim) {
+        Some(v) if !v.is_empty() => Ok(v),
+        _ => Err(ConfigError::Missing { variable, flag }),
+    }
+}
+
+fn url(variable: &'static str, value: &str) -> Result<String, ConfigError> {
+    let value = value.trim();
+    let rest = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("http://"));
+    match rest {
+        Some(rest)
+            if !rest.is_empty()
+                && !rest.starts_with('/')
+                && !value.contains(char::is_whitespace) =>
+        {
+            Ok(value.to_string())
+        }
+        _ => Err(ConfigError::Url {
+            variable,
+            value: value.to_string(),
+        }),
+    }
+}
+
+/// A secret from its variable or its `_FILE` variant (one trailing newline stripped, as
+/// `echo` and editors leave one).
+fn secret(
+    variable: &'static str,
+    _flag: &'static str,
+    value: &Option<String>,
+    file: Option<&Path>,
+) -> Result<Option<Secret>, ConfigError> {
+    let value = value.as_deref().filter(|v| !v.is_empty());
+    match (value, file) {
+        (Some(_), Some(_)) => Err(ConfigError::Both { variable }),
+        (Some(v), None) => Ok(Some(Secret::new(v))),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::File {
+                variable,
+                path: path.display().to_string(),
+                source,
+            })?;
+            let text = text.strip_suffix('\n').unwrap_or(&text);
+            let text = text.strip_suffix('\r').unwrap_or(text);
+            if text.is_empty() {
+                return Err(ConfigError::EmptyFile {
+                    variable,
+                    path: path.display().to_string(),
+                });
+            }
+            Ok(Some(Secret::new(text)))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> ConnectionArgs {
+        ConnectionArgs {
+            plane_base_url: Some("https://plane.example.com/".into()),
+            plane_web_url: None,
+            plane_api_token: Some("plane_api_secret123".into()),
+            plane_api_token_file: None,
+            plane_workspace_slug: Some("acme".into()),
+            plane_webhook_secret: None,
+            plane_webhook_secret_file: None,
+            caldav_url: Some("https://dav.example.com/".into()),
+            caldav_username: Some("alice".into()),
+            caldav_password: Some("hunter2".into()),
+            caldav_password_file: None,
+            caldav_calendar_url: None,
+        }
+    }
+
+    #[test]
+    fn complete_configuration_is_accepted_and_normalised() {
+        let config = Config::from_args(&args()).unwrap();
+        assert_eq!(config.plane_base_url, "https://plane.example.com");
+        assert_eq!(config.plane_web_url, "https://plane.example.com");
+        assert_eq!(config.plane_token.expose(), "plane_api_secret123");
+        assert_eq!(config.caldav_calendar_url, None);
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let config = Config::from_args(&args()).unwrap();
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("plane_api_secret123"), "{debug}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(debug.contains("(redacted)"));
+    }
+
+    #[test]
+    fn each_missing_variable_is_named() {
+        let cases: [(&str, fn(&mut ConnectionArgs)); 5] = [
+            ("PLANE_BASE_URL", |a| a.plane_base_url = None),
+            ("PLANE_API_TOKEN", |a| a.plane_api_token = None),
+            ("PLANE_WORKSPACE_SLUG", |a| {
+                a.plane_workspace_slug = Some(" ".into())
+            }),
+            ("CALDAV_URL", |a| a.caldav_url = None),
+            ("CALDAV_PASSWORD", |a| a.caldav_password = None),
+        ];
+        for (variable, unset) in cases {
+            let mut a = args();
+            unset(&mut a);
+            let err = Config::from_args(&a).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("{variable} is not set")), "{err}");
+        }
+    }
+
+    #[test]
+    fn secret_from_file_strips_one_newline_and_rejects_both_forms() {
+        let dir = std::env::temp_dir().join(format!("calplanebot-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("token");
+        std::fs::write(&path, "from-file\n").unwrap();
+        let mut a = args();
+        a.plane_api_token = None;
+        a.plane_api_token_file = Some(path.clone());
+        assert_eq!(
+            Config::from_args(&a).unwrap().plane_token.expose(),
+            "from-file"
+        );
+
+        a.plane_api_token = Some("also-set".into());
+        let err = Config::from_args(&a).unwrap_err().to_string();
+        assert!(err.contains("not both"), "{err}");
+
+        a.plane_api_token = None;
+        a.plane_api_token_file = Some(dir.join("missing"));
+        let err = Config::from_args(&a).unwrap_err().to_string();
+        assert!(err.starts_with("cannot read PLANE_API_TOKEN_FILE"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn bad_urls_and_slugs_are_rejected() {
+        let mut a = args();
+        a.caldav_url = Some("dav.example.com".into());
+        assert!(matches!(
+            Config::from_args(&a),
+            Err(ConfigError::Url {
+                variable: "CALDAV_URL",
+                ..
+            })
+        ));
+        let mut a = args();
+        a.plane_workspace_slug = Some("acme/../x".into());
+        assert!(matches!(Config::from_args(&a), Err(ConfigError::Slug(_))));
+    }
+}

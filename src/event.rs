@@ -1,10 +1,54 @@
 //! Issue → VEVENT mapping (pure, no I/O): the seed's rules from `shared/design.md`.
-//! PLACEHOLDER: being written; the public interface below is fixed.
+//!
+//! [`desired_event`] turns an issue into the values of the properties calplanebot manages
+//! ([`ManagedFields`]); [`read_event`] reads the same values back from whatever a server stored,
+//! so the plan compares parsed values, never bytes (servers reorder, refold and re-escape).
+//! [`render_new`] writes a complete object for a create; [`render_update`] rewrites only the
+//! managed properties of a stored object and keeps everything calendar users added (alarms,
+//! unknown properties with quoted parameters) byte-faithful, through [`crate::ics`].
+
+use std::fmt::Write as _;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
-use crate::plane::{Issue, Project};
+use crate::ics::{self, Component, Property};
+use crate::plane::{Issue, Priority, Project, State, StateGroup};
+
+/// Our PRODID (RFC 5545 §3.7.3); exactly one per object.
+pub const PRODID: &str = concat!(
+    "-//calplanebot//calplanebot ",
+    env!("CARGO_PKG_VERSION"),
+    "//EN"
+);
+
+const UID_PREFIX: &str = "plane-issue-";
+const UID_SUFFIX: &str = "@calplanebot";
+const RESOURCE_SUFFIX: &str = ".ics";
+
+/// The scope marks of `shared/design.md` ("Identity and ownership").
+pub const WORKSPACE_MARK: &str = "X-CALPLANEBOT-WORKSPACE";
+pub const PROJECT_MARK: &str = "X-CALPLANEBOT-PROJECT";
+
+/// What `render_update` removes from the master VEVENT before writing the desired values.
+/// UID stays (it is the identity); DURATION goes because we always write DTEND (RFC 5545
+/// §3.6.1: a VEVENT has DTEND or DURATION, never both).
+const MANAGED_NAMES: &[&str] = &[
+    "SUMMARY",
+    "DESCRIPTION",
+    "DTSTART",
+    "DTEND",
+    "DURATION",
+    "STATUS",
+    "COLOR",
+    "CATEGORIES",
+    "URL",
+    WORKSPACE_MARK,
+    PROJECT_MARK,
+    "DTSTAMP",
+    "LAST-MODIFIED",
+    "SEQUENCE",
+];
 
 /// What the mapping needs besides the issue itself.
 #[derive(Clone, Debug)]
@@ -45,36 +89,2101 @@ pub enum EventError {
 }
 
 pub fn uid_for(issue_id: &str) -> String {
-    format!("plane-issue-{issue_id}@calplanebot")
+    format!("{UID_PREFIX}{issue_id}{UID_SUFFIX}")
 }
 
 pub fn resource_name(issue_id: &str) -> String {
-    format!("plane-issue-{issue_id}.ics")
+    format!("{UID_PREFIX}{issue_id}{RESOURCE_SUFFIX}")
 }
 
-pub fn desired_event(_issue: &Issue, _project: &Project, _ctx: &MappingContext) -> ManagedFields {
-    unimplemented!("being written")
+/// The issue id of one of our resource names (`plane-issue-{uuid}.ics`), the inverse of
+/// [`resource_name`]; `None` for every other name.
+pub fn issue_id_from_resource_name(name: &str) -> Option<&str> {
+    name.strip_prefix(UID_PREFIX)?
+        .strip_suffix(RESOURCE_SUFFIX)
+        .filter(|id| is_uuid_shaped(id))
 }
 
-pub fn render_new(_fields: &ManagedFields, _dtstamp: DateTime<Utc>) -> String {
-    unimplemented!("being written")
+/// The issue id of one of our UIDs (`plane-issue-{uuid}@calplanebot`), the inverse of
+/// [`uid_for`]; `None` for every other UID.
+pub fn issue_id_from_uid(uid: &str) -> Option<&str> {
+    uid.strip_prefix(UID_PREFIX)?
+        .strip_suffix(UID_SUFFIX)
+        .filter(|id| is_uuid_shaped(id))
 }
 
+/// 8-4-4-4-12 hex digits (either case), the shape of Plane's ids.
+fn is_uuid_shaped(id: &str) -> bool {
+    id.len() == 36
+        && id.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
+}
+
+/// The event an issue should have: the table "Issue → event mapping" of `shared/design.md`.
+///
+/// Every text is normalised as [`ics::normalize_text`] does (CRLF/CR → LF, control characters
+/// dropped), which is exactly what [`read_event`] gets back after a round trip, so an
+/// unchanged issue compares equal to its stored event.
+pub fn desired_event(issue: &Issue, project: &Project, ctx: &MappingContext) -> ManagedFields {
+    let labels = sorted_names(&issue.labels);
+    let assignees = sorted_names(&issue.assignees);
+    let url = format!(
+        "{}/{}/projects/{}/issues/{}",
+        ctx.web_url.trim_end_matches('/'),
+        ctx.workspace_slug,
+        issue.project_id,
+        issue.id
+    );
+    ManagedFields {
+        uid: ics::normalize_text(&uid_for(&issue.id)),
+        summary: ics::normalize_text(&format!("[{}] {}", issue.sequence_id, issue.name)),
+        description: description(issue, project, &labels, &assignees),
+        dtstart: Some(issue.target_date),
+        // DTEND is exclusive for all-day events (RFC 5545 §3.6.1).
+        dtend: issue.target_date.succ_opt(),
+        status: Some(status_for(issue.state.as_ref()).to_owned()),
+        color: color_for(issue.priority).map(str::to_owned),
+        categories: labels,
+        url: Some(clean_uri(&url)),
+        workspace: Some(ics::normalize_text(ctx.workspace_slug)),
+        project: Some(ics::normalize_text(&project.id)),
+    }
+}
+
+/// Normalised, non-empty names sorted case-insensitively, then exactly: Plane returns labels
+/// and assignees (many-to-many relations) in no stable order, and a reordering must not cause
+/// an update.
+fn sorted_names(names: &[String]) -> Vec<String> {
+    let mut names: Vec<String> = names
+        .iter()
+        .map(|name| ics::normalize_text(name))
+        .filter(|name| !name.is_empty())
+        .collect();
+    names.sort_by_cached_key(|name| (name.to_lowercase(), name.clone()));
+    names
+}
+
+/// The plain text of the description, a line `---`, then the metadata, one item per line.
+fn description(
+    issue: &Issue,
+    project: &Project,
+    labels: &[String],
+    assignees: &[String],
+) -> String {
+    let one_line = |text: &str| ics::normalize_text(text).replace('\n', " ");
+    let list = |names: &[String]| {
+        names
+            .iter()
+            .map(|name| one_line(name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut text = html_to_text(&issue.description_html);
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    text.push_str("---");
+    let _ = write!(text, "\nPriority: {}", priority_name(issue.priority));
+    if let Some(state) = &issue.state {
+        let _ = write!(text, "\nState: {}", one_line(&state.name));
+    }
+    if !assignees.is_empty() {
+        let _ = write!(text, "\nAssignees: {}", list(assignees));
+    }
+    if !labels.is_empty() {
+        let _ = write!(text, "\nLabels: {}", list(labels));
+    }
+    let _ = write!(text, "\nProject: {}", one_line(&project.name));
+    ics::normalize_text(&text)
+}
+
+fn priority_name(priority: Priority) -> &'static str {
+    match priority {
+        Priority::Urgent => "Urgent",
+        Priority::High => "High",
+        Priority::Medium => "Medium",
+        Priority::Low => "Low",
+        Priority::None => "None",
+    }
+}
+
+/// STATUS (RFC 5545 §3.8.1.11): finished work no longer needs the user's time.
+fn status_for(state: Option<&State>) -> &'static str {
+    match state.map(|state| state.group) {
+        Some(StateGroup::Completed | StateGroup::Cancelled) => "CANCELLED",
+        Some(
+            StateGroup::Backlog | StateGroup::Unstarted | StateGroup::Started | StateGroup::Triage,
+        )
+        | None => "CONFIRMED",
+    }
+}
+
+/// COLOR (RFC 7986 §5.9) is a CSS3 colour name.
+fn color_for(priority: Priority) -> Option<&'static str> {
+    match priority {
+        Priority::Urgent => Some("red"),
+        Priority::High => Some("orange"),
+        Priority::Medium => Some("yellow"),
+        Priority::Low => Some("green"),
+        Priority::None => None,
+    }
+}
+
+/// A URI value (RFC 5545 §3.3.13) is not TEXT-escaped, so it must not carry line breaks or
+/// other control characters.
+fn clean_uri(uri: &str) -> String {
+    uri.chars().filter(|&c| c >= ' ' && c != '\u{7f}').collect()
+}
+
+/// `YYYYMMDDTHHMMSSZ` (RFC 5545 §3.3.5, form #2: UTC).
+fn utc_stamp(at: DateTime<Utc>) -> String {
+    at.format("%Y%m%dT%H%M%SZ").to_string()
+}
+
+/// `YYYYMMDD` (RFC 5545 §3.3.4).
+fn ics_date(date: NaiveDate) -> String {
+    date.format("%Y%m%d").to_string()
+}
+
+/// The desired managed properties, in the order they are written (UID excluded: a new object
+/// writes it first, an update keeps the stored one).
+fn managed_properties(fields: &ManagedFields, dtstamp: DateTime<Utc>) -> Vec<Property> {
+    let text = |name: &str, value: &str| Property::new(name, &[], &ics::escape_text(value));
+    let mut properties = vec![
+        Property::new("DTSTAMP", &[], &utc_stamp(dtstamp)),
+        text("SUMMARY", &fields.summary),
+        text("DESCRIPTION", &fields.description),
+    ];
+    // sabre/dav requires VALUE=DATE on all-day DTSTART (shared/caldav.md).
+    if let Some(date) = fields.dtstart {
+        properties.push(Property::new(
+            "DTSTART",
+            &[("VALUE", "DATE")],
+            &ics_date(date),
+        ));
+    }
+    if let Some(date) = fields.dtend {
+        properties.push(Property::new(
+            "DTEND",
+            &[("VALUE", "DATE")],
+            &ics_date(date),
+        ));
+    }
+    if let Some(status) = &fields.status {
+        properties.push(text("STATUS", status));
+    }
+    if let Some(color) = &fields.color {
+        properties.push(text("COLOR", color));
+    }
+    if !fields.categories.is_empty() {
+        properties.push(Property::new(
+            "CATEGORIES",
+            &[],
+            &ics::join_text_list(&fields.categories),
+        ));
+    }
+    if let Some(url) = &fields.url {
+        properties.push(Property::new("URL", &[], &clean_uri(url)));
+    }
+    if let Some(workspace) = &fields.workspace {
+        properties.push(text(WORKSPACE_MARK, workspace));
+    }
+    if let Some(project) = &fields.project {
+        properties.push(text(PROJECT_MARK, project));
+    }
+    properties
+}
+
+/// A complete calendar object for a create. Never METHOD (RFC 4791 §4.1 forbids it in stored
+/// objects), ORGANIZER or ATTENDEE: the event is a mirror, not an invitation.
+pub fn render_new(fields: &ManagedFields, dtstamp: DateTime<Utc>) -> String {
+    let mut event = Component::new("VEVENT");
+    event
+        .properties
+        .push(Property::new("UID", &[], &ics::escape_text(&fields.uid)));
+    event.properties.extend(managed_properties(fields, dtstamp));
+    // A due date must not block free/busy time (RFC 5545 §3.8.2.7). Unmanaged: written only
+    // on create, so a user may change it.
+    event
+        .properties
+        .push(Property::new("TRANSP", &[], "TRANSPARENT"));
+
+    let mut calendar = Component::new("VCALENDAR");
+    calendar.properties = vec![
+        Property::new("VERSION", &[], "2.0"),
+        Property::new("PRODID", &[], PRODID),
+        Property::new("CALSCALE", &[], "GREGORIAN"),
+    ];
+    calendar.children.push(event);
+    calendar.to_ics()
+}
+
+/// The stored object with the managed properties of its master VEVENT replaced by `fields`.
+///
+/// The master is the VEVENT whose UID is `fields.uid` and that has no RECURRENCE-ID. Its
+/// managed properties are removed and the desired ones written right after its UID, with
+/// LAST-MODIFIED = `dtstamp` and SEQUENCE bumped (RFC 5545 §3.8.7.4). The calendar gets our
+/// PRODID, exactly once. Everything else — alarms, unknown properties, VTIMEZONE, overridden
+/// instances — keeps its original lines.
 pub fn render_update(
-    _existing: &str,
-    _fields: &ManagedFields,
-    _dtstamp: DateTime<Utc>,
+    existing: &str,
+    fields: &ManagedFields,
+    dtstamp: DateTime<Utc>,
 ) -> Result<String, EventError> {
-    unimplemented!("being written")
+    let mut calendar = parse_calendar(existing)?;
+    let event = calendar
+        .children
+        .iter_mut()
+        .find(|c| c.name == "VEVENT" && is_master(c) && uid_of(c).as_deref() == Some(&fields.uid))
+        .ok_or(EventError::NoEvent)?;
+
+    let sequence = event
+        .properties_named("SEQUENCE")
+        .find_map(|p| p.value().trim().parse::<i64>().ok())
+        .map_or(1, |old| old.saturating_add(1).max(1));
+    let mut desired = managed_properties(fields, dtstamp);
+    desired.push(Property::new("LAST-MODIFIED", &[], &utc_stamp(dtstamp)));
+    desired.push(Property::new("SEQUENCE", &[], &sequence.to_string()));
+
+    let old = std::mem::take(&mut event.properties);
+    let mut desired = Some(desired);
+    for property in old {
+        if MANAGED_NAMES.contains(&property.name()) {
+            continue;
+        }
+        let is_uid = property.name() == "UID";
+        event.properties.push(property);
+        if is_uid {
+            event
+                .properties
+                .extend(desired.take().into_iter().flatten());
+        }
+    }
+
+    // Exactly one PRODID, ours, where the first one was; and a VERSION (RFC 5545 §3.6).
+    let old = std::mem::take(&mut calendar.properties);
+    let mut prodid = Some(Property::new("PRODID", &[], PRODID));
+    for property in old {
+        match property.name() {
+            "PRODID" => calendar.properties.extend(prodid.take()),
+            _ => calendar.properties.push(property),
+        }
+    }
+    let has_version = calendar.property("VERSION").is_some();
+    if let Some(prodid) = prodid {
+        let after_version = calendar
+            .properties
+            .iter()
+            .position(|p| p.name() == "VERSION")
+            .map_or(0, |i| i + 1);
+        calendar.properties.insert(after_version, prodid);
+    }
+    if !has_version {
+        calendar
+            .properties
+            .insert(0, Property::new("VERSION", &[], "2.0"));
+    }
+    Ok(calendar.to_ics())
 }
 
-pub fn read_event(_ics: &str) -> Result<ManagedFields, EventError> {
-    unimplemented!("being written")
+/// The managed values of a stored object's master VEVENT (the first VEVENT without
+/// RECURRENCE-ID), read tolerantly: any order, any folding, lowercase names, `;` escaped or
+/// not, DTSTART with or without `VALUE=DATE`.
+pub fn read_event(ics: &str) -> Result<ManagedFields, EventError> {
+    let calendar = parse_calendar(ics)?;
+    let event = calendar
+        .children_named("VEVENT")
+        .find(|c| is_master(c))
+        .ok_or(EventError::NoEvent)?;
+    let text = |name: &str| event.property(name).map(|p| text_value(p.value()));
+    Ok(ManagedFields {
+        uid: text("UID").unwrap_or_default(),
+        summary: text("SUMMARY").unwrap_or_default(),
+        description: text("DESCRIPTION").unwrap_or_default(),
+        dtstart: event.property("DTSTART").and_then(date_value),
+        dtend: event.property("DTEND").and_then(date_value),
+        status: text("STATUS").map(|s| s.to_uppercase()),
+        color: text("COLOR").map(|s| s.to_lowercase()),
+        // RFC 5545 §3.8.1.2: CATEGORIES may occur several times.
+        categories: event
+            .properties_named("CATEGORIES")
+            .flat_map(|p| ics::split_text_list(p.value()))
+            .map(|value| normalize_newlines(&value))
+            .filter(|value| !value.is_empty())
+            .collect(),
+        // A URI cannot contain a backslash (RFC 3986), so a `\,` or `\;` here is a server's
+        // TEXT escaping and undoing it is safe.
+        url: text("URL"),
+        workspace: text(WORKSPACE_MARK),
+        project: text(PROJECT_MARK),
+    })
+}
+
+fn parse_calendar(text: &str) -> Result<Component, EventError> {
+    let calendar = ics::parse(text).map_err(|e| EventError::Malformed(e.to_string()))?;
+    if calendar.name != "VCALENDAR" {
+        return Err(EventError::Malformed(format!(
+            "top-level component is {}, not VCALENDAR",
+            calendar.name
+        )));
+    }
+    Ok(calendar)
+}
+
+/// The master of a recurring set has no RECURRENCE-ID (RFC 5545 §3.8.4.4).
+fn is_master(event: &Component) -> bool {
+    event.property("RECURRENCE-ID").is_none()
+}
+
+fn uid_of(event: &Component) -> Option<String> {
+    event.property("UID").map(|p| text_value(p.value()))
+}
+
+fn text_value(raw: &str) -> String {
+    normalize_newlines(&ics::unescape_text(raw))
+}
+
+fn normalize_newlines(text: &str) -> String {
+    if text.contains('\r') {
+        text.replace("\r\n", "\n").replace('\r', "\n")
+    } else {
+        text.to_owned()
+    }
+}
+
+/// A DATE value (RFC 5545 §3.3.4): `VALUE=DATE` or no VALUE with eight digits. A DATE-TIME
+/// reads as `None`, so it differs from the desired date and gets corrected.
+fn date_value(property: &Property) -> Option<NaiveDate> {
+    if property
+        .param("VALUE")
+        .is_some_and(|v| !v.eq_ignore_ascii_case("DATE"))
+    {
+        return None;
+    }
+    let value = property.value().trim();
+    if value.len() != 8 || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    NaiveDate::parse_from_str(value, "%Y%m%d").ok()
 }
 
 impl ManagedFields {
     /// One human-readable line per managed property, for the dry-run diff.
     pub fn lines(&self) -> Vec<String> {
-        unimplemented!("being written")
+        let none = || "(none)".to_owned();
+        let one_line = |text: &str| text.replace('\n', "\\n");
+        let date = |date: Option<NaiveDate>| date.map_or_else(none, |d| d.to_string());
+        let text = |value: &Option<String>| value.as_deref().map_or_else(none, one_line);
+        let categories = if self.categories.is_empty() {
+            none()
+        } else {
+            self.categories
+                .iter()
+                .map(|c| one_line(c))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut lines = vec![
+            format!("SUMMARY: {}", one_line(&self.summary)),
+            format!("DTSTART: {}", date(self.dtstart)),
+            format!("DTEND: {}", date(self.dtend)),
+            format!("STATUS: {}", text(&self.status)),
+            format!("COLOR: {}", text(&self.color)),
+            format!("CATEGORIES: {categories}"),
+            format!("URL: {}", text(&self.url)),
+            format!("{WORKSPACE_MARK}: {}", text(&self.workspace)),
+            format!("{PROJECT_MARK}: {}", text(&self.project)),
+            "DESCRIPTION:".to_owned(),
+        ];
+        if !self.description.is_empty() {
+            lines.extend(self.description.split('\n').map(|line| format!("  {line}")));
+        }
+        lines
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTML → plain text
+// ---------------------------------------------------------------------------------------------
+
+/// Plain text of Plane's rich text (TipTap HTML), for DESCRIPTION.
+///
+/// Block elements and `<br>` become line breaks; list items become `- item`, `1. item` or
+/// `[x] item`, nested lists indented two spaces per level; links keep their target as
+/// `text (url)`; whitespace collapses as a browser would, except inside `<pre>`. Linear in the
+/// input and total on any input: malformed HTML degrades, it never panics.
+pub fn html_to_text(html: &str) -> String {
+    // HTML §13.2.3.5 preprocessing: CRLF and lone CR are LF.
+    let normalized;
+    let html = if html.contains('\r') {
+        normalized = normalize_newlines(html);
+        normalized.as_str()
+    } else {
+        html
+    };
+    let bytes = html.as_bytes();
+    let mut writer = TextWriter::default();
+    let mut i = 0;
+    let mut text_from = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'&' => {
+                writer.text(&html[text_from..i]);
+                match decode_entity(&html[i..]) {
+                    Some((c, len)) => {
+                        writer.push_char(c);
+                        i += len;
+                    }
+                    None => {
+                        writer.push_char('&');
+                        i += 1;
+                    }
+                }
+                text_from = i;
+            }
+            b'<' => {
+                writer.text(&html[text_from..i]);
+                i = markup(html, i, &mut writer);
+                text_from = i;
+            }
+            _ => i += 1,
+        }
+    }
+    writer.text(&html[text_from..]);
+    writer.finish()
+}
+
+/// Handles the markup starting at `html[at] == '<'`; returns where text resumes.
+fn markup(html: &str, at: usize, writer: &mut TextWriter) -> usize {
+    let bytes = html.as_bytes();
+    let rest = &bytes[at..];
+    if rest.starts_with(b"<!--") {
+        return find(bytes, at + 4, b"-->").map_or(bytes.len(), |end| end + 3);
+    }
+    match rest.get(1) {
+        // <!DOCTYPE …>, <?xml …?>
+        Some(b'!' | b'?') => skip_past(bytes, at, b'>'),
+        Some(b'/') => match rest.get(2) {
+            Some(c) if c.is_ascii_alphabetic() => {
+                let end = tag_name_end(bytes, at + 2);
+                writer.end_tag(&html[at + 2..end].to_ascii_lowercase());
+                skip_past(bytes, end, b'>')
+            }
+            // `</>` or `</ …>`: a bogus comment in HTML.
+            _ => skip_past(bytes, at, b'>'),
+        },
+        Some(c) if c.is_ascii_alphabetic() => match parse_start_tag(html, at + 1) {
+            // A tag cut off by the end of the input is dropped, as browsers do.
+            None => bytes.len(),
+            Some(tag) => {
+                writer.start_tag(&tag);
+                match tag.name.as_str() {
+                    // Raw text whose content is never shown.
+                    "script" | "style" => skip_raw_text(bytes, tag.end, tag.name.as_bytes()),
+                    _ => tag.end,
+                }
+            }
+        },
+        // `<` not starting a tag is text.
+        _ => {
+            writer.push_char('<');
+            at + 1
+        }
+    }
+}
+
+struct StartTag {
+    name: String,
+    attributes: Vec<(String, String)>,
+    /// Just after the closing `>`.
+    end: usize,
+}
+
+impl StartTag {
+    fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn is_html_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b'\x0c')
+}
+
+fn tag_name_end(bytes: &[u8], from: usize) -> usize {
+    bytes[from..]
+        .iter()
+        .position(|&b| is_html_space(b) || b == b'/' || b == b'>')
+        .map_or(bytes.len(), |off| from + off)
+}
+
+/// Parses `name attr="v" attr='v' attr=v attr>` from just after `<`; `None` when the input
+/// ends inside the tag.
+fn parse_start_tag(html: &str, from: usize) -> Option<StartTag> {
+    let bytes = html.as_bytes();
+    let mut i = tag_name_end(bytes, from);
+    let name = html[from..i].to_ascii_lowercase();
+    let mut attributes = Vec::new();
+    loop {
+        while i < bytes.len() && (is_html_space(bytes[i]) || bytes[i] == b'/') {
+            i += 1;
+        }
+        match bytes.get(i) {
+            None => return None,
+            Some(b'>') => {
+                return Some(StartTag {
+                    name,
+                    attributes,
+                    end: i + 1,
+                });
+            }
+            Some(_) => {}
+        }
+        let start = i;
+        // The first character is always part of the name (it may even be `=`).
+        i += 1;
+        while i < bytes.len() && !is_html_space(bytes[i]) && !matches!(bytes[i], b'/' | b'>' | b'=')
+        {
+            i += 1;
+        }
+        let attribute = html[start..i].to_ascii_lowercase();
+        while i < bytes.len() && is_html_space(bytes[i]) {
+            i += 1;
+        }
+        let mut value = String::new();
+        if bytes.get(i) == Some(&b'=') {
+            i += 1;
+            while i < bytes.len() && is_html_space(bytes[i]) {
+                i += 1;
+            }
+            match bytes.get(i) {
+                Some(&quote @ (b'"' | b'\'')) => {
+                    let close = bytes[i + 1..].iter().position(|&b| b == quote)? + i + 1;
+                    value = decode_entities(&html[i + 1..close]);
+                    i = close + 1;
+                }
+                _ => {
+                    let start = i;
+                    while i < bytes.len() && !is_html_space(bytes[i]) && bytes[i] != b'>' {
+                        i += 1;
+                    }
+                    value = decode_entities(&html[start..i]);
+                }
+            }
+        }
+        attributes.push((attribute, value));
+    }
+}
+
+/// Index just after the first `byte` at or after `from`, or the end.
+fn skip_past(bytes: &[u8], from: usize, byte: u8) -> usize {
+    bytes[from..]
+        .iter()
+        .position(|&b| b == byte)
+        .map_or(bytes.len(), |off| from + off + 1)
+}
+
+fn find(bytes: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    bytes
+        .get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|off| from + off)
+}
+
+/// Skips the content of `<script>`/`<style>` up to and including its end tag.
+fn skip_raw_text(bytes: &[u8], from: usize, name: &[u8]) -> usize {
+    let mut i = from;
+    while let Some(off) = bytes[i..].iter().position(|&b| b == b'<') {
+        let lt = i + off;
+        let after = &bytes[lt + 1..];
+        if after.first() == Some(&b'/')
+            && after.len() > name.len()
+            && after[1..=name.len()].eq_ignore_ascii_case(name)
+        {
+            return skip_past(bytes, lt, b'>');
+        }
+        i = lt + 1;
+    }
+    bytes.len()
+}
+
+fn decode_entities(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        match decode_entity(&rest[amp..]) {
+            Some((c, len)) => {
+                out.push(c);
+                rest = &rest[amp + len..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[amp + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Decodes the character reference at the start of `text` (which starts with `&`): the
+/// character and the length consumed, or `None` when it is not one we know (then the `&` is
+/// kept literally). The terminating `;` is required.
+fn decode_entity(text: &str) -> Option<(char, usize)> {
+    let bytes = text.as_bytes();
+    if bytes.get(1) == Some(&b'#') {
+        let hex = matches!(bytes.get(2), Some(b'x' | b'X'));
+        let start = if hex { 3 } else { 2 };
+        let digits = bytes[start.min(bytes.len())..]
+            .iter()
+            .take_while(|b| {
+                if hex {
+                    b.is_ascii_hexdigit()
+                } else {
+                    b.is_ascii_digit()
+                }
+            })
+            .count();
+        let end = start + digits;
+        if digits == 0 || bytes.get(end) != Some(&b';') {
+            return None;
+        }
+        // HTML: zero, surrogates and values beyond Unicode become U+FFFD.
+        let code = if digits > 8 {
+            None
+        } else {
+            u32::from_str_radix(&text[start..end], if hex { 16 } else { 10 }).ok()
+        };
+        let c = code
+            .filter(|&c| c != 0)
+            .and_then(char::from_u32)
+            .unwrap_or('\u{fffd}');
+        return Some((c, end + 1));
+    }
+    let name_len = bytes[1..]
+        .iter()
+        .take(32)
+        .take_while(|b| b.is_ascii_alphanumeric())
+        .count();
+    let end = 1 + name_len;
+    if name_len == 0 || bytes.get(end) != Some(&b';') {
+        return None;
+    }
+    named_entity(&text[1..end]).map(|c| (c, end + 1))
+}
+
+fn named_entity(name: &str) -> Option<char> {
+    Some(match name {
+        "amp" | "AMP" => '&',
+        "lt" | "LT" => '<',
+        "gt" | "GT" => '>',
+        "quot" | "QUOT" => '"',
+        "apos" => '\'',
+        "nbsp" => '\u{a0}',
+        "mdash" => '—',
+        "ndash" => '–',
+        "hellip" => '…',
+        "copy" => '©',
+        "reg" => '®',
+        "trade" => '™',
+        "laquo" => '«',
+        "raquo" => '»',
+        "lsquo" => '‘',
+        "rsquo" => '’',
+        "ldquo" => '“',
+        "rdquo" => '”',
+        "bull" => '•',
+        "middot" => '·',
+        "deg" => '°',
+        "times" => '×',
+        "divide" => '÷',
+        "euro" => '€',
+        "pound" => '£',
+        "yen" => '¥',
+        "cent" => '¢',
+        "sect" => '§',
+        "para" => '¶',
+        "larr" => '←',
+        "rarr" => '→',
+        "uarr" => '↑',
+        "darr" => '↓',
+        "harr" => '↔',
+        "check" => '✓',
+        _ => return None,
+    })
+}
+
+/// Elements that shape the text; every other tag (`span`, `strong`, `em`, `code`,
+/// `mention-component`, …) is transparent.
+fn structural_tag(name: &str) -> Option<&'static str> {
+    const TAGS: &[&str] = &[
+        "p",
+        "div",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "blockquote",
+        "pre",
+        "ul",
+        "ol",
+        "li",
+        "a",
+        "table",
+        "thead",
+        "tbody",
+        "tfoot",
+        "tr",
+        "td",
+        "th",
+        "caption",
+        "section",
+        "article",
+        "header",
+        "footer",
+        "nav",
+        "aside",
+        "main",
+        "figure",
+        "figcaption",
+        "dl",
+        "dt",
+        "dd",
+        "details",
+        "summary",
+        "address",
+    ];
+    TAGS.iter().copied().find(|&tag| tag == name)
+}
+
+/// Open elements kept for rendering; deeper nesting is flattened, which bounds the work per
+/// line (and so keeps the conversion linear).
+const MAX_OPEN: usize = 64;
+
+struct Open {
+    tag: &'static str,
+    kind: OpenKind,
+    /// `TextWriter::progress` when the element opened, to tell an empty one.
+    progress: u64,
+}
+
+enum OpenKind {
+    /// A paragraph-like block; `<p></p>` and empty headings stand for a blank line.
+    Block {
+        blank_if_empty: bool,
+    },
+    List {
+        ordered: bool,
+        task: bool,
+        next: u64,
+    },
+    Item {
+        marker: String,
+        marker_done: bool,
+    },
+    Quote,
+    Pre,
+    Anchor,
+}
+
+struct Link {
+    href: String,
+    text: String,
+}
+
+/// Builds the text line by line: a line's prefix (list markers, indentation, `> `) is written
+/// when its first character arrives, so empty blocks leave no stray markers.
+#[derive(Default)]
+struct TextWriter {
+    out: String,
+    line: String,
+    line_has_content: bool,
+    /// Collapsed whitespace waiting for the next character on the same line.
+    pending_space: bool,
+    /// A blank line waiting for the next line (never leading, never trailing, never two).
+    pending_blank: bool,
+    open: Vec<Open>,
+    pre_depth: usize,
+    /// HTML drops a newline right after `<pre>`.
+    skip_newline: bool,
+    /// Grows with every character and line break written.
+    progress: u64,
+    link: Option<Link>,
+}
+
+impl TextWriter {
+    fn text(&mut self, text: &str) {
+        for c in text.chars() {
+            self.push_char(c);
+        }
+    }
+
+    fn push_char(&mut self, c: char) {
+        if self.pre_depth > 0 {
+            if std::mem::take(&mut self.skip_newline) && c == '\n' {
+                return;
+            }
+            match c {
+                '\n' => self.line_break(),
+                '\t' => self.content('\t'),
+                '\u{a0}' => self.content(' '),
+                c if c < ' ' || c == '\u{7f}' => {}
+                c => self.content(c),
+            }
+            return;
+        }
+        match c {
+            // HTML's ASCII whitespace collapses to one space between words.
+            ' ' | '\t' | '\n' | '\r' | '\u{c}' => {
+                if self.line_has_content {
+                    self.pending_space = true;
+                }
+            }
+            // &nbsp; is a space that does not collapse.
+            '\u{a0}' => self.content(' '),
+            c if c < ' ' || c == '\u{7f}' => {}
+            c => self.content(c),
+        }
+    }
+
+    fn content(&mut self, c: char) {
+        if !self.line_has_content {
+            self.start_line();
+        } else if self.pending_space {
+            self.line.push(' ');
+            if let Some(link) = &mut self.link {
+                link.text.push(' ');
+            }
+        }
+        self.pending_space = false;
+        self.line.push(c);
+        if let Some(link) = &mut self.link {
+            link.text.push(c);
+        }
+        self.progress += 1;
+    }
+
+    fn start_line(&mut self) {
+        for open in &mut self.open {
+            match &mut open.kind {
+                OpenKind::Quote => self.line.push_str("> "),
+                OpenKind::Item {
+                    marker,
+                    marker_done,
+                } => {
+                    if *marker_done {
+                        self.line.push_str("  ");
+                    } else {
+                        self.line.push_str(marker);
+                        self.line.push(' ');
+                        *marker_done = true;
+                    }
+                }
+                OpenKind::Block { .. }
+                | OpenKind::List { .. }
+                | OpenKind::Pre
+                | OpenKind::Anchor => {}
+            }
+        }
+        self.line_has_content = true;
+    }
+
+    fn finish_line(&mut self) {
+        let len = self.line.trim_end().len();
+        self.line.truncate(len);
+        if self.line.is_empty() {
+            self.blank_line();
+        } else {
+            if !self.out.is_empty() {
+                self.out.push('\n');
+                if self.pending_blank {
+                    self.out.push('\n');
+                }
+            }
+            self.pending_blank = false;
+            self.out.push_str(&self.line);
+        }
+        self.line.clear();
+        self.line_has_content = false;
+        self.pending_space = false;
+        self.progress += 1;
+    }
+
+    fn blank_line(&mut self) {
+        if !self.out.is_empty() {
+            self.pending_blank = true;
+        }
+        self.progress += 1;
+    }
+
+    /// `<br>`, or a newline inside `<pre>`.
+    fn line_break(&mut self) {
+        if self.line_has_content {
+            self.finish_line();
+        } else {
+            self.blank_line();
+        }
+    }
+
+    /// The edge of a block: the current line ends.
+    fn boundary(&mut self) {
+        if self.line_has_content {
+            self.finish_line();
+        }
+    }
+
+    fn push_open(&mut self, tag: &'static str, kind: OpenKind) -> bool {
+        if self.open.len() >= MAX_OPEN {
+            return false;
+        }
+        self.open.push(Open {
+            tag,
+            kind,
+            progress: self.progress,
+        });
+        true
+    }
+
+    fn start_tag(&mut self, tag: &StartTag) {
+        let name = tag.name.as_str();
+        match name {
+            "br" => {
+                self.line_break();
+                return;
+            }
+            "img" => {
+                if let Some(alt) = tag.attribute("alt") {
+                    self.push_char(' ');
+                    self.text(alt);
+                    self.push_char(' ');
+                }
+                return;
+            }
+            _ => {}
+        }
+        let Some(element) = structural_tag(name).or((name == "hr").then_some("hr")) else {
+            return;
+        };
+        if element == "a" {
+            // Links do not nest: a new one closes the open one.
+            self.end_tag("a");
+            let href = tag.attribute("href").map(clean_uri);
+            let href = href.filter(|h| {
+                let h = h.trim().to_ascii_lowercase();
+                h.starts_with("http://") || h.starts_with("https://") || h.starts_with("mailto:")
+            });
+            if self.push_open("a", OpenKind::Anchor) {
+                self.link = href.map(|href| Link {
+                    href: href.trim().to_owned(),
+                    text: String::new(),
+                });
+            }
+            return;
+        }
+        // A block start closes an open paragraph (HTML: "close a p element").
+        if self.open.last().is_some_and(|open| open.tag == "p") {
+            self.close_top();
+        }
+        if element == "li" {
+            // An open item of the same list ends where the next one starts.
+            let innermost = self.open.iter().rposition(|open| {
+                matches!(open.kind, OpenKind::Item { .. } | OpenKind::List { .. })
+            });
+            if let Some(index) = innermost {
+                if matches!(self.open[index].kind, OpenKind::Item { .. }) {
+                    self.close_down_to(index);
+                }
+            }
+        }
+        self.boundary();
+        let kind = match element {
+            "hr" => return,
+            "ul" | "ol" => OpenKind::List {
+                ordered: element == "ol",
+                task: tag
+                    .attribute("data-type")
+                    .is_some_and(|t| t.eq_ignore_ascii_case("taskList")),
+                next: tag
+                    .attribute("start")
+                    .and_then(|s| s.trim().parse().ok())
+                    .unwrap_or(1),
+            },
+            "li" => OpenKind::Item {
+                marker: self.item_marker(tag),
+                marker_done: false,
+            },
+            "blockquote" => OpenKind::Quote,
+            "pre" => OpenKind::Pre,
+            "p" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6" => OpenKind::Block {
+                blank_if_empty: true,
+            },
+            _ => OpenKind::Block {
+                blank_if_empty: false,
+            },
+        };
+        let is_pre = matches!(kind, OpenKind::Pre);
+        if self.push_open(element, kind) && is_pre {
+            self.pre_depth += 1;
+            self.skip_newline = true;
+        }
+    }
+
+    /// `- `, `N. ` or a task box `[x] ` / `[ ] ` for a new list item.
+    fn item_marker(&mut self, tag: &StartTag) -> String {
+        let checked = tag.attribute("data-checked");
+        let list = self
+            .open
+            .iter_mut()
+            .rev()
+            .find_map(|open| match &mut open.kind {
+                OpenKind::List {
+                    ordered,
+                    task,
+                    next,
+                } => Some((*ordered, *task, next)),
+                _ => None,
+            });
+        let task_item = checked.is_some()
+            || tag
+                .attribute("data-type")
+                .is_some_and(|t| t.eq_ignore_ascii_case("taskItem"));
+        if task_item || matches!(list, Some((_, true, _))) {
+            return if checked.is_some_and(|c| c.eq_ignore_ascii_case("true")) {
+                "[x]".to_owned()
+            } else {
+                "[ ]".to_owned()
+            };
+        }
+        match list {
+            Some((true, _, next)) => {
+                let number = *next;
+                *next = next.saturating_add(1);
+                format!("{number}.")
+            }
+            Some((false, _, _)) | None => "-".to_owned(),
+        }
+    }
+
+    fn end_tag(&mut self, name: &str) {
+        // HTML treats `</br>` as `<br>`.
+        if name == "br" {
+            self.line_break();
+            return;
+        }
+        let Some(element) = structural_tag(name) else {
+            return;
+        };
+        if let Some(index) = self.open.iter().rposition(|open| open.tag == element) {
+            self.close_down_to(index);
+        }
+    }
+
+    /// Closes the open elements from the innermost down to `index`, inclusive.
+    fn close_down_to(&mut self, index: usize) {
+        while self.open.len() > index {
+            self.close_top();
+        }
+    }
+
+    fn close_top(&mut self) {
+        // An item that never got content still shows its marker.
+        if let Some(Open {
+            kind: OpenKind::Item {
+                marker_done: false, ..
+            },
+            ..
+        }) = self.open.last()
+        {
+            self.start_line();
+            self.finish_line();
+        }
+        let Some(open) = self.open.pop() else {
+            return;
+        };
+        match open.kind {
+            OpenKind::Block { blank_if_empty } => {
+                if self.line_has_content {
+                    self.finish_line();
+                } else if blank_if_empty
+                    && self.progress == open.progress
+                    && !self.open.iter().any(|o| {
+                        matches!(
+                            o.kind,
+                            OpenKind::Item {
+                                marker_done: false,
+                                ..
+                            }
+                        )
+                    })
+                {
+                    self.blank_line();
+                }
+            }
+            OpenKind::List { .. } | OpenKind::Item { .. } | OpenKind::Quote => self.boundary(),
+            OpenKind::Pre => {
+                self.boundary();
+                self.pre_depth -= 1;
+                self.skip_newline = false;
+            }
+            OpenKind::Anchor => {
+                if let Some(link) = self.link.take() {
+                    let text = link.text.trim();
+                    let bare = link.href.strip_prefix("mailto:").unwrap_or(&link.href);
+                    if text.is_empty() {
+                        self.text(&link.href);
+                    } else if text != link.href && text != bare {
+                        self.push_char(' ');
+                        self.content('(');
+                        self.text(&link.href);
+                        self.content(')');
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(mut self) -> String {
+        while !self.open.is_empty() {
+            self.close_top();
+        }
+        self.boundary();
+        self.out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use chrono::TimeZone;
+
+    use super::*;
+
+    const ISSUE_ID: &str = "0b6a3c1e-8f2d-4e7a-9c1b-2d3e4f5a6b7c";
+    const PROJECT_ID: &str = "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a";
+
+    fn project() -> Project {
+        Project {
+            id: PROJECT_ID.into(),
+            identifier: "ALPHA".into(),
+            name: "Alpha".into(),
+        }
+    }
+
+    fn ctx() -> MappingContext<'static> {
+        MappingContext {
+            workspace_slug: "acme",
+            web_url: "https://plane.example.com",
+        }
+    }
+
+    fn issue() -> Issue {
+        Issue {
+            id: ISSUE_ID.into(),
+            project_id: PROJECT_ID.into(),
+            sequence_id: 42,
+            name: "Fix login".into(),
+            description_html: "<p>Users cannot <strong>log in</strong>.</p>".into(),
+            priority: Priority::High,
+            state: Some(State {
+                name: "In Progress".into(),
+                group: StateGroup::Started,
+            }),
+            labels: vec!["frontend".into(), "Bug".into()],
+            assignees: vec!["Zoe".into(), "adam".into()],
+            target_date: NaiveDate::from_ymd_opt(2026, 12, 24).unwrap(),
+        }
+    }
+
+    fn desired(issue: &Issue) -> ManagedFields {
+        desired_event(issue, &project(), &ctx())
+    }
+
+    fn stamp() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 5, 1, 12, 30, 5).unwrap()
+    }
+
+    fn date(y: i32, m: u32, d: u32) -> Option<NaiveDate> {
+        NaiveDate::from_ymd_opt(y, m, d)
+    }
+
+    /// Every physical line of a rendered object is at most 75 octets and ends in CRLF.
+    fn assert_lines_folded(ics: &str) {
+        assert!(ics.ends_with("\r\n"));
+        for line in ics.split("\r\n") {
+            assert!(line.len() <= 75, "{} octets: {line:?}", line.len());
+            assert!(!line.contains('\r') && !line.contains('\n'));
+        }
+    }
+
+    fn round_trip(fields: &ManagedFields) -> ManagedFields {
+        let ics = render_new(fields, stamp());
+        assert_lines_folded(&ics);
+        read_event(&ics).unwrap()
+    }
+
+    // --- the mapping table ---
+
+    #[test]
+    fn desired_event_follows_the_design_table() {
+        let fields = desired(&issue());
+        assert_eq!(
+            fields,
+            ManagedFields {
+                uid: format!("plane-issue-{ISSUE_ID}@calplanebot"),
+                summary: "[42] Fix login".into(),
+                description: "Users cannot log in.\n---\nPriority: High\nState: In Progress\n\
+                              Assignees: adam, Zoe\nLabels: Bug, frontend\nProject: Alpha"
+                    .into(),
+                dtstart: date(2026, 12, 24),
+                dtend: date(2026, 12, 25),
+                status: Some("CONFIRMED".into()),
+                color: Some("orange".into()),
+                categories: vec!["Bug".into(), "frontend".into()],
+                url: Some(format!(
+                    "https://plane.example.com/acme/projects/{PROJECT_ID}/issues/{ISSUE_ID}"
+                )),
+                workspace: Some("acme".into()),
+                project: Some(PROJECT_ID.into()),
+            }
+        );
+    }
+
+    #[test]
+    fn empty_description_no_state_no_labels_no_assignees() {
+        let mut issue = issue();
+        issue.description_html = "<p></p>".into();
+        issue.state = None;
+        issue.labels.clear();
+        issue.assignees.clear();
+        issue.priority = Priority::None;
+        let fields = desired(&issue);
+        assert_eq!(fields.description, "---\nPriority: None\nProject: Alpha");
+        assert_eq!(fields.categories, Vec::<String>::new());
+        assert_eq!(fields.color, None);
+        assert_eq!(fields.status.as_deref(), Some("CONFIRMED"));
+        let ics = render_new(&fields, stamp());
+        assert!(!ics.contains("COLOR"));
+        assert!(!ics.contains("CATEGORIES"));
+        assert_eq!(round_trip(&fields), fields);
+    }
+
+    #[test]
+    fn dtend_is_the_next_day_across_leap_day_and_year_end() {
+        for ((y, m, d), end) in [
+            ((2028, 2, 29), date(2028, 3, 1)),
+            ((2026, 12, 31), date(2027, 1, 1)),
+            ((2027, 2, 28), date(2027, 3, 1)),
+        ] {
+            let mut issue = issue();
+            issue.target_date = NaiveDate::from_ymd_opt(y, m, d).unwrap();
+            let fields = desired(&issue);
+            assert_eq!(fields.dtstart, date(y, m, d));
+            assert_eq!(fields.dtend, end);
+            let ics = render_new(&fields, stamp());
+            let end = end.unwrap().format("%Y%m%d").to_string();
+            assert!(
+                ics.contains(&format!("\r\nDTEND;VALUE=DATE:{end}\r\n")),
+                "{ics}"
+            );
+            assert_eq!(round_trip(&fields), fields);
+        }
+    }
+
+    #[test]
+    fn every_priority_has_its_colour_and_name() {
+        for (priority, color, name) in [
+            (Priority::Urgent, Some("red"), "Urgent"),
+            (Priority::High, Some("orange"), "High"),
+            (Priority::Medium, Some("yellow"), "Medium"),
+            (Priority::Low, Some("green"), "Low"),
+            (Priority::None, None, "None"),
+        ] {
+            let mut issue = issue();
+            issue.priority = priority;
+            let fields = desired(&issue);
+            assert_eq!(fields.color.as_deref(), color);
+            assert!(
+                fields
+                    .description
+                    .contains(&format!("\nPriority: {name}\n"))
+            );
+            assert_eq!(round_trip(&fields), fields);
+        }
+    }
+
+    #[test]
+    fn every_state_group_has_its_status() {
+        for (group, status) in [
+            (Some(StateGroup::Backlog), "CONFIRMED"),
+            (Some(StateGroup::Unstarted), "CONFIRMED"),
+            (Some(StateGroup::Started), "CONFIRMED"),
+            (Some(StateGroup::Triage), "CONFIRMED"),
+            (Some(StateGroup::Completed), "CANCELLED"),
+            (Some(StateGroup::Cancelled), "CANCELLED"),
+            (None, "CONFIRMED"),
+        ] {
+            let mut issue = issue();
+            issue.state = group.map(|group| State {
+                name: "Somewhere".into(),
+                group,
+            });
+            let fields = desired(&issue);
+            assert_eq!(fields.status.as_deref(), Some(status), "{group:?}");
+            assert_eq!(
+                fields.description.contains("\nState: Somewhere\n"),
+                group.is_some()
+            );
+            assert_eq!(round_trip(&fields), fields);
+        }
+    }
+
+    #[test]
+    fn labels_and_assignees_are_sorted_so_plane_order_causes_no_churn() {
+        let mut a = issue();
+        a.labels = vec!["b".into(), "B".into(), "a".into(), "A".into()];
+        a.assignees = vec!["bob".into(), "Alice".into()];
+        let mut b = a.clone();
+        b.labels.reverse();
+        b.assignees.reverse();
+        assert_eq!(desired(&a), desired(&b));
+        assert_eq!(desired(&a).categories, ["A", "a", "B", "b"]);
+        assert!(
+            desired(&a)
+                .description
+                .contains("\nAssignees: Alice, bob\n")
+        );
+    }
+
+    #[test]
+    fn url_tolerates_a_trailing_slash_on_the_origin() {
+        let ctx = MappingContext {
+            workspace_slug: "acme",
+            web_url: "https://plane.example.com/",
+        };
+        let fields = desired_event(&issue(), &project(), &ctx);
+        assert_eq!(
+            fields.url.unwrap(),
+            format!("https://plane.example.com/acme/projects/{PROJECT_ID}/issues/{ISSUE_ID}")
+        );
+    }
+
+    // --- rendering and reading back ---
+
+    #[test]
+    fn render_new_writes_a_complete_object() {
+        let ics = render_new(&desired(&issue()), stamp());
+        assert_lines_folded(&ics);
+        assert!(ics.starts_with(&format!(
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:{PRODID}\r\nCALSCALE:GREGORIAN\r\n\
+             BEGIN:VEVENT\r\nUID:plane-issue-{ISSUE_ID}@calplanebot\r\n\
+             DTSTAMP:20260501T123005Z\r\nSUMMARY:[42] Fix login\r\n"
+        )));
+        for line in [
+            "DTSTART;VALUE=DATE:20261224",
+            "DTEND;VALUE=DATE:20261225",
+            "STATUS:CONFIRMED",
+            "COLOR:orange",
+            "CATEGORIES:Bug,frontend",
+            "X-CALPLANEBOT-WORKSPACE:acme",
+            &format!("X-CALPLANEBOT-PROJECT:{PROJECT_ID}"),
+            "TRANSP:TRANSPARENT",
+        ] {
+            assert!(ics.contains(&format!("\r\n{line}\r\n")), "{line} in {ics}");
+        }
+        assert!(ics.ends_with("END:VEVENT\r\nEND:VCALENDAR\r\n"));
+        assert_eq!(ics.matches("PRODID").count(), 1);
+        for forbidden in ["METHOD", "ORGANIZER", "ATTENDEE"] {
+            assert!(!ics.contains(forbidden));
+        }
+        let parsed = ics::parse(&ics).unwrap();
+        let event = &parsed.children[0];
+        assert_eq!(
+            event.property("URL").unwrap().value(),
+            format!("https://plane.example.com/acme/projects/{PROJECT_ID}/issues/{ISSUE_ID}")
+        );
+    }
+
+    #[test]
+    fn special_characters_round_trip() {
+        let mut issue = issue();
+        issue.name = "a, b; c\\d\ne\r\nf\rg \\n \\, ,;".into();
+        issue.description_html =
+            "<p>x, y; z \\ back</p><p>line\\nnot a newline</p><pre>a\r\n\tb</pre>".into();
+        issue.labels = vec![
+            "x,y".into(),
+            "back\\slash".into(),
+            "semi;colon".into(),
+            "new\nline".into(),
+        ];
+        issue.assignees = vec!["O'Brien, Pat".into()];
+        issue.state = Some(State {
+            name: "Done; really, \\".into(),
+            group: StateGroup::Completed,
+        });
+        let fields = desired(&issue);
+        assert_eq!(fields.summary, "[42] a, b; c\\d\ne\nf\ng \\n \\, ,;");
+        assert_eq!(
+            fields.categories,
+            ["back\\slash", "new\nline", "semi;colon", "x,y"]
+        );
+        assert!(
+            fields
+                .description
+                .starts_with("x, y; z \\ back\nline\\nnot a newline\na\n\tb\n---")
+        );
+        assert_eq!(round_trip(&fields), fields);
+    }
+
+    #[test]
+    fn control_characters_are_dropped_the_same_way_on_both_sides() {
+        let mut issue = issue();
+        issue.name = "bell\u{7}del\u{7f}nul\u{0}tab\t".into();
+        issue.labels = vec!["esc\u{1b}".into()];
+        let fields = desired(&issue);
+        assert_eq!(fields.summary, "[42] belldelnultab\t");
+        assert_eq!(fields.categories, ["esc"]);
+        assert_eq!(round_trip(&fields), fields);
+    }
+
+    #[test]
+    fn emoji_and_cjk_never_split_and_round_trip() {
+        let mut issue = issue();
+        issue.name = "🎉 发布新版本 — リリース準備 ✅ ".repeat(12);
+        issue.description_html = format!("<p>{}</p>", "日本語のテキスト😀é".repeat(40));
+        issue.labels = vec!["緊急🔥".repeat(10), "ß".repeat(50)];
+        let fields = desired(&issue);
+        let ics = render_new(&fields, stamp());
+        assert_lines_folded(&ics);
+        assert_eq!(read_event(&ics).unwrap(), fields);
+    }
+
+    #[test]
+    fn a_name_cannot_inject_components() {
+        let mut issue = issue();
+        issue.name = "x\r\nEND:VEVENT\r\nBEGIN:VEVENT\r\nUID:evil\r\nATTENDEE:mailto:a@b".into();
+        issue.labels = vec!["l\r\nEND:VCALENDAR".into()];
+        issue.description_html = "<p>d</p>\r\nEND:VEVENT\r\nBEGIN:VEVENT".into();
+        let fields = desired(&issue);
+        let ics = render_new(&fields, stamp());
+        let calendar = ics::parse(&ics).unwrap();
+        assert_eq!(calendar.children.len(), 1);
+        let event = &calendar.children[0];
+        assert_eq!(event.name, "VEVENT");
+        assert!(event.children.is_empty());
+        assert_eq!(event.properties_named("UID").count(), 1);
+        assert_eq!(event.properties_named("ATTENDEE").count(), 0);
+        let read = read_event(&ics).unwrap();
+        assert_eq!(
+            read.summary,
+            "[42] x\nEND:VEVENT\nBEGIN:VEVENT\nUID:evil\nATTENDEE:mailto:a@b"
+        );
+        assert_eq!(read, fields);
+    }
+
+    #[test]
+    fn urls_and_marks_are_stripped_of_line_breaks() {
+        let ctx = MappingContext {
+            workspace_slug: "ac\r\nme",
+            web_url: "https://x.example\r\nX-EVIL:1",
+        };
+        let fields = desired_event(&issue(), &project(), &ctx);
+        assert!(!fields.url.as_ref().unwrap().contains(['\r', '\n']));
+        let ics = render_new(&fields, stamp());
+        let calendar = ics::parse(&ics).unwrap();
+        assert!(calendar.children[0].property("X-EVIL").is_none());
+        assert_eq!(read_event(&ics).unwrap(), fields);
+    }
+
+    // --- updates ---
+
+    const STORED: &str = "BEGIN:VCALENDAR\r\n\
+        PRODID:-//Apple Inc.//macOS 14.0//EN\r\n\
+        VERSION:2.0\r\n\
+        PRODID:-//duplicate//EN\r\n\
+        BEGIN:VTIMEZONE\r\n\
+        TZID:Europe/Berlin\r\n\
+        BEGIN:STANDARD\r\n\
+        DTSTART:19701025T030000\r\n\
+        TZOFFSETFROM:+0200\r\n\
+        TZOFFSETTO:+0100\r\n\
+        END:STANDARD\r\n\
+        END:VTIMEZONE\r\n\
+        BEGIN:VEVENT\r\n\
+        CREATED:20260101T000000Z\r\n\
+        UID:plane-issue-0b6a3c1e-8f2d-4e7a-9c1b-2d3e4f5a6b7c@calplanebot\r\n\
+        DTSTAMP:20260101T000000Z\r\n\
+        SUMMARY:[42] Old name\r\n\
+        DESCRIPTION:old\r\n\
+        DTSTART;VALUE=DATE:20261201\r\n\
+        DURATION:P1D\r\n\
+        STATUS:CONFIRMED\r\n\
+        COLOR:red\r\n\
+        CATEGORIES:old\r\n\
+        CATEGORIES:older\r\n\
+        URL:https://old.example/x\r\n\
+        X-CALPLANEBOT-WORKSPACE:acme\r\n\
+        X-CALPLANEBOT-PROJECT:9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a\r\n\
+        SEQUENCE:3\r\n\
+        LAST-MODIFIED:20260101T000000Z\r\n\
+        TRANSP:OPAQUE\r\n\
+        X-APPLE-STRUCTURED-LOCATION;VALUE=URI;X-TITLE=\"Room: 1; B\":geo:1,2\r\n\
+        X-MOZ-LASTACK:20260102T000000Z\r\n\
+        BEGIN:VALARM\r\n\
+        ACTION:DISPLAY\r\n\
+        DESCRIPTION:Reminder\\, please\r\n\
+        TRIGGER;RELATED=START:-PT15M\r\n\
+        X-WR-ALARMUID:ABC\r\n\
+        END:VALARM\r\n\
+        END:VEVENT\r\n\
+        BEGIN:VEVENT\r\n\
+        UID:plane-issue-0b6a3c1e-8f2d-4e7a-9c1b-2d3e4f5a6b7c@calplanebot\r\n\
+        RECURRENCE-ID;VALUE=DATE:20261208\r\n\
+        SUMMARY:user override\r\n\
+        DTSTART;VALUE=DATE:20261209\r\n\
+        END:VEVENT\r\n\
+        END:VCALENDAR\r\n";
+
+    const VALARM: &str = "BEGIN:VALARM\r\n\
+        ACTION:DISPLAY\r\n\
+        DESCRIPTION:Reminder\\, please\r\n\
+        TRIGGER;RELATED=START:-PT15M\r\n\
+        X-WR-ALARMUID:ABC\r\n\
+        END:VALARM\r\n";
+
+    #[test]
+    fn render_update_replaces_managed_properties_and_keeps_the_rest() {
+        let fields = desired(&issue());
+        let later = stamp() + chrono::Duration::days(1);
+        let updated = render_update(STORED, &fields, later).unwrap();
+        assert_lines_folded(&updated);
+
+        assert!(
+            updated.contains(VALARM),
+            "VALARM kept byte-identical:\n{updated}"
+        );
+        let location = "X-APPLE-STRUCTURED-LOCATION;VALUE=URI;X-TITLE=\"Room: 1; B\":geo:1,2\r\n";
+        assert!(updated.contains(location));
+        assert!(updated.contains("\r\nX-MOZ-LASTACK:20260102T000000Z\r\n"));
+        assert!(updated.contains("\r\nCREATED:20260101T000000Z\r\n"));
+        assert!(
+            updated.contains("\r\nTRANSP:OPAQUE\r\n"),
+            "unmanaged TRANSP is the user's"
+        );
+        assert!(updated.contains("TZID:Europe/Berlin\r\nBEGIN:STANDARD\r\n"));
+        assert!(updated.contains("SUMMARY:user override\r\n"));
+
+        assert_eq!(updated.matches("PRODID:").count(), 1);
+        assert!(updated.contains(&format!("\r\nPRODID:{PRODID}\r\n")));
+        assert!(!updated.contains("DURATION"));
+        assert!(!updated.contains("older"));
+        assert_eq!(updated.matches("\r\nSEQUENCE:").count(), 1);
+        assert!(updated.contains("\r\nSEQUENCE:4\r\n"));
+        assert!(updated.contains("\r\nLAST-MODIFIED:20260502T123005Z\r\n"));
+        assert!(updated.contains("\r\nDTSTAMP:20260502T123005Z\r\n"));
+
+        let calendar = ics::parse(&updated).unwrap();
+        let original = ics::parse(STORED).unwrap();
+        assert_eq!(calendar.children[0], original.children[0], "VTIMEZONE");
+        assert_eq!(calendar.children[2], original.children[2], "override");
+        assert_eq!(
+            calendar.children[1].children, original.children[1].children,
+            "VALARM"
+        );
+        assert_eq!(read_event(&updated).unwrap(), fields);
+    }
+
+    #[test]
+    fn render_update_starts_sequence_at_one_and_is_stable() {
+        let fields = desired(&issue());
+        let created = render_new(&fields, stamp());
+        let once = render_update(&created, &fields, stamp()).unwrap();
+        assert!(once.contains("\r\nSEQUENCE:1\r\n"));
+        let twice = render_update(&once, &fields, stamp()).unwrap();
+        assert!(twice.contains("\r\nSEQUENCE:2\r\n"));
+        assert_eq!(once.replace("SEQUENCE:1", "SEQUENCE:2"), twice);
+        assert_eq!(twice.matches("PRODID").count(), 1);
+        assert_eq!(twice.matches("TRANSP:TRANSPARENT").count(), 1);
+        assert_eq!(read_event(&twice).unwrap(), fields);
+    }
+
+    #[test]
+    fn render_update_adds_a_missing_prodid_and_version() {
+        let stored = "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\n\
+                      UID:plane-issue-0b6a3c1e-8f2d-4e7a-9c1b-2d3e4f5a6b7c@calplanebot\r\n\
+                      END:VEVENT\r\nEND:VCALENDAR\r\n";
+        let fields = desired(&issue());
+        let updated = render_update(stored, &fields, stamp()).unwrap();
+        assert!(updated.starts_with(&format!(
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:{PRODID}\r\nBEGIN:VEVENT\r\n"
+        )));
+        assert_eq!(read_event(&updated).unwrap(), fields);
+    }
+
+    #[test]
+    fn render_update_errors() {
+        let fields = desired(&issue());
+        for bad in [
+            "",
+            "garbage",
+            "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nEND:VCALENDAR",
+        ] {
+            assert!(matches!(
+                render_update(bad, &fields, stamp()),
+                Err(EventError::Malformed(_))
+            ));
+        }
+        let foreign = render_new(&desired(&issue()), stamp()).replace(ISSUE_ID, "other");
+        assert!(matches!(
+            render_update(&foreign, &fields, stamp()),
+            Err(EventError::NoEvent)
+        ));
+        let only_override = "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\n\
+            UID:plane-issue-0b6a3c1e-8f2d-4e7a-9c1b-2d3e4f5a6b7c@calplanebot\r\n\
+            RECURRENCE-ID;VALUE=DATE:20261208\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+        assert!(matches!(
+            render_update(only_override, &fields, stamp()),
+            Err(EventError::NoEvent)
+        ));
+    }
+
+    // --- reading what servers store ---
+
+    /// Folds every line at `width` octets with LF line ends and a TAB continuation, as a
+    /// different writer might.
+    fn refold(lines: &[&str], width: usize) -> String {
+        let mut out = String::new();
+        for line in lines {
+            let mut rest = *line;
+            let mut first = true;
+            while !rest.is_empty() {
+                let mut cut = rest.len().min(width);
+                while !rest.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                if !first {
+                    out.push('\t');
+                }
+                out.push_str(&rest[..cut]);
+                out.push('\n');
+                rest = &rest[cut..];
+                first = false;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn read_event_tolerates_a_radicale_style_rewrite() {
+        let mut issue = issue();
+        issue.name = "Semi; colon, comma \\ back".into();
+        issue.labels = vec!["x,y".into(), "plain".into(), "semi;colon".into()];
+        issue.priority = Priority::Urgent;
+        let fields = desired(&issue);
+        let description = ics::escape_text(&fields.description).replace("\\n", "\\N");
+        let summary = format!(
+            "summary;language=en:{}",
+            ics::escape_text(&fields.summary).replace("\\;", ";")
+        );
+        let description = format!("Description:{description}");
+        let url = format!("URL;VALUE=URI:{}", fields.url.as_ref().unwrap());
+        let lines = [
+            "BEGIN:VCALENDAR",
+            "PRODID:-//Radicale//NONSGML Radicale Server//EN",
+            "VERSION:2.0",
+            "BEGIN:VEVENT",
+            "x-calplanebot-project:9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a",
+            "CATEGORIES:plain,semi\\;colon",
+            "dtend;value=date:20261225",
+            "COLOR:Red",
+            &description,
+            "UID:plane-issue-0b6a3c1e-8f2d-4e7a-9c1b-2d3e4f5a6b7c@calplanebot",
+            "DTSTART:20261224",
+            &summary,
+            "CATEGORIES:x\\,y",
+            "status:confirmed",
+            &url,
+            "X-CALPLANEBOT-WORKSPACE:acme",
+            "DTSTAMP:20260501T123005Z",
+            "END:VEVENT",
+            "END:VCALENDAR",
+        ];
+        for width in [20, 60, 74, 200] {
+            let text = refold(&lines, width);
+            let mut read = read_event(&text).unwrap();
+            assert_eq!(read.categories, ["plain", "semi;colon", "x,y"]);
+            read.categories = fields.categories.clone();
+            assert_eq!(read, fields, "width {width}");
+        }
+    }
+
+    #[test]
+    fn read_event_marks_what_is_missing_or_not_a_date() {
+        let text = "BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:u\n\
+                    DTSTART;TZID=Europe/Berlin:20261224T100000\nDURATION:PT1H\n\
+                    DESCRIPTION:a\\r\\nb\r\n\
+                    END:VEVENT\nEND:VCALENDAR\n";
+        let read = read_event(text).unwrap();
+        assert_eq!(
+            read,
+            ManagedFields {
+                uid: "u".into(),
+                summary: String::new(),
+                description: "a\\r\nb".into(),
+                dtstart: None,
+                dtend: None,
+                status: None,
+                color: None,
+                categories: vec![],
+                url: None,
+                workspace: None,
+                project: None,
+            }
+        );
+        let date_time = "BEGIN:VCALENDAR\nBEGIN:VEVENT\nDTSTART;VALUE=DATE-TIME:20261224\n\
+                         DTEND:2026122\nEND:VEVENT\nEND:VCALENDAR\n";
+        let read = read_event(date_time).unwrap();
+        assert_eq!((read.dtstart, read.dtend), (None, None));
+    }
+
+    #[test]
+    fn read_event_normalises_crlf_inside_values() {
+        // A writer that put a raw CR (not a line break) into the escaped text.
+        let text = "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDESCRIPTION:a\rb\\nc\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+        assert_eq!(read_event(text).unwrap().description, "a\nb\nc");
+    }
+
+    #[test]
+    fn read_event_picks_the_master_not_an_override() {
+        let read = read_event(STORED).unwrap();
+        assert_eq!(read.summary, "[42] Old name");
+        assert_eq!(read.categories, ["old", "older"]);
+        assert_eq!(read.dtstart, date(2026, 12, 1));
+        assert_eq!(read.dtend, None);
+        assert_eq!(read.color.as_deref(), Some("red"));
+    }
+
+    #[test]
+    fn malformed_input_is_an_error_not_a_panic() {
+        let deep = "BEGIN:VCALENDAR\n".to_owned()
+            + &"BEGIN:X\n".repeat(10_000)
+            + &"END:X\n".repeat(10_000)
+            + "END:VCALENDAR\n";
+        for bad in [
+            "",
+            "garbage",
+            "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:x\r\n",
+            "BEGIN:VCALENDAR\r\nEND:VEVENT\r\n",
+            "BEGIN:VEVENT\r\nUID:x\r\nEND:VEVENT\r\n",
+            "BEGIN:VCALENDAR\r\nX;Y=\"unterminated:z\r\nEND:VCALENDAR\r\n",
+            deep.as_str(),
+        ] {
+            assert!(
+                matches!(read_event(bad), Err(EventError::Malformed(_))),
+                "{bad:.60}"
+            );
+        }
+        assert!(matches!(
+            read_event(
+                "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VTODO\r\nEND:VTODO\r\nEND:VCALENDAR\r\n"
+            ),
+            Err(EventError::NoEvent)
+        ));
+    }
+
+    #[test]
+    fn a_one_mebibyte_description_renders_and_reads_back() {
+        let mut issue = issue();
+        let paragraph = "<p>Lorem ipsum, dolor; sit \\ amet &amp; 日本語 😀 <em>emphasis</em></p>";
+        issue.description_html = paragraph.repeat((1 << 20) / paragraph.len() + 1);
+        assert!(issue.description_html.len() > 1 << 20);
+        let started = Instant::now();
+        let fields = desired(&issue);
+        let ics = render_new(&fields, stamp());
+        assert_lines_folded(&ics);
+        assert_eq!(read_event(&ics).unwrap(), fields);
+        let updated = render_update(&ics, &fields, stamp()).unwrap();
+        assert_eq!(read_event(&updated).unwrap(), fields);
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    // --- identity ---
+
+    #[test]
+    fn ids_come_back_from_resource_names_and_uids() {
+        assert_eq!(
+            issue_id_from_resource_name(&resource_name(ISSUE_ID)),
+            Some(ISSUE_ID)
+        );
+        assert_eq!(issue_id_from_uid(&uid_for(ISSUE_ID)), Some(ISSUE_ID));
+        let upper = ISSUE_ID.to_uppercase();
+        assert_eq!(issue_id_from_uid(&uid_for(&upper)), Some(upper.as_str()));
+        for name in [
+            "plane-issue-.ics",
+            "plane-issue-0b6a3c1e-8f2d-4e7a-9c1b-2d3e4f5a6b7c.ICS",
+            "plane-issue-0b6a3c1e-8f2d-4e7a-9c1b-2d3e4f5a6b7.ics",
+            "plane-issue-0b6a3c1e-8f2d-4e7a-9c1b-2d3e4f5a6b7cc.ics",
+            "plane-issue-0b6a3c1e08f2d-4e7a-9c1b-2d3e4f5a6b7c.ics",
+            "plane-issue-0b6a3c1e-8f2d-4e7a-9c1b-2d3e4f5a6b7g.ics",
+            "plane-issue-0b6a3c1e-8f2d-4e7a-9c1b-2d3e4f5a6b7c@calplanebot",
+            "x-plane-issue-0b6a3c1e-8f2d-4e7a-9c1b-2d3e4f5a6b7c.ics",
+            "plane-issue-../../etc.ics",
+        ] {
+            assert_eq!(issue_id_from_resource_name(name), None, "{name}");
+        }
+        assert_eq!(issue_id_from_uid(&resource_name(ISSUE_ID)), None);
+        assert_eq!(issue_id_from_uid("plane-issue-1@calplanebot"), None);
+    }
+
+    #[test]
+    fn lines_show_one_field_per_line_and_the_description_indented() {
+        let mut fields = desired(&issue());
+        fields.summary = "two\nlines".into();
+        assert_eq!(
+            fields.lines(),
+            [
+                "SUMMARY: two\\nlines".to_owned(),
+                "DTSTART: 2026-12-24".into(),
+                "DTEND: 2026-12-25".into(),
+                "STATUS: CONFIRMED".into(),
+                "COLOR: orange".into(),
+                "CATEGORIES: Bug, frontend".into(),
+                format!(
+                    "URL: https://plane.example.com/acme/projects/{PROJECT_ID}/issues/{ISSUE_ID}"
+                ),
+                "X-CALPLANEBOT-WORKSPACE: acme".into(),
+                format!("X-CALPLANEBOT-PROJECT: {PROJECT_ID}"),
+                "DESCRIPTION:".into(),
+                "  Users cannot log in.".into(),
+                "  ---".into(),
+                "  Priority: High".into(),
+                "  State: In Progress".into(),
+                "  Assignees: adam, Zoe".into(),
+                "  Labels: Bug, frontend".into(),
+                "  Project: Alpha".into(),
+            ]
+        );
+        let empty = read_event("BEGIN:VCALENDAR\nBEGIN:VEVENT\nEND:VEVENT\nEND:VCALENDAR").unwrap();
+        let lines = empty.lines();
+        assert_eq!(lines[1], "DTSTART: (none)");
+        assert_eq!(lines[4], "COLOR: (none)");
+        assert_eq!(lines[5], "CATEGORIES: (none)");
+        assert_eq!(lines.last().unwrap(), "DESCRIPTION:");
+    }
+
+    // --- HTML → text ---
+
+    #[test]
+    fn html_paragraphs_breaks_and_headings() {
+        assert_eq!(html_to_text("<p></p>"), "");
+        assert_eq!(html_to_text(""), "");
+        assert_eq!(html_to_text("<p>a</p><p>b</p>"), "a\nb");
+        assert_eq!(
+            html_to_text("<h1>Title</h1><p>a<br>b<br/>c</p>"),
+            "Title\na\nb\nc"
+        );
+        assert_eq!(
+            html_to_text("<p>a</p><p></p><p></p><p></p><p>b</p>"),
+            "a\n\nb"
+        );
+        assert_eq!(html_to_text("<p></p><p>a</p><p></p>"), "a");
+        assert_eq!(html_to_text("a<br><br><br>b<br>"), "a\n\nb");
+        assert_eq!(html_to_text("<p>a<br></p><p>b</p>"), "a\nb");
+        assert_eq!(
+            html_to_text("<div>x</div>y<blockquote><p>q</p><p>r</p></blockquote>"),
+            "x\ny\n> q\n> r"
+        );
+    }
+
+    #[test]
+    fn html_whitespace_collapses_except_in_pre() {
+        assert_eq!(
+            html_to_text("<p>  a \n\t b  <strong> c </strong>d </p>\n\n<p>\n e</p>"),
+            "a b c d\ne"
+        );
+        assert_eq!(
+            html_to_text(
+                "<pre><code class=\"language-rust\">fn main() {\n    let  x = 1;\n\n}</code></pre><p>after</p>"
+            ),
+            "fn main() {\n    let  x = 1;\n\n}\nafter"
+        );
+        assert_eq!(html_to_text("<pre>\nfirst</pre>"), "first");
+        assert_eq!(html_to_text("a&nbsp;&nbsp;b&nbsp;"), "a  b");
+    }
+
+    #[test]
+    fn html_lists() {
+        assert_eq!(
+            html_to_text("<ul><li><p>one</p></li><li><p>two</p></li></ul>"),
+            "- one\n- two"
+        );
+        assert_eq!(
+            html_to_text(
+                "<ol><li><p>one</p></li><li><p>two</p></li></ol><ol start=\"7\"><li>seven</li></ol>"
+            ),
+            "1. one\n2. two\n7. seven"
+        );
+        assert_eq!(
+            html_to_text(
+                "<ul><li><p>a</p><ul><li><p>b</p><ol><li><p>c</p></li><li><p>d</p></li></ol></li></ul></li><li><p>e</p></li></ul>"
+            ),
+            "- a\n  - b\n    1. c\n    2. d\n- e"
+        );
+        assert_eq!(
+            html_to_text("<ul><li>a<li>b</ul><p>after</p>"),
+            "- a\n- b\nafter"
+        );
+        assert_eq!(
+            html_to_text("<ul><li><p>first</p><p>second</p></li></ul>"),
+            "- first\n  second"
+        );
+        assert_eq!(html_to_text("<ul><li></li><li><p></p></li></ul>"), "-\n-");
+    }
+
+    #[test]
+    fn html_task_lists() {
+        let html = "<ul data-type=\"taskList\">\
+            <li data-checked=\"true\" data-type=\"taskItem\"><label><input type=\"checkbox\" checked=\"checked\"><span></span></label><div><p>done</p></div></li>\
+            <li data-checked=\"false\" data-type=\"taskItem\"><label><input type=\"checkbox\"><span></span></label><div><p>todo</p>\
+              <ul data-type=\"taskList\"><li data-checked=\"true\" data-type=\"taskItem\"><label><input type=\"checkbox\"></label><div><p>sub</p></div></li></ul>\
+            </div></li></ul>";
+        assert_eq!(html_to_text(html), "[x] done\n[ ] todo\n  [x] sub");
+    }
+
+    #[test]
+    fn html_entities() {
+        assert_eq!(
+            html_to_text(
+                "<p>a &amp; b &lt;c&gt; &quot;q&quot; &apos;s&apos; &mdash; &ndash; &hellip; &copy;</p>"
+            ),
+            "a & b <c> \"q\" 's' — – … ©"
+        );
+        assert_eq!(
+            html_to_text("&#65;&#x42;&#X43;&#128512;&#0;&#xD800;&#99999999999;"),
+            "ABC😀\u{fffd}\u{fffd}\u{fffd}"
+        );
+        assert_eq!(
+            html_to_text("&unknown; &amp &#; &#x; &#65 AT&T & x &"),
+            "&unknown; &amp &#; &#x; &#65 AT&T & x &"
+        );
+        assert_eq!(
+            html_to_text("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "<script>alert(1)</script>"
+        );
+        assert_eq!(html_to_text("a&#10;&#10;b"), "a b");
+    }
+
+    #[test]
+    fn html_inline_elements_links_images_mentions() {
+        assert_eq!(
+            html_to_text(
+                "<p>see <a href=\"https://example.com/x\" target=\"_blank\">the docs</a>.</p>"
+            ),
+            "see the docs (https://example.com/x)."
+        );
+        assert_eq!(
+            html_to_text(
+                "<p><a href=\"https://example.com\">https://example.com</a> <a href=\"mailto:a@b.c\">a@b.c</a> <a href=\"javascript:x()\">js</a></p>"
+            ),
+            "https://example.com a@b.c js"
+        );
+        assert_eq!(
+            html_to_text("<p><a href='https://e.x/'></a></p>"),
+            "https://e.x/"
+        );
+        assert_eq!(
+            html_to_text(
+                "<p>Ask <mention-component entity_identifier=\"u1\" entity_name=\"user_mention\"></mention-component> <span style=\"color:red\">now</span><img src=\"x.png\" alt=\"chart\"></p>"
+            ),
+            "Ask now chart"
+        );
+    }
+
+    #[test]
+    fn html_drops_scripts_styles_comments() {
+        assert_eq!(
+            html_to_text(
+                "<!DOCTYPE html><?xml x?><style>p{}</style><p>a<!-- <p>hidden</p> -->b</p><script type=\"x\">if (a < b) {}</SCRIPT >c"
+            ),
+            "ab\nc"
+        );
+        assert_eq!(html_to_text("a<script>never closed"), "a");
+        assert_eq!(html_to_text("a<!-- never closed"), "a");
+    }
+
+    #[test]
+    fn html_malformed_never_panics() {
+        assert_eq!(html_to_text("<p>unclosed <strong>bold"), "unclosed bold");
+        assert_eq!(
+            html_to_text("1 < 2 and 3 <= 4, a<>b, </ >c"),
+            "1 < 2 and 3 <= 4, a<>b, c"
+        );
+        assert_eq!(html_to_text("text <p class=\"trunc"), "text");
+        assert_eq!(html_to_text("text <a href"), "text");
+        assert_eq!(html_to_text("</li></ul></p>x</div>"), "x");
+        assert_eq!(html_to_text("<li>orphan</li>"), "- orphan");
+        assert_eq!(html_to_text("<p =x a=b c='d' e>é</p>"), "é");
+        for html in [
+            "<",
+            "&",
+            "&#",
+            "&#x",
+            "<!",
+            "<!-",
+            "</",
+            "<a",
+            "<a ",
+            "<a b=",
+            "<a b='",
+            "<p/>",
+            "<pre>",
+            "<ul><li><ol>",
+            "é<",
+            "<é>",
+            "<a\u{e9}=1>x",
+            "\r\n\r",
+        ] {
+            let _ = html_to_text(html);
+        }
+    }
+
+    #[test]
+    fn html_to_text_is_linear_on_hostile_input() {
+        let mib = 1 << 20;
+        let inputs = [
+            "<ul><li>x".repeat(mib / 9),
+            "<p>".repeat(mib / 3),
+            "<span>".repeat(mib / 12) + &"</div>".repeat(mib / 12),
+            "&#".repeat(mib / 2),
+            "&amp".repeat(mib / 4),
+            "<a href=\"".to_owned() + &"x".repeat(mib),
+            "<!-".repeat(mib / 3),
+            "<pre>".to_owned() + &"\n".repeat(mib),
+            "a ".repeat(mib / 2),
+            "<li>".repeat(mib / 4),
+        ];
+        let started = Instant::now();
+        for html in &inputs {
+            let text = html_to_text(html);
+            assert!(!text.contains("\n\n\n"));
+            assert!(!text.starts_with('\n') && !text.ends_with('\n'));
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

@@ -1,1 +1,46 @@
-//! placeholder
+//! Exit statuses: chosen in one place, documented in the README and `--help`.
+//!
+//! A scheduler (systemd, cron) only sees this number, so every outcome an operator must tell
+//! apart gets its own value. Usage errors share clap's own status 2.
+
+use std::process::ExitCode;
+
+/// The outcome of one run, as the process exit status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Everything was fetched, planned and applied (or, with `--dry-run`, planned).
+    Success,
+    /// The run went on past failures (a project that could not be fetched, a calendar that
+    /// could not be listed, a write that failed); the rest was synced. Details are on stderr
+    /// and in the summary.
+    PartialFailure,
+    /// Bad command line or configuration (a missing variable, an unreadable `_FILE`, a bad URL).
+    Usage,
+    /// A server could not be reached or refused the credentials before anything was changed.
+    Unavailable,
+}
+
+impl Status {
+    pub const fn code(self) -> u8 {
+        match self {
+            Status::Success => 0,
+            Status::PartialFailure => 1,
+            Status::Usage => 2,
+            Status::Unavailable => 5,
+        }
+    }
+}
+
+impl From<Status> for ExitCode {
+    fn from(status: Status) -> ExitCode {
+        ExitCode::from(status.code())
+    }
+}
+
+/// The exit-status table shown at the end of `--help`.
+pub const HELP_TABLE: &str = "\
+Exit status:
+  0  success (with --dry-run: the plan was computed)
+  1  partial failure: some projects, calendars or writes failed, the rest was synced
+  2  usage or configuration error
+  5  a server could not be reached or refused the credentials; nothing was changed";

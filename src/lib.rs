@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod event;
 pub mod exit;
+pub mod http;
 pub mod ics;
 pub mod plan;
 pub mod plane;

@@ -1,1 +1,598 @@
-//! placeholder
+//! Deciding create / update / delete (pure, no I/O): desired events vs the events stored in
+//! each calendar → a [`Plan`] value that `render` prints and `apply` carries out.
+//!
+//! The safety rules of design.md live here: only events calplanebot owns are ever changed
+//! (our UID and resource name, and scope marks matching the run), and an event is deleted only
+//! when its project's list walk was complete.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::Serialize;
+
+use crate::event::{self, ManagedFields};
+use crate::plane::Project;
+
+/// Where a calendar job's events live.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CalendarTarget {
+    pub url: String,
+    /// The displayname calplanebot wants (`Plane: {project}`); `None` in single-calendar mode,
+    /// where the operator's calendar keeps its own name.
+    pub displayname: Option<String>,
+    pub state: CalendarState,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum CalendarState {
+    /// The calendar exists with this displayname.
+    Exists { displayname: Option<String> },
+    /// The calendar does not exist yet: MKCALENDAR first.
+    Missing,
+}
+
+/// A project whose events live in a calendar job, and whether its events may be deleted.
+#[derive(Clone, Debug)]
+pub struct ProjectScope {
+    pub project: Project,
+    /// `Err(reason)` when the project's list walk failed or was incomplete.
+    pub deletions: Result<(), String>,
+    /// Issues that Plane listed but calplanebot could not read: their events are kept.
+    pub keep: HashSet<String>,
+}
+
+/// One stored event whose resource name has our form.
+#[derive(Clone, Debug)]
+pub struct ActualEvent {
+    pub url: String,
+    pub etag: Option<String>,
+    pub data: String,
+}
+
+/// Everything the plan needs to know about one calendar.
+#[derive(Clone, Debug)]
+pub struct CalendarJob {
+    pub target: CalendarTarget,
+    pub scopes: Vec<ProjectScope>,
+    /// The desired events of this calendar, keyed by issue id.
+    pub desired: BTreeMap<String, ManagedFields>,
+    /// Stored events whose resource name is `plane-issue-{id}.ics`, keyed by that issue id.
+    pub actual: BTreeMap<String, ActualEvent>,
+}
+
+/// A change to one calendar collection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum CalendarChange {
+    Create {
+        url: String,
+        displayname: String,
+    },
+    Rename {
+        url: String,
+        from: Option<String>,
+        to: String,
+    },
+}
+
+/// A change to one event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Change {
+    Create {
+        calendar: String,
+        url: String,
+        fields: ManagedFields,
+    },
+    Update {
+        calendar: String,
+        url: String,
+        etag: Option<String>,
+        before: ManagedFields,
+        after: ManagedFields,
+        #[serde(skip)]
+        existing: String,
+    },
+    Delete {
+        calendar: String,
+        url: String,
+        etag: Option<String>,
+        before: ManagedFields,
+    },
+}
+
+impl Change {
+    pub fn url(&self) -> &str {
+        match self {
+            Change::Create { url, .. }
+            | Change::Update { url, .. }
+            | Change::Delete { url, .. } => url,
+        }
+    }
+
+    pub fn calendar(&self) -> &str {
+        match self {
+            Change::Create { calendar, .. }
+            | Change::Update { calendar, .. }
+            | Change::Delete { calendar, .. } => calendar,
+        }
+    }
+}
+
+/// Something the plan deliberately does not do, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Withheld {
+    pub calendar: String,
+    pub url: String,
+    pub summary: String,
+    pub reason: String,
+    /// True when this is a problem the operator must look at (the run then fails);
+    /// false when it follows from a failure already reported (e.g. a failed Plane fetch).
+    pub is_failure: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub calendars: Vec<CalendarChange>,
+    pub changes: Vec<Change>,
+    pub withheld: Vec<Withheld>,
+    pub unchanged: usize,
+}
+
+impl Plan {
+    pub fn count(&self, kind: fn(&Change) -> bool) -> usize {
+        self.changes.iter().filter(|c| kind(c)).count()
+    }
+
+    pub fn creates(&self) -> usize {
+        self.count(|c| matches!(c, Change::Create { .. }))
+    }
+
+    pub fn updates(&self) -> usize {
+        self.count(|c| matches!(c, Change::Update { .. }))
+    }
+
+    pub fn deletes(&self) -> usize {
+        self.count(|c| matches!(c, Change::Delete { .. }))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.calendars.is_empty() && self.changes.is_empty()
+    }
+}
+
+/// What a stored event at our resource name is, for this run.
+#[derive(Debug)]
+pub enum Stored<'a> {
+    /// No event at that resource name.
+    Nothing,
+    /// Ours and in scope: our UID for that issue, our workspace, a project of this calendar.
+    Owned {
+        event: &'a ActualEvent,
+        fields: ManagedFields,
+        project_id: String,
+    },
+    /// Looks like ours by name but is not (another workspace or project, another UID, or not
+    /// readable as iCalendar): never changed, never deleted.
+    NotOurs { event: &'a ActualEvent, why: String },
+}
+
+/// The decision for one issue id.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decision {
+    Create,
+    Update,
+    Unchanged,
+    Delete,
+    /// Nothing is done; the reason is reported.
+    Withhold {
+        reason: String,
+        is_failure: bool,
+    },
+    /// Not ours and not wanted: nothing to do, nothing to report.
+    LeaveAlone,
+}
+
+/// The one exhaustive decision (style rule 2): each arm reads as the spec.
+pub fn decide(
+    desired: Option<&ManagedFields>,
+    stored: &Stored<'_>,
+    deletions: &Result<(), String>,
+) -> Decision {
+    match (desired, stored) {
+        // A dated issue without an event: create it (PUT If-None-Match: *).
+        (Some(_), Stored::Nothing) => Decision::Create,
+        // Ours and every managed property already equal (parsed values, never raw bytes).
+        (Some(want), Stored::Owned { fields, .. }) if want == fields => Decision::Unchanged,
+        // Ours but different: update in place (PUT If-Match), keeping what users added.
+        (Some(_), Stored::Owned { .. }) => Decision::Update,
+        // Our resource name is taken by something we do not own: touch nothing, say so.
+        (Some(_), Stored::NotOurs { why, .. }) => Decision::Withhold {
+            reason: format!(
+                "its resource name is taken by an event calplanebot does not own ({why})"
+            ),
+            is_failure: true,
+        },
+        // Ours, no longer wanted, and the project's list was read completely: delete it.
+        (None, Stored::Owned { .. }) if deletions.is_ok() => Decision::Delete,
+        // Ours and not in the desired set, but the list walk was incomplete: keep it.
+        (None, Stored::Owned { .. }) => Decision::Withhold {
+            reason: format!(
+                "not deleted: {}",
+                deletions.as_ref().err().map_or("", String::as_str)
+            ),
+            is_failure: false,
+        },
+        // Not ours and not wanted: leave it byte for byte alone.
+        (None, Stored::NotOurs { .. }) => Decision::LeaveAlone,
+        // Neither wanted nor stored: nothing at all (cannot arise from a job's keys).
+        (None, Stored::Nothing) => Decision::LeaveAlone,
+    }
+}
+
+/// Classifies a stored event at `plane-issue-{issue_id}.ics` for a job of `workspace`.
+pub fn classify<'a>(
+    issue_id: &str,
+    event: &'a ActualEvent,
+    workspace: &str,
+    scopes: &[ProjectScope],
+) -> Stored<'a> {
+    let not_ours = |why: String| Stored::NotOurs { event, why };
+    let fields = match event::read_event(&event.data) {
+        Ok(fields) => fields,
+        Err(e) => return not_ours(format!("not readable: {e}")),
+    };
+    if fields.uid != event::uid_for(issue_id) {
+        return not_ours(format!("its UID is {:?}", fields.uid));
+    }
+    if fields.workspace.as_deref() != Some(workspace) {
+        return not_ours(format!(
+            "it belongs to workspace {:?}",
+            fields.workspace.as_deref().unwrap_or("(none)")
+        ));
+    }
+    let project_id = fields.project.clone().unwrap_or_default();
+    if !scopes.iter().any(|s| s.project.id == project_id) {
+        return not_ours(format!(
+            "it belongs to project {project_id:?}, outside this run"
+        ));
+    }
+    Stored::Owned {
+        event,
+        fields,
+        project_id,
+    }
+}
+
+/// Builds the plan for every calendar job of the run.
+pub fn plan_changes(jobs: &[CalendarJob], workspace: &str) -> Plan {
+    let mut plan = Plan::default();
+    for job in jobs {
+        plan_calendar(job, workspace, &mut plan);
+    }
+    plan
+}
+
+fn plan_calendar(job: &CalendarJob, workspace: &str, plan: &mut Plan) {
+    let calendar = job
+        .target
+        .displayname
+        .clone()
+        .unwrap_or_else(|| job.target.url.clone());
+    match (&job.target.state, &job.target.displayname) {
+        (CalendarState::Missing, Some(name)) => plan.calendars.push(CalendarChange::Create {
+            url: job.target.url.clone(),
+            displayname: name.clone(),
+        }),
+        (CalendarState::Exists { displayname }, Some(name))
+            if displayname.as_ref() != Some(name) =>
+        {
+            plan.calendars.push(CalendarChange::Rename {
+                url: job.target.url.clone(),
+                from: displayname.clone(),
+                to: name.clone(),
+            })
+        }
+        _ => {}
+    }
+    let scope_of: HashMap<&str, &ProjectScope> = job
+        .scopes
+        .iter()
+        .map(|s| (s.project.id.as_str(), s))
+        .collect();
+    let ids: std::collections::BTreeSet<&String> =
+        job.desired.keys().chain(job.actual.keys()).collect();
+    for id in ids {
+        let desired = job.desired.get(id);
+        let stored = match job.actual.get(id) {
+            Some(event) => classify(id, event, workspace, &job.scopes),
+            None => Stored::Nothing,
+        };
+        let deletions = match &stored {
+            Stored::Owned { project_id, .. } => match scope_of.get(project_id.as_str()) {
+                Some(scope) if scope.keep.contains(id) => {
+                    Err("Plane listed this issue but calplanebot could not read it".to_string())
+                }
+                Some(scope) => scope.deletions.clone(),
+                None => Err("its project is not part of this run".to_string()),
+            },
+            _ => Ok(()),
+        };
+        let url = job
+            .actual
+            .get(id)
+            .map(|e| e.url.clone())
+            .unwrap_or_else(|| format!("{}{}", job.target.url, event::resource_name(id)));
+        match decide(desired, &stored, &deletions) {
+            Decision::Create => plan.changes.push(Change::Create {
+                calendar: calendar.clone(),
+                url,
+                fields: desired.expect("create has a desired event").clone(),
+            }),
+            Decision::Update => {
+                let Stored::Owned { event, fields, .. } = &stored else {
+                    unreachable!("update needs an owned event")
+                };
+                plan.changes.push(Change::Update {
+                    calendar: calendar.clone(),
+                    url,
+                    etag: event.etag.clone(),
+                    before: fields.clone(),
+                    after: desired.expect("update has a desired event").clone(),
+                    existing: event.data.clone(),
+                });
+            }
+            Decision::Delete => {
+                let Stored::Owned { event, fields, .. } = &stored else {
+                    unreachable!("delete needs an owned event")
+                };
+                plan.changes.push(Change::Delete {
+                    calendar: calendar.clone(),
+                    url,
+                    etag: event.etag.clone(),
+                    before: fields.clone(),
+                });
+            }
+            Decision::Unchanged => plan.unchanged += 1,
+            Decision::Withhold { reason, is_failure } => {
+                let summary = desired
+                    .map(|d| d.summary.clone())
+                    .or_else(|| match &stored {
+                        Stored::Owned { fields, .. } => Some(fields.summary.clone()),
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                plan.withheld.push(Withheld {
+                    calendar: calendar.clone(),
+                    url,
+                    summary,
+                    reason,
+                    is_failure,
+                });
+            }
+            Decision::LeaveAlone => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{NaiveDate, TimeZone, Utc};
+
+    const ISSUE: &str = "9d577c4e-d35e-4940-9f10-02bd22540b3b";
+    const PROJECT: &str = "8063616e-4508-4635-b20d-f71dd7c779d3";
+
+    fn fields(summary: &str) -> ManagedFields {
+        ManagedFields {
+            uid: event::uid_for(ISSUE),
+            summary: summary.into(),
+            description: "---\nPriority: None\nProject: P".into(),
+            dtstart: NaiveDate::from_ymd_opt(2026, 12, 24),
+            dtend: NaiveDate::from_ymd_opt(2026, 12, 25),
+            status: Some("CONFIRMED".into()),
+            color: None,
+            categories: vec![],
+            url: Some(format!("https://p/acme/projects/{PROJECT}/issues/{ISSUE}")),
+            workspace: Some("acme".into()),
+            project: Some(PROJECT.into()),
+        }
+    }
+
+    fn stored(fields: &ManagedFields) -> ActualEvent {
+        let dtstamp = Utc.with_ymd_and_hms(2026, 11, 22, 8, 0, 0).unwrap();
+        ActualEvent {
+            url: format!(
+                "http://dav/alice/plane-{PROJECT}/{}",
+                event::resource_name(ISSUE)
+            ),
+            etag: Some("\"e1\"".into()),
+            data: event::render_new(fields, dtstamp),
+        }
+    }
+
+    fn scope(deletions: Result<(), String>) -> ProjectScope {
+        ProjectScope {
+            project: Project {
+                id: PROJECT.into(),
+                identifier: "P".into(),
+                name: "P".into(),
+            },
+            deletions,
+            keep: HashSet::new(),
+        }
+    }
+
+    #[test]
+    fn every_arm_of_the_decision() {
+        let want = fields("[1] a");
+        let event = stored(&want);
+        let owned = |f: ManagedFields| Stored::Owned {
+            event: &event,
+            fields: f,
+            project_id: PROJECT.into(),
+        };
+        let foreign = Stored::NotOurs {
+            event: &event,
+            why: "other".into(),
+        };
+        let ok = Ok(());
+        let failed = Err("walk failed".to_string());
+
+        assert_eq!(decide(Some(&want), &Stored::Nothing, &ok), Decision::Create);
+        assert_eq!(
+            decide(Some(&want), &owned(want.clone()), &ok),
+            Decision::Unchanged
+        );
+        assert_eq!(
+            decide(Some(&want), &owned(fields("[1] old")), &ok),
+            Decision::Update
+        );
+        assert!(matches!(
+            decide(Some(&want), &foreign, &ok),
+            Decision::Withhold {
+                is_failure: true,
+                ..
+            }
+        ));
+        assert_eq!(decide(None, &owned(want.clone()), &ok), Decision::Delete);
+        assert!(matches!(
+            decide(None, &owned(want.clone()), &failed),
+            Decision::Withhold { is_failure: false, reason } if reason.contains("walk failed")
+        ));
+        assert_eq!(decide(None, &foreign, &ok), Decision::LeaveAlone);
+        assert_eq!(decide(None, &Stored::Nothing, &ok), Decision::LeaveAlone);
+    }
+
+    #[test]
+    fn ownership_needs_our_uid_workspace_and_a_project_of_the_run() {
+        let scopes = [scope(Ok(()))];
+        let mine = stored(&fields("a"));
+        assert!(matches!(
+            classify(ISSUE, &mine, "acme", &scopes),
+            Stored::Owned { .. }
+        ));
+
+        let mut other_ws = fields("a");
+        other_ws.workspace = Some("other".into());
+        let e = stored(&other_ws);
+        assert!(matches!(
+            classify(ISSUE, &e, "acme", &scopes),
+            Stored::NotOurs { .. }
+        ));
+
+        let mut other_project = fields("a");
+        other_project.project = Some("11111111-1111-1111-1111-111111111111".into());
+        let e = stored(&other_project);
+        assert!(matches!(
+            classify(ISSUE, &e, "acme", &scopes),
+            Stored::NotOurs { .. }
+        ));
+
+        let mut other_uid = fields("a");
+        other_uid.uid = "someone-else@example.com".into();
+        let e = stored(&other_uid);
+        assert!(matches!(
+            classify(ISSUE, &e, "acme", &scopes),
+            Stored::NotOurs { .. }
+        ));
+
+        let garbage = ActualEvent {
+            url: "u".into(),
+            etag: None,
+            data: "not a calendar".into(),
+        };
+        assert!(matches!(
+            classify(ISSUE, &garbage, "acme", &scopes),
+            Stored::NotOurs { .. }
+        ));
+    }
+
+    fn job(
+        desired: Option<ManagedFields>,
+        actual: Option<ManagedFields>,
+        scope: ProjectScope,
+    ) -> CalendarJob {
+        CalendarJob {
+            target: CalendarTarget {
+                url: format!("http://dav/alice/plane-{PROJECT}/"),
+                displayname: Some("Plane: P".into()),
+                state: CalendarState::Exists {
+                    displayname: Some("Plane: P".into()),
+                },
+            },
+            scopes: vec![scope],
+            desired: desired
+                .map(|d| (ISSUE.to_string(), d))
+                .into_iter()
+                .collect(),
+            actual: actual
+                .map(|a| (ISSUE.to_string(), stored(&a)))
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn plan_has_update_with_before_after_and_the_stored_etag() {
+        let plan = plan_changes(
+            &[job(Some(fields("new")), Some(fields("old")), scope(Ok(())))],
+            "acme",
+        );
+        assert_eq!(plan.updates(), 1);
+        let Change::Update {
+            before,
+            after,
+            etag,
+            ..
+        } = &plan.changes[0]
+        else {
+            panic!("{plan:?}")
+        };
+        assert_eq!(
+            (before.summary.as_str(), after.summary.as_str()),
+            ("old", "new")
+        );
+        assert_eq!(etag.as_deref(), Some("\"e1\""));
+    }
+
+    #[test]
+    fn unreadable_issues_and_failed_walks_keep_their_events() {
+        let mut keep = scope(Ok(()));
+        keep.keep.insert(ISSUE.to_string());
+        let plan = plan_changes(&[job(None, Some(fields("a")), keep)], "acme");
+        assert_eq!(plan.deletes(), 0);
+        assert_eq!(plan.withheld.len(), 1);
+        assert!(!plan.withheld[0].is_failure);
+
+        let plan = plan_changes(
+            &[job(None, Some(fields("a")), scope(Err("500".into())))],
+            "acme",
+        );
+        assert_eq!((plan.deletes(), plan.withheld.len()), (0, 1));
+
+        let plan = plan_changes(&[job(None, Some(fields("a")), scope(Ok(())))], "acme");
+        assert_eq!(plan.deletes(), 1);
+    }
+
+    #[test]
+    fn missing_calendars_are_created_and_renamed_projects_renamed() {
+        let mut missing = job(Some(fields("a")), None, scope(Ok(())));
+        missing.target.state = CalendarState::Missing;
+        let plan = plan_changes(&[missing], "acme");
+        assert!(
+            matches!(&plan.calendars[..], [CalendarChange::Create { displayname, .. }] if displayname == "Plane: P")
+        );
+        assert_eq!(plan.creates(), 1);
+
+        let mut renamed = job(Some(fields("a")), Some(fields("a")), scope(Ok(())));
+        renamed.target.state = CalendarState::Exists {
+            displayname: Some("Plane: Old".into()),
+        };
+        let plan = plan_changes(&[renamed], "acme");
+        assert!(
+            matches!(&plan.calendars[..], [CalendarChange::Rename { to, .. }] if to == "Plane: P")
+        );
+        assert_eq!((plan.unchanged, plan.changes.len()), (1, 0));
+    }
+}

@@ -64,3 +64,877 @@ pub struct Issue {
     pub assignees: Vec<String>,
     pub target_date: NaiveDate,
 }
+
+// ---------------------------------------------------------------------------------------------
+// Parsing (pure): Plane's JSON → domain types. Tested with captured answers.
+// ---------------------------------------------------------------------------------------------
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use ureq::http;
+
+use crate::config::Secret;
+use crate::http::{Counter, Reply};
+
+/// The fields a sync needs. Trimming with `fields` matters: the default output carries
+/// `description_binary` (plane-api.md §4). A field must be kept for `expand` to act on it.
+pub const ISSUE_FIELDS: &str =
+    "id,name,sequence_id,project,state,labels,assignees,priority,target_date,description_html";
+pub const ISSUE_EXPAND: &str = "state,labels,assignees";
+/// Explicit everywhere: CE allows up to 1000, Cloud's SDK validates at most 100 (plane-api.md §3).
+pub const PER_PAGE: u32 = 100;
+/// Largest answer body accepted from Plane (a page of 100 issues with long descriptions).
+const MAX_BODY: u64 = 64 * 1024 * 1024;
+
+/// One page of a paginated list (plane-api.md §3).
+#[derive(Debug)]
+pub struct Page {
+    pub results: Vec<Value>,
+    /// The cursor of the next page, present only while `next_page_results` is true
+    /// (`next_cursor` itself is always a string, even on the last page).
+    pub next_cursor: Option<String>,
+    pub total_count: Option<u64>,
+}
+
+pub fn parse_page(body: &[u8]) -> Result<Page, String> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+    let object = value
+        .as_object()
+        .ok_or("not a paginated envelope (expected a JSON object)")?;
+    let results = match object.get("results") {
+        Some(Value::Array(items)) => items.clone(),
+        _ => return Err("paginated envelope without a \"results\" list".into()),
+    };
+    let more = match object.get("next_page_results") {
+        Some(Value::Bool(more)) => *more,
+        _ => return Err("paginated envelope without a boolean \"next_page_results\"".into()),
+    };
+    let next_cursor = if more {
+        match object.get("next_cursor") {
+            Some(Value::String(cursor)) if !cursor.is_empty() => Some(cursor.clone()),
+            _ => return Err("\"next_page_results\" is true but \"next_cursor\" is missing".into()),
+        }
+    } else {
+        None
+    };
+    let total_count = object.get("total_count").and_then(Value::as_u64);
+    Ok(Page {
+        results,
+        next_cursor,
+        total_count,
+    })
+}
+
+/// A Plane UUID as it may appear in a URL path and a calendar resource name.
+pub fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// What one project entry of the projects list means for the sync.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ProjectEntry {
+    Syncable(Project),
+    /// Listed but not synced (not a member, archived, unreadable entry); the reason is logged.
+    Skipped {
+        name: String,
+        reason: String,
+    },
+}
+
+pub fn project_from_json(value: &Value) -> ProjectEntry {
+    let name = value
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("(unnamed)")
+        .to_string();
+    let skipped = |reason: &str| ProjectEntry::Skipped {
+        name: name.clone(),
+        reason: reason.to_string(),
+    };
+    let Some(id) = value
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|id| is_uuid(id))
+    else {
+        return skipped("its id is missing or not a UUID");
+    };
+    if value.get("is_member").and_then(Value::as_bool) == Some(false) {
+        return skipped("the token's user is not a member (a public project)");
+    }
+    if !value.get("archived_at").is_none_or(Value::is_null) {
+        return skipped("archived");
+    }
+    let identifier = value
+        .get("identifier")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    ProjectEntry::Syncable(Project {
+        id: id.to_string(),
+        identifier,
+        name,
+    })
+}
+
+/// What one work item of a list or detail answer means for the sync.
+#[derive(Debug, PartialEq, Eq)]
+pub enum IssueItem {
+    Dated(Issue),
+    Undated {
+        id: String,
+    },
+    /// Could not be read: its event (if any) must be kept, never deleted.
+    Invalid {
+        id: Option<String>,
+        reason: String,
+    },
+}
+
+/// Reads one work item fetched with [`ISSUE_EXPAND`]. `project_id` is the project it was listed
+/// under; an item that claims another project is invalid.
+pub fn issue_from_json(value: &Value, project_id: &str) -> IssueItem {
+    let id = value
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|id| is_uuid(id))
+        .map(str::to_string);
+    match read_issue(value, project_id) {
+        Ok(Some(issue)) => IssueItem::Dated(issue),
+        Ok(None) => match id {
+            Some(id) => IssueItem::Undated { id },
+            None => IssueItem::Invalid {
+                id: None,
+                reason: "its id is missing or not a UUID".into(),
+            },
+        },
+        Err(reason) => IssueItem::Invalid { id, reason },
+    }
+}
+
+fn read_issue(value: &Value, project_id: &str) -> Result<Option<Issue>, String> {
+    let object = value.as_object().ok_or("not a JSON object")?;
+    let text = |key: &str| -> Result<Option<&str>, String> {
+        match object.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.as_str())),
+            Some(other) => Err(format!("\"{key}\" is not a string: {}", kind(other))),
+        }
+    };
+    let id = text("id")?
+        .filter(|id| is_uuid(id))
+        .ok_or("its id is missing or not a UUID")?;
+    let target_date = match text("target_date")? {
+        None => return Ok(None),
+        Some(date) => chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
+            .map_err(|_| format!("\"target_date\" {date:?} is not a YYYY-MM-DD date"))?,
+    };
+    let project = match object.get("project") {
+        Some(Value::String(p)) => p.as_str(),
+        Some(Value::Object(p)) => p.get("id").and_then(Value::as_str).unwrap_or_default(),
+        _ => return Err("\"project\" is missing".into()),
+    };
+    if project != project_id {
+        return Err(format!(
+            "it belongs to project {project:?}, not {project_id:?}"
+        ));
+    }
+    let sequence_id = object
+        .get("sequence_id")
+        .and_then(Value::as_i64)
+        .ok_or("\"sequence_id\" is missing or not an integer")?;
+    let name = text("name")?.ok_or("\"name\" is missing")?.to_string();
+    let description_html = text("description_html")?.unwrap_or_default().to_string();
+    let priority = match text("priority")?.unwrap_or("none") {
+        "urgent" => Priority::Urgent,
+        "high" => Priority::High,
+        "medium" => Priority::Medium,
+        "low" => Priority::Low,
+        "none" => Priority::None,
+        other => return Err(format!("unknown priority {other:?}")),
+    };
+    let state = match object.get("state") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(state)) => {
+            let name = state
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let group = match state.get("group").and_then(Value::as_str) {
+                Some("backlog") => StateGroup::Backlog,
+                Some("unstarted") => StateGroup::Unstarted,
+                Some("started") => StateGroup::Started,
+                Some("completed") => StateGroup::Completed,
+                Some("cancelled") => StateGroup::Cancelled,
+                Some("triage") => StateGroup::Triage,
+                other => return Err(format!("unknown state group {other:?}")),
+            };
+            Some(State {
+                name: name.to_string(),
+                group,
+            })
+        }
+        Some(other) => {
+            return Err(format!(
+                "\"state\" is not an expanded state object: {}",
+                kind(other)
+            ));
+        }
+    };
+    let labels = names(object.get("labels"), "labels", |label| {
+        label
+            .get("name")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    })?;
+    let assignees = names(object.get("assignees"), "assignees", |user| {
+        let display = user.get("display_name").and_then(Value::as_str);
+        let full = || {
+            let first = user.get("first_name").and_then(Value::as_str).unwrap_or("");
+            let last = user.get("last_name").and_then(Value::as_str).unwrap_or("");
+            let full = format!("{first} {last}").trim().to_string();
+            (!full.is_empty()).then_some(full)
+        };
+        display
+            .filter(|d| !d.is_empty())
+            .map(str::to_string)
+            .or_else(full)
+    })?;
+    Ok(Some(Issue {
+        id: id.to_string(),
+        project_id: project_id.to_string(),
+        sequence_id,
+        name,
+        description_html,
+        priority,
+        state,
+        labels,
+        assignees,
+        target_date,
+    }))
+}
+
+fn names(
+    value: Option<&Value>,
+    key: &str,
+    name_of: impl Fn(&Value) -> Option<String>,
+) -> Result<Vec<String>, String> {
+    match value {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| {
+                if !item.is_object() {
+                    return Err(format!("\"{key}\" holds {} instead of objects", kind(item)));
+                }
+                name_of(item).ok_or_else(|| format!("an entry of \"{key}\" has no name"))
+            })
+            .collect(),
+        Some(other) => Err(format!("\"{key}\" is not a list: {}", kind(other))),
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client (send side).
+// ---------------------------------------------------------------------------------------------
+
+/// A Plane request failed. The messages say what to check.
+#[derive(Debug, thiserror::Error)]
+pub enum PlaneError {
+    #[error(
+        "Plane answered 401 (no API key arrived) for {what}: check PLANE_API_TOKEN, and that no proxy strips the X-Api-Key header"
+    )]
+    NoKey { what: String },
+    #[error(
+        "Plane rejected the API key (403 \"Given API token is not valid\") for {what}: check PLANE_API_TOKEN; it may be wrong, expired or deactivated"
+    )]
+    BadKey { what: String },
+    #[error(
+        "Plane denied access to {what} (403): check PLANE_WORKSPACE_SLUG and that the token's user is a member"
+    )]
+    Forbidden { what: String },
+    #[error(
+        "Plane answered 404 for {what}: check PLANE_BASE_URL (the API origin, without /api/v1)"
+    )]
+    NotFound { what: String },
+    #[error("Plane kept answering 429 (rate limit) for {what}")]
+    RateLimited { what: String },
+    #[error("Plane answered HTTP {status} for {what}")]
+    Status { status: u16, what: String },
+    #[error("cannot reach Plane at {origin} ({what}): {source}")]
+    Transport {
+        origin: String,
+        what: String,
+        source: ureq::Error,
+    },
+    #[error("Plane sent an answer calplanebot cannot read for {what}: {reason}")]
+    Invalid { what: String, reason: String },
+}
+
+impl PlaneError {
+    /// Errors that make the whole run pointless: wrong key, Plane unreachable.
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            PlaneError::NoKey { .. } | PlaneError::BadKey { .. } | PlaneError::Transport { .. }
+        )
+    }
+}
+
+/// The projects of the workspace that a run syncs, and the ones it skipped (with why).
+#[derive(Debug, Default)]
+pub struct ProjectList {
+    pub projects: Vec<Project>,
+    pub skipped: Vec<(String, String)>,
+}
+
+/// The dated issues of one project, and how far the list walk got.
+#[derive(Debug, Default)]
+pub struct ProjectIssues {
+    pub issues: Vec<Issue>,
+    /// Issues that were listed but could not be read: their events are kept as they are.
+    pub unreadable: Vec<(Option<String>, String)>,
+    /// The walk failed part-way: nothing may be deleted in this project.
+    pub error: Option<PlaneError>,
+    /// The walk saw as many distinct items as Plane counted (offset pagination over a live
+    /// table can skip an item when another is deleted during the walk, plane-api.md §3).
+    pub consistent: bool,
+}
+
+impl ProjectIssues {
+    /// True when deletions may be decided from this walk alone.
+    pub fn complete(&self) -> bool {
+        self.error.is_none() && !self.unreadable.iter().any(|(id, _)| id.is_none())
+    }
+}
+
+/// Paces requests to Plane's per-key budget (plane-api.md §6): Plane announces the slots left
+/// in a sliding 60 s window in `X-RateLimit-Remaining`; when none are left, wait until the
+/// oldest of our own requests has left the window instead of provoking a 429.
+#[derive(Debug, Default)]
+struct Pacer {
+    sent: VecDeque<Instant>,
+    remaining: Option<u64>,
+}
+
+const WINDOW: Duration = Duration::from_secs(60);
+/// Back-off after a 429 that carries no `Retry-After` (seen on a live server).
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(60);
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+const RATE_LIMIT_ATTEMPTS: u32 = 3;
+
+impl Pacer {
+    fn wait_before_request(&mut self) -> Duration {
+        let now = Instant::now();
+        while self
+            .sent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= WINDOW)
+        {
+            self.sent.pop_front();
+        }
+        match (self.remaining, self.sent.front()) {
+            (Some(0), Some(oldest)) => {
+                (*oldest + WINDOW + Duration::from_millis(250)).saturating_duration_since(now)
+            }
+            (Some(0), None) => Duration::ZERO,
+            _ => Duration::ZERO,
+        }
+    }
+
+    fn record(&mut self, remaining: Option<u64>) {
+        self.sent.push_back(Instant::now());
+        self.remaining = remaining;
+    }
+}
+
+pub struct PlaneClient {
+    agent: ureq::Agent,
+    origin: String,
+    slug: String,
+    token: Secret,
+    pacer: Mutex<Pacer>,
+    pub requests: Counter,
+}
+
+impl PlaneClient {
+    pub fn new(base_url: &str, slug: &str, token: Secret) -> PlaneClient {
+        PlaneClient {
+            agent: crate::http::agent(),
+            origin: base_url.trim_end_matches('/').to_string(),
+            slug: slug.to_string(),
+            token,
+            pacer: Mutex::new(Pacer::default()),
+            requests: Counter::default(),
+        }
+    }
+
+    /// GET `/api/v1/{path}`, paced, with 429s waited out.
+    fn get(&self, path: &str, what: &str) -> Result<Reply, PlaneError> {
+        let url = format!("{}/api/v1/{path}", self.origin);
+        for _ in 0..RATE_LIMIT_ATTEMPTS {
+            let wait = self.pacer.lock().expect("pacer lock").wait_before_request();
+            if !wait.is_zero() {
+                log::info!(
+                    "Plane's rate limit is used up; waiting {:.0} s",
+                    wait.as_secs_f64()
+                );
+                std::thread::sleep(wait);
+            }
+            let request = http::Request::get(&url)
+                .header("X-Api-Key", self.token.expose())
+                .header("Accept", "application/json")
+                .body(Vec::new())
+                .expect("a valid request");
+            self.requests.add();
+            log::debug!("GET {url}");
+            let reply = crate::http::send(&self.agent, request, MAX_BODY).map_err(|source| {
+                PlaneError::Transport {
+                    origin: self.origin.clone(),
+                    what: what.to_string(),
+                    source,
+                }
+            })?;
+            let remaining = reply
+                .header("X-RateLimit-Remaining")
+                .and_then(|r| r.trim().parse().ok());
+            self.pacer.lock().expect("pacer lock").record(remaining);
+            if reply.status == 429 {
+                let wait = reply
+                    .header("Retry-After")
+                    .and_then(|s| s.trim().parse().ok())
+                    .map(Duration::from_secs)
+                    .unwrap_or(DEFAULT_RETRY_AFTER)
+                    .min(MAX_RETRY_AFTER);
+                log::warn!(
+                    "Plane answered 429 (rate limit) for {what}; retrying in {} s",
+                    wait.as_secs()
+                );
+                std::thread::sleep(wait);
+                continue;
+            }
+            return match reply.status {
+                200..=299 => Ok(reply),
+                401 => Err(PlaneError::NoKey { what: what.into() }),
+                403 if reply.text().contains("Given API token is not valid") => {
+                    Err(PlaneError::BadKey { what: what.into() })
+                }
+                403 => Err(PlaneError::Forbidden { what: what.into() }),
+                404 => Err(PlaneError::NotFound { what: what.into() }),
+                status => Err(PlaneError::Status {
+                    status,
+                    what: what.into(),
+                }),
+            };
+        }
+        Err(PlaneError::RateLimited { what: what.into() })
+    }
+
+    /// Every page of a paginated list, handing each page's items to `each` as it arrives.
+    /// Returns the `total_count` of the last page.
+    fn walk(
+        &self,
+        path: &str,
+        query: &str,
+        what: &str,
+        mut each: impl FnMut(Vec<Value>),
+    ) -> Result<Option<u64>, PlaneError> {
+        let mut cursor: Option<String> = None;
+        let mut pages = 0usize;
+        loop {
+            let mut url = format!("{path}?per_page={PER_PAGE}{query}");
+            if let Some(cursor) = &cursor {
+                url.push_str("&cursor=");
+                url.push_str(&encode_query_value(cursor));
+            }
+            let reply = self.get(&url, what)?;
+            let page = parse_page(&reply.body).map_err(|reason| PlaneError::Invalid {
+                what: what.into(),
+                reason,
+            })?;
+            each(page.results);
+            pages += 1;
+            match page.next_cursor {
+                Some(next) if cursor.as_ref() != Some(&next) && pages < 100_000 => {
+                    cursor = Some(next)
+                }
+                Some(_) => {
+                    return Err(PlaneError::Invalid {
+                        what: what.into(),
+                        reason: "the pagination cursor does not advance".into(),
+                    });
+                }
+                None => return Ok(page.total_count),
+            }
+        }
+    }
+
+    /// The workspace's projects: members only, archived ones left out (plane-api.md §2).
+    pub fn projects(&self) -> Result<ProjectList, PlaneError> {
+        let what = format!("the projects of workspace {:?}", self.slug);
+        let mut list = ProjectList::default();
+        let mut seen = std::collections::HashSet::new();
+        self.walk(
+            &format!("workspaces/{}/projects/", self.slug),
+            "",
+            &what,
+            |items| {
+                for item in items {
+                    match project_from_json(&item) {
+                        ProjectEntry::Syncable(project) => {
+                            if seen.insert(project.id.clone()) {
+                                list.projects.push(project);
+                            }
+                        }
+                        ProjectEntry::Skipped { name, reason } => list.skipped.push((name, reason)),
+                    }
+                }
+            },
+        )?;
+        Ok(list)
+    }
+
+    /// The dated issues of one project: every page, de-duplicated by id, undated ones dropped.
+    /// A failure part-way keeps what was read and records the error.
+    pub fn dated_issues(&self, project: &Project) -> ProjectIssues {
+        let what = format!("the work items of project {}", project_label(project));
+        let query = format!("&expand={ISSUE_EXPAND}&fields={ISSUE_FIELDS}&order_by=created_at");
+        let mut result = ProjectIssues::default();
+        let mut index: HashMap<String, Option<usize>> = HashMap::new();
+        let walked = self.walk(
+            &format!(
+                "workspaces/{}/projects/{}/work-items/",
+                self.slug, project.id
+            ),
+            &query,
+            &what,
+            |items| {
+                for item in items {
+                    match issue_from_json(&item, &project.id) {
+                        IssueItem::Dated(issue) => match index.get(&issue.id) {
+                            Some(Some(i)) => result.issues[*i] = issue,
+                            _ => {
+                                index.insert(issue.id.clone(), Some(result.issues.len()));
+                                result.issues.push(issue);
+                            }
+                        },
+                        IssueItem::Undated { id } => {
+                            if let Some(Some(i)) = index.insert(id, None) {
+                                // Seen dated on an earlier page, undated now: the later wins.
+                                result.issues.swap_remove(i);
+                                if let Some(moved) = result.issues.get(i) {
+                                    index.insert(moved.id.clone(), Some(i));
+                                }
+                            }
+                        }
+                        IssueItem::Invalid { id, reason } => {
+                            let label = id.as_deref().unwrap_or("(no id)");
+                            log::warn!(
+                                "skipping work item {label} of project {}: {reason}",
+                                project_label(project)
+                            );
+                            if let Some(id) = &id {
+                                index.insert(id.clone(), None);
+                            }
+                            result.unreadable.push((id, reason));
+                        }
+                    }
+                }
+            },
+        );
+        match walked {
+            Ok(total) => {
+                result.consistent = total.is_none_or(|total| total == index.len() as u64);
+            }
+            Err(error) => result.error = Some(error),
+        }
+        result
+    }
+
+    /// One work item by id, fresh: `None` when Plane answers 404 (deleted, archived, or its
+    /// project archived — CE v1 cannot tell these apart, plane-api.md §9).
+    pub fn issue(&self, project: &Project, id: &str) -> Result<Option<IssueItem>, PlaneError> {
+        let what = format!("work item {id} of project {}", project_label(project));
+        let path = format!(
+            "workspaces/{}/projects/{}/work-items/{id}/?expand={ISSUE_EXPAND}&fields={ISSUE_FIELDS}",
+            self.slug, project.id
+        );
+        match self.get(&path, &what) {
+            Ok(reply) => {
+                let value: Value =
+                    serde_json::from_slice(&reply.body).map_err(|e| PlaneError::Invalid {
+                        what: what.clone(),
+                        reason: format!("not JSON: {e}"),
+                    })?;
+                Ok(Some(issue_from_json(&value, &project.id)))
+            }
+            Err(PlaneError::NotFound { .. }) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+}
+
+/// `Name (IDENT)` for messages.
+pub fn project_label(project: &Project) -> String {
+    if project.identifier.is_empty() {
+        project.name.clone()
+    } else {
+        format!("{} ({})", project.name, project.identifier)
+    }
+}
+
+fn encode_query_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' => {
+                out.push(byte as char)
+            }
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The body of a captured exchange (`tests/fixtures/plane/api/`, see its README).
+    fn fixture_body(name: &str) -> Vec<u8> {
+        let path = format!(
+            "{}/tests/fixtures/plane/api/{name}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let exchange: Value = serde_json::from_str(&text).unwrap();
+        serde_json::to_vec(&exchange["response"]["body"]).unwrap()
+    }
+
+    const ALPHA: &str = "8063616e-4508-4635-b20d-f71dd7c779d3";
+
+    #[test]
+    fn captured_expanded_list_gives_dated_issues_and_skips_undated() {
+        let page = parse_page(&fixture_body("12-work-items-list-expand")).unwrap();
+        assert_eq!(page.next_cursor, None, "next_page_results is false");
+        assert_eq!(page.total_count, Some(4));
+        let items: Vec<IssueItem> = page
+            .results
+            .iter()
+            .map(|v| issue_from_json(v, ALPHA))
+            .collect();
+        assert_eq!(
+            items[0],
+            IssueItem::Undated {
+                id: "7c4478ad-66ca-4ce3-94dd-074c8f14b06e".into()
+            }
+        );
+        let IssueItem::Dated(ship) = &items[1] else {
+            panic!("{:?}", items[1])
+        };
+        assert_eq!(ship.name, "Ship CalDAV export");
+        assert_eq!(ship.sequence_id, 3);
+        assert_eq!(ship.priority, Priority::Medium);
+        assert_eq!(
+            ship.state,
+            Some(State {
+                name: "In Progress".into(),
+                group: StateGroup::Started
+            })
+        );
+        assert_eq!(ship.labels, vec!["calendar", "feature"]);
+        assert_eq!(ship.target_date.to_string(), "2026-12-06");
+        let IssueItem::Dated(login) = &items[2] else {
+            panic!("{:?}", items[2])
+        };
+        assert_eq!(
+            login.description_html,
+            "<p>Users get logged out after <b>5 min</b>.</p>"
+        );
+        assert_eq!(login.state.as_ref().unwrap().group, StateGroup::Completed);
+    }
+
+    #[test]
+    fn captured_pages_follow_next_cursor_until_next_page_results_is_false() {
+        let first = parse_page(&fixture_body("13-work-items-page1-per_page2")).unwrap();
+        assert_eq!(first.next_cursor.as_deref(), Some("2:1:0"));
+        assert_eq!(first.results.len(), 2);
+        let second = parse_page(&fixture_body("13-work-items-page2")).unwrap();
+        // `next_cursor` is still a string ("2:2:0") but `next_page_results` says stop.
+        assert_eq!(second.next_cursor, None);
+        let past_end = parse_page(&fixture_body("13-work-items-page3-last")).unwrap();
+        assert!(past_end.results.is_empty());
+    }
+
+    #[test]
+    fn unexpanded_state_is_an_invalid_item_not_a_guess() {
+        let page = parse_page(&fixture_body("11-work-items-list")).unwrap();
+        let dated: Vec<IssueItem> = page
+            .results
+            .iter()
+            .map(|v| issue_from_json(v, ALPHA))
+            .filter(|i| !matches!(i, IssueItem::Undated { .. }))
+            .collect();
+        assert!(!dated.is_empty());
+        for item in dated {
+            assert!(
+                matches!(&item, IssueItem::Invalid { id: Some(_), reason } if reason.contains("state")),
+                "{item:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn captured_projects_list_gives_syncable_projects() {
+        let page = parse_page(&fixture_body("10-projects-list")).unwrap();
+        let entries: Vec<ProjectEntry> = page.results.iter().map(project_from_json).collect();
+        assert!(entries.contains(&ProjectEntry::Syncable(Project {
+            id: ALPHA.into(),
+            identifier: "ALPHA".into(),
+            name: "Alpha Calendar".into(),
+        })));
+    }
+
+    #[test]
+    fn non_members_and_archived_projects_are_skipped() {
+        let base = serde_json::json!({
+            "id": ALPHA, "identifier": "A", "name": "A", "is_member": true, "archived_at": null
+        });
+        let mut public = base.clone();
+        public["is_member"] = Value::Bool(false);
+        assert!(
+            matches!(project_from_json(&public), ProjectEntry::Skipped { reason, .. } if reason.contains("member"))
+        );
+        let mut archived = base.clone();
+        archived["archived_at"] = Value::String("2026-11-01T00:00:00Z".into());
+        assert!(
+            matches!(project_from_json(&archived), ProjectEntry::Skipped { reason, .. } if reason == "archived")
+        );
+        let mut bad_id = base;
+        bad_id["id"] = Value::String("../../etc".into());
+        assert!(matches!(
+            project_from_json(&bad_id),
+            ProjectEntry::Skipped { .. }
+        ));
+    }
+
+    fn issue_json() -> Value {
+        serde_json::json!({
+            "id": "9d577c4e-d35e-4940-9f10-02bd22540b3b",
+            "project": ALPHA,
+            "sequence_id": 7,
+            "name": "n",
+            "description_html": null,
+            "priority": "high",
+            "state": {"id": "x", "name": "Todo", "color": "#000", "group": "unstarted"},
+            "labels": [{"name": "b"}, {"name": "a"}],
+            "assignees": [{"display_name": "", "first_name": "Jörg", "last_name": "K"}],
+            "target_date": "2028-02-29"
+        })
+    }
+
+    #[test]
+    fn a_well_formed_issue_reads_with_defaults_and_fallbacks() {
+        let IssueItem::Dated(issue) = issue_from_json(&issue_json(), ALPHA) else {
+            panic!()
+        };
+        assert_eq!(issue.description_html, "");
+        assert_eq!(issue.assignees, vec!["Jörg K"]);
+        assert_eq!(issue.labels, vec!["b", "a"]);
+    }
+
+    #[test]
+    fn hostile_items_are_invalid_with_a_reason_naming_the_field() {
+        let cases: [(&str, Value, &str); 7] = [
+            (
+                "target_date",
+                Value::String("2026-02-30".into()),
+                "target_date",
+            ),
+            ("priority", Value::String("blocker".into()), "priority"),
+            ("name", Value::Number(5.into()), "name"),
+            ("labels", Value::String("x".into()), "labels"),
+            (
+                "state",
+                serde_json::json!({"name": "x", "group": "weird"}),
+                "state group",
+            ),
+            ("sequence_id", Value::Null, "sequence_id"),
+            (
+                "project",
+                Value::String("other".into()),
+                "belongs to project",
+            ),
+        ];
+        for (key, value, expected) in cases {
+            let mut item = issue_json();
+            item[key] = value;
+            match issue_from_json(&item, ALPHA) {
+                IssueItem::Invalid {
+                    id: Some(_),
+                    reason,
+                } => {
+                    assert!(reason.contains(expected), "{key}: {reason}")
+                }
+                other => panic!("{key}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            issue_from_json(&Value::String("x".into()), ALPHA),
+            IssueItem::Invalid { id: None, .. }
+        ));
+    }
+
+    #[test]
+    fn broken_envelopes_are_errors() {
+        for body in [
+            &b"not json"[..],
+            b"[]",
+            b"{\"results\": {}}",
+            b"{\"results\": [], \"next_page_results\": \"yes\"}",
+            b"{\"results\": [], \"next_page_results\": true}",
+        ] {
+            assert!(
+                parse_page(body).is_err(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn pacer_waits_only_when_the_budget_is_used_up() {
+        let mut pacer = Pacer::default();
+        assert!(pacer.wait_before_request().is_zero());
+        pacer.record(Some(3));
+        assert!(pacer.wait_before_request().is_zero());
+        pacer.record(Some(0));
+        let wait = pacer.wait_before_request();
+        assert!(wait > Duration::from_secs(59) && wait <= WINDOW + Duration::from_secs(1));
+    }
+
+    #[test]
+    fn uuids_are_recognised_strictly() {
+        assert!(is_uuid("8063616e-4508-4635-b20d-f71dd7c779d3"));
+        assert!(!is_uuid("8063616e-4508-4635-b20d-f71dd7c779d"));
+        assert!(!is_uuid("8063616e_4508-4635-b20d-f71dd7c779d3"));
+        assert!(!is_uuid("../../../../../../../../../../../../.."));
+    }
+}

@@ -1,1 +1,182 @@
-//! placeholder
+//! Printing the plan and the run's outcome: text for people (`+`/`~`/`-` lines, a unified diff
+//! of the managed fields for each update, one summary line) and JSON for machines.
+//!
+//! A dry run and a real run print the same plan; a real run adds what failed.
+
+use serde::Serialize;
+use similar::TextDiff;
+
+use crate::event::ManagedFields;
+use crate::plan::{CalendarChange, Change, Plan};
+
+/// What applying the plan did to one action (in plan order: calendars, then changes).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    pub url: String,
+    pub action: String,
+    pub error: String,
+}
+
+/// The outcome of a run, for the summary.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Report {
+    pub dry_run: bool,
+    pub created: usize,
+    pub updated: usize,
+    pub deleted: usize,
+    pub unchanged: usize,
+    pub calendars_created: usize,
+    pub calendars_renamed: usize,
+    /// Failures while applying, paired with their action.
+    pub failures: Vec<Failure>,
+    /// Failures before planning (a project that could not be fetched, a calendar that could
+    /// not be listed), as messages.
+    pub errors: Vec<String>,
+    pub withheld: usize,
+    pub plane_requests: u64,
+    pub caldav_requests: u64,
+    pub seconds: f64,
+}
+
+impl Report {
+    pub fn failed(&self) -> usize {
+        self.failures.len()
+    }
+}
+
+fn date(fields: &ManagedFields) -> String {
+    fields
+        .dtstart
+        .map(|d| d.to_string())
+        .unwrap_or_else(|| "no date".into())
+}
+
+/// The plan as text, one line per action, with a field diff under each update.
+pub fn plan_text(plan: &Plan) -> String {
+    let mut out = String::new();
+    for change in &plan.calendars {
+        match change {
+            CalendarChange::Create { url, displayname } => {
+                out.push_str(&format!("+ calendar {displayname:?} ({url})\n"));
+            }
+            CalendarChange::Rename { url, from, to } => {
+                out.push_str(&format!(
+                    "~ calendar {:?} -> {to:?} ({url})\n",
+                    from.as_deref().unwrap_or("")
+                ));
+            }
+        }
+    }
+    for change in &plan.changes {
+        match change {
+            Change::Create {
+                calendar, fields, ..
+            } => out.push_str(&format!(
+                "+ {calendar}: {} ({})\n",
+                fields.summary,
+                date(fields)
+            )),
+            Change::Update {
+                calendar,
+                before,
+                after,
+                ..
+            } => {
+                out.push_str(&format!(
+                    "~ {calendar}: {} ({})\n",
+                    after.summary,
+                    date(after)
+                ));
+                out.push_str(&field_diff(before, after));
+            }
+            Change::Delete {
+                calendar, before, ..
+            } => out.push_str(&format!(
+                "- {calendar}: {} ({})\n",
+                before.summary,
+                date(before)
+            )),
+        }
+    }
+    for withheld in &plan.withheld {
+        out.push_str(&format!(
+            "! {}: {} — {}\n",
+            withheld.calendar, withheld.summary, withheld.reason
+        ));
+    }
+    out
+}
+
+/// A unified diff of the managed fields, indented under the `~` line.
+pub fn field_diff(before: &ManagedFields, after: &ManagedFields) -> String {
+    let old = before.lines().join("\n") + "\n";
+    let new = after.lines().join("\n") + "\n";
+    let diff = TextDiff::from_lines(&old, &new);
+    let mut out = String::new();
+    for line in diff
+        .unified_diff()
+        .context_radius(1)
+        .header("calendar", "plane")
+        .to_string()
+        .lines()
+    {
+        out.push_str("    ");
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// The one summary line.
+pub fn summary_line(plan: &Plan, report: &Report) -> String {
+    let mut line = if report.dry_run {
+        format!(
+            "dry run: {} to create, {} to update, {} to delete, {} unchanged",
+            plan.creates(),
+            plan.updates(),
+            plan.deletes(),
+            plan.unchanged
+        )
+    } else {
+        format!(
+            "{} created, {} updated, {} deleted, {} unchanged, {} failed",
+            report.created,
+            report.updated,
+            report.deleted,
+            report.unchanged,
+            report.failed()
+        )
+    };
+    let calendars = plan.calendars.len();
+    if calendars > 0 {
+        line.push_str(&format!(
+            ", {calendars} calendar{} to {}",
+            if calendars == 1 { "" } else { "s" },
+            if report.dry_run {
+                "create or rename"
+            } else {
+                "created or renamed"
+            }
+        ));
+    }
+    if report.withheld > 0 {
+        line.push_str(&format!(", {} withheld", report.withheld));
+    }
+    if !report.errors.is_empty() {
+        line.push_str(&format!(", {} errors", report.errors.len()));
+    }
+    if report.dry_run {
+        line.push_str(" (nothing written)");
+    }
+    line
+}
+
+/// The plan and the report as one JSON document.
+pub fn json(plan: &Plan, report: &Report) -> String {
+    #[derive(Serialize)]
+    struct Document<'a> {
+        plan: &'a Plan,
+        report: &'a Report,
+    }
+    serde_json::to_string_pretty(&Document { plan, report }).expect("plan serializes") + "\n"
+}

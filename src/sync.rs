@@ -1,1 +1,394 @@
-//! placeholder
+//! `calplanebot sync`: the glue of one run — fetch (Plane), list (CalDAV), plan, render, apply,
+//! report — and the choice of exit status. All decisions live in `plan`; this module only
+//! gathers their inputs and hands the plan on.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write as _;
+use std::time::Instant;
+
+use crate::caldav::{self, CalDavError, Calendar, DavClient};
+use crate::cli::{Format, SyncArgs};
+use crate::config::Config;
+use crate::event::{self, MappingContext};
+use crate::exit::Status;
+use crate::plan::{self, ActualEvent, CalendarJob, CalendarState, CalendarTarget, ProjectScope};
+use crate::plane::{self, IssueItem, PlaneClient, PlaneError, Project, ProjectIssues};
+use crate::render::{self, Report};
+
+/// Why a run stopped before it could plan anything.
+#[derive(Debug, thiserror::Error)]
+enum Abort {
+    #[error("{0}")]
+    Plane(#[from] PlaneError),
+    #[error("{0}")]
+    CalDav(#[from] CalDavError),
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Abort {
+    fn status(&self) -> Status {
+        match self {
+            Abort::Usage(_) => Status::Usage,
+            Abort::Plane(_) | Abort::CalDav(_) => Status::Unavailable,
+        }
+    }
+}
+
+pub fn run(config: &Config, args: &SyncArgs) -> Status {
+    let started = Instant::now();
+    let plane = PlaneClient::new(
+        &config.plane_base_url,
+        &config.workspace_slug,
+        config.plane_token.clone(),
+    );
+    let dav = DavClient::new(&config.caldav_username, &config.caldav_password);
+    let mut report = Report {
+        dry_run: args.dry_run,
+        ..Report::default()
+    };
+    let result = gather(config, args, &plane, &dav, &mut report);
+    let jobs = match result {
+        Ok(jobs) => jobs,
+        Err(abort) => {
+            log::error!("{abort}");
+            log::error!("nothing was changed");
+            return abort.status();
+        }
+    };
+    let plan = plan::plan_changes(&jobs, &config.workspace_slug);
+    report.unchanged = plan.unchanged;
+    report.withheld = plan.withheld.len();
+    for withheld in plan.withheld.iter().filter(|w| w.is_failure) {
+        report.errors.push(format!(
+            "{}: {}: {}",
+            withheld.calendar, withheld.summary, withheld.reason
+        ));
+    }
+    let mut stdout = std::io::stdout().lock();
+    if args.format == Format::Text {
+        let _ = stdout.write_all(render::plan_text(&plan).as_bytes());
+        let _ = stdout.flush();
+    }
+    if !args.dry_run {
+        crate::apply::apply(&dav, &plan, &mut report);
+    }
+    report.plane_requests = plane.requests.get();
+    report.caldav_requests = dav.requests.get();
+    report.seconds = started.elapsed().as_secs_f64();
+    match args.format {
+        Format::Text => {
+            for failure in &report.failures {
+                let _ = writeln!(
+                    stdout,
+                    "! failed to {} {}: {}",
+                    failure.action, failure.url, failure.error
+                );
+            }
+            let _ = writeln!(stdout, "{}", render::summary_line(&plan, &report));
+        }
+        Format::Json => {
+            let _ = stdout.write_all(render::json(&plan, &report).as_bytes());
+        }
+    }
+    log::info!(
+        "sync finished in {:.2} s: {} Plane requests, {} CalDAV requests",
+        report.seconds,
+        report.plane_requests,
+        report.caldav_requests
+    );
+    if report.failures.is_empty() && report.errors.is_empty() {
+        Status::Success
+    } else {
+        Status::PartialFailure
+    }
+}
+
+/// Everything the plan needs: the desired events per calendar and the stored ones.
+fn gather(
+    config: &Config,
+    args: &SyncArgs,
+    plane: &PlaneClient,
+    dav: &DavClient,
+    report: &mut Report,
+) -> Result<Vec<CalendarJob>, Abort> {
+    let list = plane.projects()?;
+    for (name, reason) in &list.skipped {
+        log::info!("skipping project {name:?}: {reason}");
+    }
+    let projects = select_projects(list.projects, &args.projects)?;
+    let ctx = MappingContext {
+        workspace_slug: &config.workspace_slug,
+        web_url: &config.plane_web_url,
+    };
+
+    let mut fetched: Vec<(Project, ProjectIssues)> = Vec::with_capacity(projects.len());
+    for project in projects {
+        let mut issues = plane.dated_issues(&project);
+        if let Some(error) = issues.error.take() {
+            if error.is_fatal() {
+                return Err(error.into());
+            }
+            let message = format!(
+                "{error}; nothing is deleted in project {}",
+                plane::project_label(&project)
+            );
+            log::error!("{message}");
+            report.errors.push(message);
+            issues.error = Some(error);
+        }
+        log::debug!(
+            "project {}: {} dated issues",
+            plane::project_label(&project),
+            issues.issues.len()
+        );
+        fetched.push((project, issues));
+    }
+
+    let mut jobs = match &config.caldav_calendar_url {
+        Some(url) => vec![single_calendar_job(url, &fetched, &ctx)],
+        None => {
+            let home = dav.discover_home(&config.caldav_url)?;
+            log::debug!("calendar home: {home}");
+            let calendars = dav.calendars(&home)?;
+            fetched
+                .iter()
+                .map(|(project, issues)| project_job(&home, &calendars, project, issues, &ctx))
+                .collect()
+        }
+    };
+
+    let mut listed = Vec::with_capacity(jobs.len());
+    for mut job in jobs.drain(..) {
+        if let CalendarState::Exists { .. } = job.target.state {
+            match dav.owned_events(&job.target.url, |name| {
+                event::issue_id_from_resource_name(name).is_some()
+            }) {
+                Ok(events) => {
+                    for stored in events {
+                        let name = stored.url.rsplit('/').next().unwrap_or_default();
+                        let decoded = caldav::xml::href_path(name);
+                        if let Some(id) = event::issue_id_from_resource_name(&decoded) {
+                            job.actual.insert(
+                                id.to_string(),
+                                ActualEvent {
+                                    url: stored.url,
+                                    etag: stored.etag,
+                                    data: stored.data,
+                                },
+                            );
+                        }
+                    }
+                }
+                Err(error) if error.is_fatal() => return Err(error.into()),
+                Err(error) => {
+                    let message = format!("{error}; calendar skipped this run");
+                    log::error!("{message}");
+                    report.errors.push(message);
+                    continue;
+                }
+            }
+        }
+        confirm_absences(plane, &fetched, &mut job, &ctx)?;
+        listed.push(job);
+    }
+    Ok(listed)
+}
+
+/// `--project` takes identifiers (case-insensitive) or UUIDs; an unknown one is a usage error.
+fn select_projects(projects: Vec<Project>, wanted: &[String]) -> Result<Vec<Project>, Abort> {
+    if wanted.is_empty() {
+        return Ok(projects);
+    }
+    for want in wanted {
+        let known = projects
+            .iter()
+            .any(|p| p.id == *want || p.identifier.eq_ignore_ascii_case(want));
+        if !known {
+            return Err(Abort::Usage(format!(
+                "--project {want:?} matches no syncable project of the workspace (give its identifier or UUID)"
+            )));
+        }
+    }
+    Ok(projects
+        .into_iter()
+        .filter(|p| {
+            wanted
+                .iter()
+                .any(|w| p.id == *w || p.identifier.eq_ignore_ascii_case(w))
+        })
+        .collect())
+}
+
+fn scope_of(project: &Project, issues: &ProjectIssues) -> ProjectScope {
+    let deletions = match (&issues.error, issues.complete()) {
+        (Some(error), _) => Err(format!(
+            "the work items of its project could not be read ({error})"
+        )),
+        (None, false) => Err("some work items of its project could not be read".to_string()),
+        (None, true) => Ok(()),
+    };
+    ProjectScope {
+        project: project.clone(),
+        deletions,
+        keep: issues
+            .unreadable
+            .iter()
+            .filter_map(|(id, _)| id.clone())
+            .collect(),
+    }
+}
+
+fn desired_of(
+    project: &Project,
+    issues: &ProjectIssues,
+    ctx: &MappingContext,
+    into: &mut BTreeMap<String, event::ManagedFields>,
+) {
+    for issue in &issues.issues {
+        into.insert(issue.id.clone(), event::desired_event(issue, project, ctx));
+    }
+}
+
+/// The calendar name calplanebot gives a project's calendar.
+pub fn calendar_displayname(project: &Project) -> String {
+    format!("Plane: {}", project.name)
+}
+
+/// One project's calendar: `{home}/plane-{project_id}/`, or an adopted `Plane: {name}` calendar
+/// (what the original Python CalPlaneBot created), or a new one.
+fn project_job(
+    home: &str,
+    calendars: &[Calendar],
+    project: &Project,
+    issues: &ProjectIssues,
+    ctx: &MappingContext,
+) -> CalendarJob {
+    let url = format!("{home}plane-{}/", project.id);
+    let wanted_path = caldav::xml::href_path(&url);
+    let displayname = calendar_displayname(project);
+    let existing = calendars
+        .iter()
+        .find(|c| caldav::xml::href_path(&c.url) == wanted_path)
+        .or_else(|| {
+            calendars.iter().find(|c| {
+                c.displayname.as_deref() == Some(displayname.as_str())
+                    && !is_other_project_calendar(&c.url, &project.id)
+            })
+        });
+    let target = match existing {
+        Some(calendar) => {
+            if caldav::xml::href_path(&calendar.url) != wanted_path {
+                log::info!(
+                    "adopting the existing calendar {displayname:?} at {}",
+                    calendar.url
+                );
+            }
+            CalendarTarget {
+                url: calendar.url.clone(),
+                displayname: Some(displayname),
+                state: CalendarState::Exists {
+                    displayname: calendar.displayname.clone(),
+                },
+            }
+        }
+        None => CalendarTarget {
+            url,
+            displayname: Some(displayname),
+            state: CalendarState::Missing,
+        },
+    };
+    let mut desired = BTreeMap::new();
+    desired_of(project, issues, ctx, &mut desired);
+    CalendarJob {
+        target,
+        scopes: vec![scope_of(project, issues)],
+        desired,
+        actual: BTreeMap::new(),
+    }
+}
+
+/// A calendar named `plane-{uuid}` belongs to that project, never to another one.
+fn is_other_project_calendar(url: &str, project_id: &str) -> bool {
+    let path = caldav::xml::href_path(url);
+    let name = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    name.strip_prefix("plane-")
+        .is_some_and(|id| plane::is_uuid(id) && id != project_id)
+}
+
+fn single_calendar_job(
+    url: &str,
+    fetched: &[(Project, ProjectIssues)],
+    ctx: &MappingContext,
+) -> CalendarJob {
+    let mut desired = BTreeMap::new();
+    for (project, issues) in fetched {
+        desired_of(project, issues, ctx, &mut desired);
+    }
+    CalendarJob {
+        target: CalendarTarget {
+            url: caldav::with_slash(url.to_string()),
+            displayname: None,
+            state: CalendarState::Exists { displayname: None },
+        },
+        scopes: fetched.iter().map(|(p, i)| scope_of(p, i)).collect(),
+        desired,
+        actual: BTreeMap::new(),
+    }
+}
+
+/// Offset pagination over a live table can skip an item when another is deleted during the
+/// walk (plane-api.md §3). When a walk saw fewer items than Plane counted, each event that
+/// would be deleted is confirmed with a detail GET first: 404 or no date → delete; dated → it
+/// is desired after all; anything else → keep.
+fn confirm_absences(
+    plane: &PlaneClient,
+    fetched: &[(Project, ProjectIssues)],
+    job: &mut CalendarJob,
+    ctx: &MappingContext,
+) -> Result<(), Abort> {
+    let unsure: HashSet<&str> = fetched
+        .iter()
+        .filter(|(_, issues)| issues.complete() && !issues.consistent)
+        .map(|(project, _)| project.id.as_str())
+        .collect();
+    if unsure.is_empty() {
+        return Ok(());
+    }
+    let candidates: Vec<(String, String)> = job
+        .actual
+        .iter()
+        .filter(|(id, _)| !job.desired.contains_key(*id))
+        .filter_map(|(id, stored)| {
+            let project = event::read_event(&stored.data).ok()?.project?;
+            unsure
+                .contains(project.as_str())
+                .then(|| (id.clone(), project))
+        })
+        .collect();
+    for (id, project_id) in candidates {
+        let Some((project, _)) = fetched.iter().find(|(p, _)| p.id == project_id) else {
+            continue;
+        };
+        match plane.issue(project, &id) {
+            Ok(None) | Ok(Some(IssueItem::Undated { .. })) => {}
+            Ok(Some(IssueItem::Dated(issue))) => {
+                job.desired
+                    .insert(id.clone(), event::desired_event(&issue, project, ctx));
+            }
+            Ok(Some(IssueItem::Invalid { .. })) => keep(job, &project_id, &id),
+            Err(error) if error.is_fatal() => return Err(error.into()),
+            Err(error) => {
+                log::warn!("cannot confirm that work item {id} is gone: {error}");
+                keep(job, &project_id, &id);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn keep(job: &mut CalendarJob, project_id: &str, id: &str) {
+    if let Some(scope) = job.scopes.iter_mut().find(|s| s.project.id == project_id) {
+        scope.keep.insert(id.to_string());
+    }
+}

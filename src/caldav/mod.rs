@@ -1,2 +1,519 @@
-//! CalDAV client: placeholder.
+//! The CalDAV side: discovery, calendar listing and creation, listing the events calplanebot
+//! owns, and conditional writes. The only place besides `apply` that talks to the CalDAV server.
+//!
+//! Every call is split into *send* (here) and *parse* ([`xml`], pure and tested with captured
+//! answers of real servers).
+
 pub mod xml;
+
+use ureq::http;
+
+use crate::config::Secret;
+use crate::http::{Counter, Reply};
+use xml::{DavResponse, XmlError};
+
+/// Largest answer accepted for PROPFIND and REPORT. A listing of 100,000 events is ~30 MiB.
+const MAX_LISTING_BODY: u64 = 256 * 1024 * 1024;
+/// Largest answer accepted for writes (a DELETE may answer with a multistatus body).
+const MAX_WRITE_BODY: u64 = 1024 * 1024;
+/// Hrefs per calendar-multiget: servers cap big answers (Zoho truncates silently at 1,000,
+/// Apple CalendarServer refuses above 5,000; caldav.md), so stay well below.
+pub const MULTIGET_BATCH: usize = 100;
+const MAX_REDIRECTS: usize = 5;
+
+/// A CalDAV request failed. The messages say what to check.
+#[derive(Debug, thiserror::Error)]
+pub enum CalDavError {
+    #[error("cannot reach the CalDAV server at {url}: {source}")]
+    Transport { url: String, source: ureq::Error },
+    #[error(
+        "the CalDAV server refused the credentials (HTTP 401) at {url}: check CALDAV_USERNAME and CALDAV_PASSWORD"
+    )]
+    Unauthorized { url: String },
+    #[error("{method} {url} answered HTTP {status}{detail}")]
+    Status {
+        method: &'static str,
+        url: String,
+        status: u16,
+        detail: String,
+    },
+    #[error("{method} {url}: the event changed on the server since it was read (HTTP 412)")]
+    PreconditionFailed { method: &'static str, url: String },
+    #[error("the CalDAV server sent an answer calplanebot cannot read for {url}: {reason}")]
+    Invalid { url: String, reason: String },
+    #[error("CalDAV discovery from {url} failed: {reason}")]
+    Discovery { url: String, reason: String },
+    #[error(
+        "the CalDAV server did not return {missing} of the events asked for in {url}; the listing is incomplete"
+    )]
+    Incomplete { url: String, missing: usize },
+    #[error(
+        "the CalDAV server refused to create the calendar {url} (HTTP {status}): create it yourself, or use single-calendar mode (CALDAV_CALENDAR_URL) for servers that cannot create calendars"
+    )]
+    CannotCreateCalendar { url: String, status: u16 },
+}
+
+impl CalDavError {
+    /// Errors that make the whole run pointless: server unreachable, credentials refused.
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            CalDavError::Transport { .. } | CalDavError::Unauthorized { .. }
+        )
+    }
+}
+
+/// A calendar collection in the calendar home.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Calendar {
+    /// Absolute URL, ending in `/`.
+    pub url: String,
+    pub displayname: Option<String>,
+    /// `None` when the server did not say (then it accepts anything).
+    pub components: Option<Vec<String>>,
+}
+
+/// One stored calendar object that calplanebot may own (its resource name has our form).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub url: String,
+    /// The ETag exactly as the server sent it, for `If-Match`; `None` if the server sent none.
+    pub etag: Option<String>,
+    pub data: String,
+}
+
+/// The precondition of a PUT (RFC 4791 §5.3.2, RFC 9110 §13.1).
+#[derive(Clone, Copy, Debug)]
+pub enum Precondition<'a> {
+    /// Create only: `If-None-Match: *`.
+    Absent,
+    /// Update only what we read: `If-Match: <etag>`.
+    Matches(&'a str),
+}
+
+pub struct DavClient {
+    agent: ureq::Agent,
+    authorization: Secret,
+    pub requests: Counter,
+}
+
+impl DavClient {
+    pub fn new(username: &str, password: &Secret) -> DavClient {
+        use base64::Engine as _;
+        let credentials = base64::engine::general_purpose::STANDARD
+            .encode(format!("{username}:{}", password.expose()));
+        DavClient {
+            agent: crate::http::agent(),
+            authorization: Secret::new(format!("Basic {credentials}")),
+            requests: Counter::default(),
+        }
+    }
+
+    fn send(
+        &self,
+        method: &'static str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+        limit: u64,
+    ) -> Result<Reply, CalDavError> {
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(url)
+            .header("Authorization", self.authorization.expose());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(body).map_err(|e| CalDavError::Invalid {
+            url: url.to_string(),
+            reason: format!("cannot build a request: {e}"),
+        })?;
+        self.requests.add();
+        log::debug!("{method} {url}");
+        let reply = crate::http::send(&self.agent, request, limit).map_err(|source| {
+            CalDavError::Transport {
+                url: url.to_string(),
+                source,
+            }
+        })?;
+        log::trace!("{method} {url} -> {}", reply.status);
+        if reply.status == 401 {
+            return Err(CalDavError::Unauthorized {
+                url: url.to_string(),
+            });
+        }
+        Ok(reply)
+    }
+
+    /// PROPFIND returning the parsed multistatus; any non-207 answer is an error.
+    fn propfind(
+        &self,
+        url: &str,
+        depth: &str,
+        body: &str,
+    ) -> Result<Vec<DavResponse>, CalDavError> {
+        let reply = self.send(
+            "PROPFIND",
+            url,
+            &[
+                ("Depth", depth),
+                ("Content-Type", "application/xml; charset=utf-8"),
+            ],
+            body.as_bytes().to_vec(),
+            MAX_LISTING_BODY,
+        )?;
+        multistatus(url, "PROPFIND", &reply)
+    }
+
+    /// Finds the calendar home from a server, principal or calendar-home URL (RFC 6764 §6,
+    /// RFC 5397, RFC 4791 §6.2.1). Redirects are followed by hand, re-sending the PROPFIND,
+    /// and only within the same host.
+    pub fn discover_home(&self, start: &str) -> Result<String, CalDavError> {
+        let discovery = |reason: String| CalDavError::Discovery {
+            url: start.to_string(),
+            reason,
+        };
+        let mut url = start.to_string();
+        let mut redirects = 0;
+        let principal = loop {
+            let reply = self.send(
+                "PROPFIND",
+                &url,
+                &[
+                    ("Depth", "0"),
+                    ("Content-Type", "application/xml; charset=utf-8"),
+                ],
+                xml::PROPFIND_CURRENT_USER_PRINCIPAL.as_bytes().to_vec(),
+                MAX_LISTING_BODY,
+            )?;
+            if matches!(reply.status, 301 | 302 | 303 | 307 | 308) {
+                redirects += 1;
+                let location = reply.header("Location").ok_or_else(|| {
+                    discovery(format!("HTTP {} without a Location", reply.status))
+                })?;
+                let next = resolve(&url, location);
+                if host_of(&next) != host_of(&url) || redirects > MAX_REDIRECTS {
+                    return Err(discovery(format!(
+                        "redirected to {next}, which calplanebot does not follow (another host, or too many redirects); set CALDAV_URL to it"
+                    )));
+                }
+                url = next;
+                continue;
+            }
+            let responses = multistatus(&url, "PROPFIND", &reply)?;
+            break responses
+                .iter()
+                .find_map(|r| r.current_user_principal.clone())
+                .map(|href| resolve(&url, href.as_str()));
+        };
+        // The principal names the home; without a principal, the URL may itself be the home.
+        let probe = principal.unwrap_or_else(|| url.clone());
+        let responses = self.propfind(&probe, "0", xml::PROPFIND_CALENDAR_HOME_SET)?;
+        match responses.iter().find_map(|r| r.calendar_home_set.clone()) {
+            Some(home) => Ok(with_slash(resolve(&probe, &home))),
+            None if probe == url => Ok(with_slash(url)),
+            None => Err(discovery(format!(
+                "the principal {probe} names no calendar-home-set"
+            ))),
+        }
+    }
+
+    /// The calendar collections directly inside the calendar home (PROPFIND Depth 1).
+    pub fn calendars(&self, home: &str) -> Result<Vec<Calendar>, CalDavError> {
+        let responses = self.propfind(home, "1", xml::PROPFIND_CALENDARS)?;
+        let home_path = xml::href_path(home);
+        Ok(responses
+            .into_iter()
+            .filter(|r| r.is_calendar && !same_path(&xml::href_path(&r.href), &home_path))
+            .map(|r| Calendar {
+                url: with_slash(resolve(home, &r.href)),
+                displayname: r.displayname,
+                components: r.supported_components,
+            })
+            .collect())
+    }
+
+    /// MKCALENDAR with a displayname, VEVENT only (RFC 4791 §5.3.1).
+    pub fn make_calendar(&self, url: &str, displayname: &str) -> Result<(), CalDavError> {
+        let reply = self.send(
+            "MKCALENDAR",
+            url,
+            &[("Content-Type", "application/xml; charset=utf-8")],
+            xml::mkcalendar_body(displayname).into_bytes(),
+            MAX_WRITE_BODY,
+        )?;
+        match reply.status {
+            200..=299 => Ok(()),
+            403 | 405 | 501 => Err(CalDavError::CannotCreateCalendar {
+                url: url.to_string(),
+                status: reply.status,
+            }),
+            status => Err(status_error("MKCALENDAR", url, status, &reply)),
+        }
+    }
+
+    /// PROPPATCH of the displayname (a project was renamed).
+    pub fn set_displayname(&self, url: &str, displayname: &str) -> Result<(), CalDavError> {
+        let reply = self.send(
+            "PROPPATCH",
+            url,
+            &[("Content-Type", "application/xml; charset=utf-8")],
+            xml::proppatch_displayname_body(displayname).into_bytes(),
+            MAX_WRITE_BODY,
+        )?;
+        match reply.status {
+            200..=299 => Ok(()),
+            status => Err(status_error("PROPPATCH", url, status, &reply)),
+        }
+    }
+
+    /// The stored objects of `calendar` whose resource name satisfies `ours`, with their data.
+    ///
+    /// Two steps, so the cost grows with calendars and our own events, never with foreign ones:
+    /// PROPFIND Depth 1 for the members' ETags, then calendar-multiget of only our hrefs in
+    /// batches, checking that every href asked for came back (RFC 4791 §7.9).
+    pub fn owned_events(
+        &self,
+        calendar: &str,
+        ours: impl Fn(&str) -> bool,
+    ) -> Result<Vec<StoredEvent>, CalDavError> {
+        let members = self.propfind(calendar, "1", xml::PROPFIND_ETAGS)?;
+        let calendar_path = xml::href_path(calendar);
+        let hrefs: Vec<String> = members
+            .into_iter()
+            .filter(|r| !r.is_collection && r.status.is_none_or(|s| (200..300).contains(&s)))
+            .filter(|r| {
+                let path = xml::href_path(&r.href);
+                !same_path(&path, &calendar_path) && ours(last_segment(&path))
+            })
+            .map(|r| r.href)
+            .collect();
+        let mut events = Vec::with_capacity(hrefs.len());
+        for batch in hrefs.chunks(MULTIGET_BATCH) {
+            let reply = self.send(
+                "REPORT",
+                calendar,
+                &[
+                    ("Depth", "1"),
+                    ("Content-Type", "application/xml; charset=utf-8"),
+                ],
+                xml::calendar_multiget_body(batch.iter().map(String::as_str)).into_bytes(),
+                MAX_LISTING_BODY,
+            )?;
+            let responses = multistatus(calendar, "REPORT", &reply)?;
+            let mut missing = 0;
+            for href in batch {
+                let path = xml::href_path(href);
+                let found = responses
+                    .iter()
+                    .find(|r| same_path(&xml::href_path(&r.href), &path));
+                match found {
+                    Some(r) if r.status.is_some_and(|s| s == 404) => {
+                        // Deleted between the PROPFIND and the REPORT: it is gone.
+                    }
+                    Some(DavResponse {
+                        calendar_data: Some(data),
+                        etag,
+                        ..
+                    }) => events.push(StoredEvent {
+                        url: resolve(calendar, href),
+                        etag: etag.clone(),
+                        data: data.clone(),
+                    }),
+                    _ => missing += 1,
+                }
+            }
+            if missing > 0 {
+                return Err(CalDavError::Incomplete {
+                    url: calendar.to_string(),
+                    missing,
+                });
+            }
+        }
+        Ok(events)
+    }
+
+    /// PUT of a whole calendar object under a precondition. Returns the new ETag if the server
+    /// sent one (some do not; caldav.md).
+    pub fn put(
+        &self,
+        url: &str,
+        ics: &str,
+        precondition: Precondition<'_>,
+    ) -> Result<Option<String>, CalDavError> {
+        let condition = match precondition {
+            Precondition::Absent => ("If-None-Match", "*"),
+            Precondition::Matches(etag) => ("If-Match", etag),
+        };
+        let reply = self.send(
+            "PUT",
+            url,
+            &[("Content-Type", "text/calendar; charset=utf-8"), condition],
+            ics.as_bytes().to_vec(),
+            MAX_WRITE_BODY,
+        )?;
+        match reply.status {
+            200..=299 => Ok(reply.header("ETag").map(str::to_string)),
+            412 => Err(CalDavError::PreconditionFailed {
+                method: "PUT",
+                url: url.to_string(),
+            }),
+            status => Err(status_error("PUT", url, status, &reply)),
+        }
+    }
+
+    /// DELETE under `If-Match`: never unconditionally, so an event someone changed since we
+    /// read it is not lost. A 404 means the event is already gone, which is what was wanted.
+    pub fn delete(&self, url: &str, etag: &str) -> Result<(), CalDavError> {
+        let reply = self.send(
+            "DELETE",
+            url,
+            &[("If-Match", etag)],
+            Vec::new(),
+            MAX_WRITE_BODY,
+        )?;
+        match reply.status {
+            // QUIRK: Radicale answers 200 with a multistatus body, others 204 (caldav.md).
+            200..=299 | 404 => Ok(()),
+            412 => Err(CalDavError::PreconditionFailed {
+                method: "DELETE",
+                url: url.to_string(),
+            }),
+            status => Err(status_error("DELETE", url, status, &reply)),
+        }
+    }
+}
+
+fn multistatus(
+    url: &str,
+    method: &'static str,
+    reply: &Reply,
+) -> Result<Vec<DavResponse>, CalDavError> {
+    if reply.status != 207 {
+        return Err(status_error(method, url, reply.status, reply));
+    }
+    let text = std::str::from_utf8(&reply.body).map_err(|_| CalDavError::Invalid {
+        url: url.to_string(),
+        reason: "the answer is not UTF-8".into(),
+    })?;
+    xml::parse_multistatus(text).map_err(|e: XmlError| CalDavError::Invalid {
+        url: url.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+fn status_error(method: &'static str, url: &str, status: u16, reply: &Reply) -> CalDavError {
+    // A short, single-line excerpt of the server's explanation helps; a whole HTML page doesn't.
+    let text = reply.text();
+    let excerpt: String = text
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(200)
+        .collect();
+    let detail = if excerpt.is_empty() || excerpt.starts_with('<') {
+        String::new()
+    } else {
+        format!(": {excerpt}")
+    };
+    CalDavError::Status {
+        method,
+        url: url.to_string(),
+        status,
+        detail,
+    }
+}
+
+/// `scheme://authority` of an absolute URL.
+pub fn origin_of(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(i) => &url[..after_scheme + i],
+        None => url,
+    }
+}
+
+fn host_of(url: &str) -> String {
+    let origin = origin_of(url);
+    let authority = origin.split("://").nth(1).unwrap_or(origin);
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    match authority.rfind(':') {
+        Some(i) if !authority[i..].contains(']') => authority[..i].to_ascii_lowercase(),
+        _ => authority.to_ascii_lowercase(),
+    }
+}
+
+/// Resolves an href from a server answer against the URL it was found at (RFC 3986 §5.2, for
+/// the three forms servers send: absolute URL, absolute path, relative path).
+pub fn resolve(base: &str, href: &str) -> String {
+    if href.starts_with("http://") || href.starts_with("https://") {
+        href.to_string()
+    } else if href.starts_with('/') {
+        format!("{}{href}", origin_of(base))
+    } else {
+        let dir = match base.rfind('/') {
+            Some(i) if i >= origin_of(base).len() => &base[..=i],
+            _ => return format!("{}/{href}", origin_of(base)),
+        };
+        format!("{dir}{href}")
+    }
+}
+
+pub fn with_slash(mut url: String) -> String {
+    if !url.ends_with('/') {
+        url.push('/');
+    }
+    url
+}
+
+fn same_path(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/') == b.trim_end_matches('/')
+}
+
+fn last_segment(path: &str) -> &str {
+    path.trim_end_matches('/').rsplit('/').next().unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hrefs_resolve_in_all_three_forms() {
+        let base = "https://dav.example.com:8443/dav/alice/";
+        assert_eq!(
+            resolve(base, "https://other.example.com/x/"),
+            "https://other.example.com/x/"
+        );
+        assert_eq!(
+            resolve(base, "/alice/cal/"),
+            "https://dav.example.com:8443/alice/cal/"
+        );
+        assert_eq!(
+            resolve(base, "cal/e.ics"),
+            "https://dav.example.com:8443/dav/alice/cal/e.ics"
+        );
+        assert_eq!(
+            resolve("http://127.0.0.1:5232", "/alice/"),
+            "http://127.0.0.1:5232/alice/"
+        );
+    }
+
+    #[test]
+    fn hosts_compare_without_port_and_userinfo() {
+        assert_eq!(host_of("https://Dav.Example.com:8443/x"), "dav.example.com");
+        assert_eq!(host_of("http://u@[::1]:80/"), "[::1]");
+        assert_eq!(host_of("http://127.0.0.1/"), "127.0.0.1");
+    }
+
+    #[test]
+    fn paths_compare_with_or_without_trailing_slash() {
+        assert!(same_path("/alice/cal/", "/alice/cal"));
+        assert!(!same_path("/alice/cal/", "/alice/cal2/"));
+        assert_eq!(
+            last_segment("/alice/cal/plane-issue-1.ics"),
+            "plane-issue-1.ics"
+        );
+    }
+}

@@ -4,6 +4,7 @@
 //! - [`radicale`]: installs Radicale into a git-ignored virtual environment and starts it.
 //! - [`proxy`]: a counting HTTP proxy placed in front of a CalDAV server.
 
+pub mod calendar_user;
 pub mod plane_sim;
 pub mod proxy;
 pub mod radicale;

@@ -1,1 +1,255 @@
-//! placeholder: being written
+//! A Plane API simulator: the only Plane the tests and the demo ever talk to, so it reproduces
+//! the real server (Plane Community Edition 1.3.1, `shared/plane-api.md` and the captures in
+//! `tests/fixtures/plane/api/`) down to error bodies, key order and paging arithmetic.
+//!
+//! It serves `/api/v1/` on `127.0.0.1` over plain HTTP/1.1:
+//! - `users/me/`, `workspaces/{slug}/projects/[{id}/]`,
+//!   `workspaces/{slug}/projects/{id}/work-items/[{id}/]` (and the deprecated `issues/` alias),
+//!   `workspaces/{slug}/work-items/{IDENT}-{N}/`, `.../states/`, `.../labels/`;
+//! - `PATCH` and `DELETE` on one work item (a soft delete);
+//! - `fields`, `expand`, `order_by`, `per_page`/`cursor` pagination, Plane's exclusions
+//!   (deleted, archived, draft, triage, archived project), 401/403/404 as Plane answers them,
+//!   the sliding-window rate limit with its headers, and `Connection: close` on every answer.
+//!
+//! Tests drive it through [`PlaneSim`]: edit the [`World`] between runs, read the
+//! [`RecordedRequest`]s, inject [`Fault`]s. What it leaves out is listed in
+//! `tests/fixtures/plane/README.md`.
+
+mod api;
+mod clock;
+pub mod json;
+mod server;
+mod shapes;
+mod world;
+
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+pub use world::{
+    DEFAULT_TOKEN, PRIORITIES, STATE_GROUPS, Seed, SeedIssue, SeedLabel, SeedProject, SeedState,
+    SeedUser, World, generated_id,
+};
+
+use server::{Shared, State};
+
+/// One request the simulator answered (or failed on purpose), in arrival order of completion.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedRequest {
+    pub method: String,
+    /// The path as sent (percent-encoded), without the query.
+    pub path: String,
+    /// The raw query string, without `?`.
+    pub query: String,
+    /// The status the simulator answered with (also for a faulted request).
+    pub status: u16,
+}
+
+/// A deliberate failure, for the requests a [`FaultRule`] selects.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Fault {
+    /// Answer this status with this body (sent as `application/json`).
+    Status(u16, String),
+    /// Answer Plane's 429 body, with `Retry-After` when given (the live server once sent a
+    /// 429 without it).
+    RateLimited { retry_after: Option<u64> },
+    /// Wait this long, then answer normally (for client timeouts; ends early when the
+    /// simulator is dropped).
+    Hang(Duration),
+    /// Answer normally but close the connection halfway through the promised body.
+    TruncatedBody,
+    /// Answer with the first half of the real body, correctly framed: broken JSON.
+    InvalidJson,
+}
+
+impl Fault {
+    /// Plane's 500 (`{"error":"Something went wrong please try again later"}`).
+    pub fn server_error() -> Fault {
+        Fault::Status(
+            500,
+            r#"{"error":"Something went wrong please try again later"}"#.to_owned(),
+        )
+    }
+}
+
+/// Which requests fail, and how: the requests matching `method` (any when `None`, compared
+/// case-insensitively), `path_contains` and `query_contains` are counted; the first `skip` of
+/// them pass, the next `times` get `fault`, later ones pass again.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FaultRule {
+    pub method: Option<String>,
+    pub path_contains: String,
+    pub query_contains: Option<String>,
+    pub skip: usize,
+    pub times: usize,
+    pub fault: Fault,
+}
+
+impl FaultRule {
+    /// The next request whose path contains `path_contains` gets `fault` (skip 0, times 1).
+    pub fn new(path_contains: &str, fault: Fault) -> FaultRule {
+        FaultRule {
+            method: None,
+            path_contains: path_contains.to_owned(),
+            query_contains: None,
+            skip: 0,
+            times: 1,
+            fault,
+        }
+    }
+
+    pub fn method(mut self, method: &str) -> FaultRule {
+        self.method = Some(method.to_owned());
+        self
+    }
+
+    pub fn query_contains(mut self, fragment: &str) -> FaultRule {
+        self.query_contains = Some(fragment.to_owned());
+        self
+    }
+
+    pub fn skip(mut self, skip: usize) -> FaultRule {
+        self.skip = skip;
+        self
+    }
+
+    pub fn times(mut self, times: usize) -> FaultRule {
+        self.times = times;
+        self
+    }
+
+    fn matches(&self, method: &str, path: &str, query: &str) -> bool {
+        self.method
+            .as_deref()
+            .is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && path.contains(&self.path_contains)
+            && self
+                .query_contains
+                .as_deref()
+                .is_none_or(|q| query.contains(q))
+    }
+}
+
+/// A running simulator on `127.0.0.1:<port>`; dropping it stops the server.
+pub struct PlaneSim {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    listener: Option<JoinHandle<()>>,
+}
+
+impl PlaneSim {
+    /// Starts a simulator of `seed` on an ephemeral port.
+    pub fn start(seed: Seed) -> io::Result<PlaneSim> {
+        PlaneSim::start_on_port(seed, 0)
+    }
+
+    /// Starts a simulator of `seed` on `port` (0 = ephemeral).
+    pub fn start_on_port(seed: Seed, port: u16) -> io::Result<PlaneSim> {
+        let rate_limit = seed.rate_limit_per_minute;
+        let world = World::from_seed(seed)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("seed: {e}")))?;
+        let listener = TcpListener::bind(("127.0.0.1", port))?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                world,
+                throttle: api::Throttle::new(rate_limit),
+                requests: Vec::new(),
+                faults: Vec::new(),
+            }),
+            stop: AtomicBool::new(false),
+        });
+        let serving = Arc::clone(&shared);
+        let listener = thread::Builder::new()
+            .name("plane-sim".to_owned())
+            .spawn(move || server::serve(listener, serving))?;
+        Ok(PlaneSim {
+            addr,
+            shared,
+            listener: Some(listener),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT` (no trailing slash, no `/api/v1`).
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The valid API key.
+    pub fn token(&self) -> String {
+        self.shared.lock().world.token.clone()
+    }
+
+    pub fn workspace_slug(&self) -> String {
+        self.shared.lock().world.workspace.clone()
+    }
+
+    /// Reads or edits the world between requests.
+    pub fn with_world<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
+        f(&mut self.shared.lock().world)
+    }
+
+    /// Every request answered so far, in order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.lock().requests.clone()
+    }
+
+    /// How many recorded requests have this method (case-insensitive) and a path containing
+    /// `path_contains`.
+    pub fn count(&self, method: &str, path_contains: &str) -> usize {
+        self.shared
+            .lock()
+            .requests
+            .iter()
+            .filter(|r| r.method.eq_ignore_ascii_case(method) && r.path.contains(path_contains))
+            .count()
+    }
+
+    /// Forgets the recorded requests (faults and the rate-limit window stay).
+    pub fn reset_requests(&self) {
+        self.shared.lock().requests.clear();
+    }
+
+    /// Adds a fault rule; rules are checked in the order they were added.
+    pub fn inject_fault(&self, rule: FaultRule) {
+        self.shared.lock().faults.push((rule, 0));
+    }
+
+    /// Removes every fault rule.
+    pub fn clear_faults(&self) {
+        self.shared.lock().faults.clear();
+    }
+
+    /// Requests a window allowed per key; `None` = unlimited (and no `X-RateLimit-*` headers).
+    pub fn set_rate_limit(&self, per_minute: Option<u32>) {
+        self.shared.lock().throttle.limit = per_minute;
+    }
+
+    /// The throttle's window, 60 s by default (Plane's rate `N/minute`; `N/second` is a 1 s
+    /// window). Lets tests watch the window slide without waiting a minute.
+    pub fn set_rate_limit_window(&self, window: Duration) {
+        self.shared.lock().throttle.window = window;
+    }
+}
+
+impl Drop for PlaneSim {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        // Wake the listener blocked in accept().
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        if let Some(listener) = self.listener.take() {
+            let _ = listener.join();
+        }
+    }
+}
+
+impl std::fmt::Debug for PlaneSim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlaneSim")
+            .field("base_url", &self.base_url())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,1 +1,773 @@
-//! placeholder: being written
+//! A counting HTTP/1.1 proxy placed between calplanebot and a CalDAV server, so tests can assert
+//! how many requests of each method a run sent and what the server answered ("an unchanged
+//! second run sends no PUT"), and — through [`ProxyFault`] — make the server appear to fail.
+//!
+//! std only: a listener thread plus a thread per client connection. Every request is read whole
+//! (Content-Length or chunked body), forwarded on a fresh upstream connection with
+//! `Connection: close`, and the whole answer (Content-Length, chunked or until close) is recorded
+//! and sent back re-framed with Content-Length. Client connections are kept alive, so a client
+//! that reuses connections still can against an HTTP/1.0 server like Radicale.
+//!
+//! The proxy does not answer `Expect: 100-continue` itself: it passes the header on, so a client
+//! that sends it sees the same stall as against Radicale directly (`shared/caldav.md`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+/// Largest request or response head (start line + headers) accepted.
+const MAX_HEAD: u64 = 64 * 1024;
+
+/// Largest body accepted in either direction.
+const MAX_BODY: u64 = 256 * 1024 * 1024;
+
+/// How long to wait for the upstream server to accept a connection.
+const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the upstream server may stay silent while answering.
+const UPSTREAM_READ_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// One request that went through the proxy, in arrival order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxiedRequest {
+    pub method: String,
+    /// The request target as an origin-form path (with the query, if any), not decoded.
+    pub path: String,
+    /// The status the client received: the server's, or the proxy's own (502 when the server
+    /// could not be reached, the injected status for a [`ProxyFault`]).
+    pub status: u16,
+    /// `true` if a [`ProxyFault`] answered and the server never saw the request.
+    pub injected: bool,
+}
+
+/// A failure the proxy can simulate instead of forwarding a request. Later fault-injection
+/// suites add variants here (delays, dropped connections, truncated bodies, …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProxyFault {
+    /// Answer with this status and a short text body without contacting the server.
+    Status(u16),
+}
+
+/// Which requests a fault applies to, and how many times.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultRule {
+    fault: ProxyFault,
+    method: Option<String>,
+    path_prefix: Option<String>,
+    remaining: usize,
+}
+
+impl FaultRule {
+    /// Applies `fault` to the next request, whatever its method and path.
+    pub fn new(fault: ProxyFault) -> Self {
+        FaultRule {
+            fault,
+            method: None,
+            path_prefix: None,
+            remaining: 1,
+        }
+    }
+
+    /// Only requests with this method (exact match, e.g. `"PUT"`).
+    pub fn method(mut self, method: &str) -> Self {
+        self.method = Some(method.to_string());
+        self
+    }
+
+    /// Only requests whose path starts with `prefix`.
+    pub fn path_prefix(mut self, prefix: &str) -> Self {
+        self.path_prefix = Some(prefix.to_string());
+        self
+    }
+
+    /// Applies to the next `n` matching requests instead of one.
+    pub fn times(mut self, n: usize) -> Self {
+        self.remaining = n;
+        self
+    }
+
+    fn matches(&self, method: &str, path: &str) -> bool {
+        self.remaining > 0
+            && self.method.as_deref().is_none_or(|m| m == method)
+            && self
+                .path_prefix
+                .as_deref()
+                .is_none_or(|p| path.starts_with(p))
+    }
+}
+
+/// A running proxy on 127.0.0.1 in front of one upstream server. Stops on drop.
+pub struct CountingProxy {
+    shared: Arc<Shared>,
+    accept_thread: Option<JoinHandle<()>>,
+}
+
+struct Shared {
+    upstream: SocketAddr,
+    own_addr: SocketAddr,
+    requests: Mutex<Vec<ProxiedRequest>>,
+    faults: Mutex<Vec<FaultRule>>,
+    /// Clones of open client connections, shut down on drop to end their threads.
+    clients: Mutex<HashMap<u64, TcpStream>>,
+    stopping: AtomicBool,
+}
+
+/// Locks a mutex, ignoring poisoning: a panicking connection thread must not hide the record.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl CountingProxy {
+    /// Starts a proxy on a free loopback port that forwards to `upstream`.
+    pub fn start(upstream: SocketAddr) -> io::Result<CountingProxy> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let shared = Arc::new(Shared {
+            upstream,
+            own_addr: listener.local_addr()?,
+            requests: Mutex::new(Vec::new()),
+            faults: Mutex::new(Vec::new()),
+            clients: Mutex::new(HashMap::new()),
+            stopping: AtomicBool::new(false),
+        });
+        let accept_shared = Arc::clone(&shared);
+        let accept_thread = thread::Builder::new()
+            .name(format!("proxy-accept-{}", shared.own_addr.port()))
+            .spawn(move || accept_loop(&listener, &accept_shared))?;
+        Ok(CountingProxy {
+            shared,
+            accept_thread: Some(accept_thread),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.shared.own_addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.shared.own_addr
+    }
+
+    /// Every request so far, in the order the answers were ready.
+    pub fn requests(&self) -> Vec<ProxiedRequest> {
+        lock(&self.shared.requests).clone()
+    }
+
+    /// How many requests used `method` (injected faults included).
+    pub fn count(&self, method: &str) -> usize {
+        lock(&self.shared.requests)
+            .iter()
+            .filter(|r| r.method == method)
+            .count()
+    }
+
+    /// Request counts by method.
+    pub fn counts(&self) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for request in lock(&self.shared.requests).iter() {
+            *counts.entry(request.method.clone()).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// Forgets the recorded requests (faults stay armed).
+    pub fn reset(&self) {
+        lock(&self.shared.requests).clear();
+    }
+
+    /// Arms a fault; rules are tried in the order they were added, first match wins.
+    pub fn inject(&self, rule: FaultRule) {
+        lock(&self.shared.faults).push(rule);
+    }
+
+    /// Disarms all faults.
+    pub fn clear_faults(&self) {
+        lock(&self.shared.faults).clear();
+    }
+}
+
+impl Drop for CountingProxy {
+    fn drop(&mut self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        // Wake the blocking accept() so the thread sees the flag.
+        let _ = TcpStream::connect_timeout(&self.shared.own_addr, Duration::from_secs(1));
+        if let Some(thread) = self.accept_thread.take() {
+            let _ = thread.join();
+        }
+        for (_, client) in lock(&self.shared.clients).drain() {
+            let _ = client.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+impl std::fmt::Debug for CountingProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CountingProxy")
+            .field("addr", &self.shared.own_addr)
+            .field("upstream", &self.shared.upstream)
+            .finish_non_exhaustive()
+    }
+}
+
+fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
+    let next_id = AtomicU64::new(0);
+    for stream in listener.incoming() {
+        if shared.stopping.load(Ordering::SeqCst) {
+            break;
+        }
+        let Ok(stream) = stream else { continue };
+        let id = next_id.fetch_add(1, Ordering::Relaxed);
+        if let Ok(clone) = stream.try_clone() {
+            lock(&shared.clients).insert(id, clone);
+        }
+        let client_shared = Arc::clone(shared);
+        let spawned = thread::Builder::new()
+            .name(format!("proxy-client-{id}"))
+            .spawn(move || {
+                let _ = serve_client(&client_shared, stream);
+                lock(&client_shared.clients).remove(&id);
+            });
+        if spawned.is_err() {
+            lock(&shared.clients).remove(&id);
+        }
+    }
+}
+
+/// Why reading a message failed.
+#[derive(Debug)]
+enum ReadError {
+    /// Head or body beyond the caps.
+    TooLarge(&'static str),
+    /// Not HTTP/1.x as we understand it.
+    Malformed(String),
+    Io(io::Error),
+}
+
+impl From<io::Error> for ReadError {
+    fn from(error: io::Error) -> Self {
+        ReadError::Io(error)
+    }
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::TooLarge(what) => write!(f, "{what} too large"),
+            ReadError::Malformed(why) => write!(f, "malformed message: {why}"),
+            ReadError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+type Headers = Vec<(String, String)>;
+
+/// A request as received from the client.
+struct Request {
+    method: String,
+    /// Origin-form target forwarded upstream.
+    path: String,
+    version: String,
+    headers: Headers,
+    body: Vec<u8>,
+    /// The client framed a body (Content-Length or chunked), even if empty.
+    has_body: bool,
+}
+
+/// An answer to send back to the client.
+struct Response {
+    status: u16,
+    reason: String,
+    headers: Headers,
+    body: Vec<u8>,
+}
+
+impl Response {
+    /// An answer made up by the proxy itself.
+    fn own(status: u16, text: &str) -> Response {
+        Response {
+            status,
+            reason: reason_phrase(status).to_string(),
+            headers: vec![("Content-Type".into(), "text/plain; charset=utf-8".into())],
+            body: format!("{text}\n").into_bytes(),
+        }
+    }
+}
+
+fn serve_client(shared: &Shared, stream: TcpStream) -> io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut writer = stream;
+    loop {
+        let request = match read_request(&mut reader) {
+            Ok(Some(request)) => request,
+            Ok(None) => return Ok(()), // The client closed the connection between requests.
+            Err(ReadError::Io(e)) => return Err(e),
+            Err(e @ ReadError::TooLarge(_)) => {
+                let status = if matches!(e, ReadError::TooLarge("head")) {
+                    431
+                } else {
+                    413
+                };
+                return write_response(
+                    &mut writer,
+                    &Response::own(status, &e.to_string()),
+                    false,
+                    true,
+                );
+            }
+            Err(e @ ReadError::Malformed(_)) => {
+                return write_response(
+                    &mut writer,
+                    &Response::own(400, &e.to_string()),
+                    false,
+                    true,
+                );
+            }
+        };
+        let close = wants_close(&request.version, &request.headers);
+        let fault = take_fault(shared, &request.method, &request.path);
+        let injected = fault.is_some();
+        let mut response = match fault {
+            Some(ProxyFault::Status(status)) => {
+                Response::own(status, "fault injected by calplanebot-testbed proxy")
+            }
+            None => forward(shared, &request).unwrap_or_else(|e| {
+                Response::own(502, &format!("proxy: upstream {}: {e}", shared.upstream))
+            }),
+        };
+        rewrite_locations(&mut response, shared.upstream, shared.own_addr);
+        lock(&shared.requests).push(ProxiedRequest {
+            method: request.method.clone(),
+            path: request.path.clone(),
+            status: response.status,
+            injected,
+        });
+        write_response(&mut writer, &response, request.method == "HEAD", close)?;
+        if close {
+            return Ok(());
+        }
+    }
+}
+
+fn take_fault(shared: &Shared, method: &str, path: &str) -> Option<ProxyFault> {
+    let mut faults = lock(&shared.faults);
+    let index = faults.iter().position(|rule| rule.matches(method, path))?;
+    faults[index].remaining -= 1;
+    let fault = faults[index].fault.clone();
+    if faults[index].remaining == 0 {
+        faults.remove(index);
+    }
+    Some(fault)
+}
+
+/// Reads one request; `None` on a clean end of the connection before it.
+fn read_request(reader: &mut impl BufRead) -> Result<Option<Request>, ReadError> {
+    let Some((start, headers)) = read_head(reader)? else {
+        return Ok(None);
+    };
+    let mut parts = start.split(' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(ReadError::Malformed(format!("request line {start:?}")));
+    };
+    if !version.starts_with("HTTP/1.") || method.is_empty() {
+        return Err(ReadError::Malformed(format!("request line {start:?}")));
+    }
+    let framing = body_framing(&headers)?;
+    let has_body = !matches!(framing, Framing::None);
+    let body = read_body(reader, framing)?;
+    Ok(Some(Request {
+        method: method.to_string(),
+        path: origin_form(target).to_string(),
+        version: version.to_string(),
+        headers,
+        body,
+        has_body,
+    }))
+}
+
+/// Reads a start line and headers, at most [`MAX_HEAD`] bytes. `None` on EOF before any byte.
+fn read_head(reader: &mut impl BufRead) -> Result<Option<(String, Headers)>, ReadError> {
+    let mut limited = reader.take(MAX_HEAD);
+    let mut start = String::new();
+    let mut headers = Headers::new();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = limited.read_until(b'\n', &mut line)?;
+        if n == 0 || line.last() != Some(&b'\n') {
+            if start.is_empty() && headers.is_empty() && line.is_empty() {
+                return Ok(None);
+            }
+            return Err(if limited.limit() == 0 {
+                ReadError::TooLarge("head")
+            } else {
+                ReadError::Malformed("connection closed inside the head".into())
+            });
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end_matches(['\r', '\n']);
+        if start.is_empty() {
+            // RFC 9112 §2.2: empty lines before the start line are ignored.
+            if !text.is_empty() {
+                start = text.to_string();
+            }
+            continue;
+        }
+        if text.is_empty() {
+            return Ok(Some((start, headers)));
+        }
+        let Some((name, value)) = text.split_once(':') else {
+            return Err(ReadError::Malformed(format!("header line {text:?}")));
+        };
+        headers.push((name.trim().to_string(), value.trim().to_string()));
+    }
+}
+
+/// How a message's body is delimited.
+enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+    UntilClose,
+}
+
+/// The framing a request declares (RFC 9112 §6.3: chunked wins over Content-Length).
+fn body_framing(headers: &Headers) -> Result<Framing, ReadError> {
+    if is_chunked(headers) {
+        return Ok(Framing::Chunked);
+    }
+    let mut length = None;
+    for value in header_values(headers, "content-length") {
+        let parsed: u64 = value
+            .parse()
+            .map_err(|_| ReadError::Malformed(format!("Content-Length {value:?}")))?;
+        if length.is_some_and(|l| l != parsed) {
+            return Err(ReadError::Malformed("conflicting Content-Length".into()));
+        }
+        length = Some(parsed);
+    }
+    Ok(length.map_or(Framing::None, Framing::Length))
+}
+
+fn is_chunked(headers: &Headers) -> bool {
+    header_values(headers, "transfer-encoding")
+        .flat_map(|v| v.split(','))
+        .last()
+        .is_some_and(|coding| coding.trim().eq_ignore_ascii_case("chunked"))
+}
+
+fn read_body(reader: &mut impl BufRead, framing: Framing) -> Result<Vec<u8>, ReadError> {
+    let mut body = Vec::new();
+    match framing {
+        Framing::None => {}
+        Framing::Length(length) => {
+            if length > MAX_BODY {
+                return Err(ReadError::TooLarge("body"));
+            }
+            reader.take(length).read_to_end(&mut body)?;
+            if body.len() as u64 != length {
+                return Err(ReadError::Malformed(
+                    "connection closed inside the body".into(),
+                ));
+            }
+        }
+        Framing::UntilClose => {
+            reader.take(MAX_BODY + 1).read_to_end(&mut body)?;
+            if body.len() as u64 > MAX_BODY {
+                return Err(ReadError::TooLarge("body"));
+            }
+        }
+        Framing::Chunked => read_chunked(reader, &mut body)?,
+    }
+    Ok(body)
+}
+
+/// Decodes a chunked body (RFC 9112 §7.1); chunk extensions and trailers are dropped.
+fn read_chunked(reader: &mut impl BufRead, body: &mut Vec<u8>) -> Result<(), ReadError> {
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        reader.take(4096).read_until(b'\n', &mut line)?;
+        let text = String::from_utf8_lossy(&line);
+        let size_text = text.split(';').next().unwrap_or("").trim();
+        let size = u64::from_str_radix(size_text, 16)
+            .map_err(|_| ReadError::Malformed(format!("chunk size {size_text:?}")))?;
+        if size == 0 {
+            // Trailer section up to the empty line.
+            loop {
+                line.clear();
+                let n = reader.take(MAX_HEAD).read_until(b'\n', &mut line)?;
+                if n == 0 || line == b"\r\n" || line == b"\n" {
+                    return Ok(());
+                }
+            }
+        }
+        if body.len() as u64 + size > MAX_BODY {
+            return Err(ReadError::TooLarge("body"));
+        }
+        let before = body.len();
+        reader.take(size).read_to_end(body)?;
+        if (body.len() - before) as u64 != size {
+            return Err(ReadError::Malformed(
+                "connection closed inside a chunk".into(),
+            ));
+        }
+        line.clear();
+        reader.take(2).read_until(b'\n', &mut line)?;
+        if line != b"\r\n" && line != b"\n" {
+            return Err(ReadError::Malformed("chunk not followed by CRLF".into()));
+        }
+    }
+}
+
+/// Sends `request` to the upstream server on a fresh connection and reads the whole answer.
+fn forward(shared: &Shared, request: &Request) -> Result<Response, ReadError> {
+    let mut upstream = TcpStream::connect_timeout(&shared.upstream, UPSTREAM_CONNECT_TIMEOUT)?;
+    upstream.set_read_timeout(Some(UPSTREAM_READ_TIMEOUT))?;
+    let mut head = format!("{} {} HTTP/1.1\r\n", request.method, request.path);
+    let dropped = connection_tokens(&request.headers);
+    for (name, value) in &request.headers {
+        let lower = name.to_ascii_lowercase();
+        if is_hop_by_hop(&lower) || dropped.contains(&lower) || lower == "host" {
+            continue;
+        }
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!("Host: {}\r\n", shared.upstream));
+    if request.has_body || !request.body.is_empty() {
+        head.push_str(&format!("Content-Length: {}\r\n", request.body.len()));
+    }
+    head.push_str("Connection: close\r\n\r\n");
+    upstream.write_all(head.as_bytes())?;
+    upstream.write_all(&request.body)?;
+    upstream.flush()?;
+
+    let mut reader = BufReader::new(upstream);
+    loop {
+        let Some((start, headers)) = read_head(&mut reader)? else {
+            return Err(ReadError::Malformed(
+                "upstream closed without answering".into(),
+            ));
+        };
+        let mut parts = start.splitn(3, ' ');
+        let version = parts.next().unwrap_or("");
+        let status: u16 = parts
+            .next()
+            .and_then(|s| s.parse().ok())
+            .filter(|_| version.starts_with("HTTP/1."))
+            .ok_or_else(|| ReadError::Malformed(format!("status line {start:?}")))?;
+        let reason = parts.next().unwrap_or("").to_string();
+        if (100..200).contains(&status) {
+            continue; // Interim answers (100 Continue) are not relayed.
+        }
+        let framing = if request.method == "HEAD" || status == 204 || status == 304 {
+            Framing::None
+        } else {
+            match body_framing(&headers)? {
+                Framing::None => Framing::UntilClose,
+                framing => framing,
+            }
+        };
+        let body = read_body(&mut reader, framing)?;
+        return Ok(Response {
+            status,
+            reason,
+            headers,
+            body,
+        });
+    }
+}
+
+/// Writes `response` re-framed with Content-Length.
+fn write_response(
+    writer: &mut impl Write,
+    response: &Response,
+    head_request: bool,
+    close: bool,
+) -> io::Result<()> {
+    let mut head = format!("HTTP/1.1 {} {}\r\n", response.status, response.reason);
+    let dropped = connection_tokens(&response.headers);
+    for (name, value) in &response.headers {
+        let lower = name.to_ascii_lowercase();
+        if is_hop_by_hop(&lower) || dropped.contains(&lower) {
+            continue;
+        }
+        // A HEAD answer's Content-Length describes the GET body: pass it on unchanged.
+        if lower == "content-length" && !head_request {
+            continue;
+        }
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    let bodiless_status = response.status == 204 || response.status == 304;
+    if !head_request && !bodiless_status {
+        head.push_str(&format!("Content-Length: {}\r\n", response.body.len()));
+    }
+    head.push_str(if close {
+        "Connection: close\r\n\r\n"
+    } else {
+        "Connection: keep-alive\r\n\r\n"
+    });
+    writer.write_all(head.as_bytes())?;
+    if !head_request && !bodiless_status {
+        writer.write_all(&response.body)?;
+    }
+    writer.flush()
+}
+
+/// Makes absolute `Location`/`Content-Location` URLs that point at the upstream server point at
+/// the proxy, so a client following them stays behind the proxy.
+fn rewrite_locations(response: &mut Response, upstream: SocketAddr, own: SocketAddr) {
+    let from = format!("http://{upstream}");
+    let to = format!("http://{own}");
+    for (name, value) in &mut response.headers {
+        let lower = name.to_ascii_lowercase();
+        if (lower == "location" || lower == "content-location") && value.starts_with(&from) {
+            let rest = &value[from.len()..];
+            if rest.is_empty() || rest.starts_with('/') || rest.starts_with('?') {
+                *value = format!("{to}{rest}");
+            }
+        }
+    }
+}
+
+/// Whether the connection ends after this exchange (RFC 9112 §9.3).
+fn wants_close(version: &str, headers: &Headers) -> bool {
+    let tokens = connection_tokens(headers);
+    if tokens.iter().any(|t| t == "close") {
+        return true;
+    }
+    version == "HTTP/1.0" && !tokens.iter().any(|t| t == "keep-alive")
+}
+
+/// Lower-cased tokens of all Connection headers.
+fn connection_tokens(headers: &Headers) -> Vec<String> {
+    header_values(headers, "connection")
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
+fn is_hop_by_hop(lower_name: &str) -> bool {
+    matches!(
+        lower_name,
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "proxy-authorization"
+            | "proxy-authenticate"
+    )
+}
+
+fn header_values<'a>(headers: &'a Headers, lower_name: &'a str) -> impl Iterator<Item = &'a str> {
+    headers
+        .iter()
+        .filter(move |(name, _)| name.eq_ignore_ascii_case(lower_name))
+        .map(|(_, value)| value.as_str())
+}
+
+/// `http://host:port/a?b` → `/a?b`; origin-form stays as it is.
+fn origin_form(target: &str) -> &str {
+    match target.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None => target,
+    }
+}
+
+fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        409 => "Conflict",
+        412 => "Precondition Failed",
+        413 => "Content Too Large",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Status",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_chunked_bodies_with_extensions_and_trailers() {
+        let raw = b"4;ext=1\r\nWiki\r\n5\r\npedia\r\n0\r\nTrailer: x\r\n\r\nNEXT";
+        let mut reader = BufReader::new(&raw[..]);
+        let body = read_body(&mut reader, Framing::Chunked).unwrap();
+        assert_eq!(body, b"Wikipedia");
+        let mut rest = String::new();
+        reader.read_to_string(&mut rest).unwrap();
+        assert_eq!(rest, "NEXT");
+    }
+
+    #[test]
+    fn rejects_heads_over_the_cap() {
+        let mut raw = b"GET / HTTP/1.1\r\n".to_vec();
+        while raw.len() as u64 <= MAX_HEAD {
+            raw.extend_from_slice(b"X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+        }
+        let result = read_request(&mut BufReader::new(&raw[..]));
+        assert!(matches!(result, Err(ReadError::TooLarge("head"))));
+    }
+
+    #[test]
+    fn rewrites_only_locations_pointing_at_upstream() {
+        let upstream: SocketAddr = "127.0.0.1:1000".parse().unwrap();
+        let own: SocketAddr = "127.0.0.1:2000".parse().unwrap();
+        let mut response = Response::own(302, "");
+        response.headers = vec![
+            ("Location".into(), "http://127.0.0.1:1000/alice/".into()),
+            ("Content-Location".into(), "http://127.0.0.1:10000/x".into()),
+            ("X-Other".into(), "http://127.0.0.1:1000/".into()),
+        ];
+        rewrite_locations(&mut response, upstream, own);
+        assert_eq!(response.headers[0].1, "http://127.0.0.1:2000/alice/");
+        assert_eq!(response.headers[1].1, "http://127.0.0.1:10000/x");
+        assert_eq!(response.headers[2].1, "http://127.0.0.1:1000/");
+    }
+
+    #[test]
+    fn keep_alive_follows_the_http_version() {
+        let none = Headers::new();
+        let close = vec![("Connection".to_string(), "close".to_string())];
+        let keep = vec![("Connection".to_string(), "Keep-Alive".to_string())];
+        assert!(!wants_close("HTTP/1.1", &none));
+        assert!(wants_close("HTTP/1.1", &close));
+        assert!(wants_close("HTTP/1.0", &none));
+        assert!(!wants_close("HTTP/1.0", &keep));
+    }
+
+    #[test]
+    fn fault_rules_match_method_and_path_and_run_out() {
+        let mut rule = FaultRule::new(ProxyFault::Status(503))
+            .method("PUT")
+            .path_prefix("/alice/")
+            .times(2);
+        assert!(rule.matches("PUT", "/alice/x.ics"));
+        assert!(!rule.matches("GET", "/alice/x.ics"));
+        assert!(!rule.matches("PUT", "/bob/x.ics"));
+        rule.remaining = 0;
+        assert!(!rule.matches("PUT", "/alice/x.ics"));
+    }
+}
