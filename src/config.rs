@@ -261,7 +261,8 @@ mod tests {
 
     #[test]
     fn each_missing_variable_is_named() {
-        let cases: [(&str, fn(&mut ConnectionArgs)); 5] = [
+        type Unset = fn(&mut ConnectionArgs);
+        let cases: [(&str, Unset); 5] = [
             ("PLANE_BASE_URL", |a| a.plane_base_url = None),
             ("PLANE_API_TOKEN", |a| a.plane_api_token = None),
             ("PLANE_WORKSPACE_SLUG", |a| {

@@ -1097,10 +1097,10 @@ impl TextWriter {
             let innermost = self.open.iter().rposition(|open| {
                 matches!(open.kind, OpenKind::Item { .. } | OpenKind::List { .. })
             });
-            if let Some(index) = innermost {
-                if matches!(self.open[index].kind, OpenKind::Item { .. }) {
-                    self.close_down_to(index);
-                }
+            if let Some(index) = innermost
+                && matches!(self.open[index].kind, OpenKind::Item { .. })
+            {
+                self.close_down_to(index);
             }
         }
         self.boundary();
@@ -2001,6 +2001,13 @@ mod tests {
         assert_eq!(html_to_text("<p></p><p>a</p><p></p>"), "a");
         assert_eq!(html_to_text("a<br><br><br>b<br>"), "a\n\nb");
         assert_eq!(html_to_text("<p>a<br></p><p>b</p>"), "a\nb");
+        assert_eq!(html_to_text("<p>a</p><hr><p>b</p>"), "a\nb");
+        assert_eq!(
+            html_to_text(
+                "<table><tbody><tr><th><p>A</p></th><td><p>1</p></td></tr></tbody></table>"
+            ),
+            "A\n1"
+        );
         assert_eq!(
             html_to_text("<div>x</div>y<blockquote><p>q</p><p>r</p></blockquote>"),
             "x\ny\n> q\n> r"

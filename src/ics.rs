@@ -79,7 +79,7 @@ impl Property {
     /// A new property. `value` must already be in its on-the-wire form (e.g. escaped with
     /// [`escape_text`] for TEXT). Defensively, characters that cannot occur in a content line
     /// are dropped: controls other than TAB from the value (RFC 5545 §3.1, they would break the
-    /// line), anything but letters, digits and `-` from names, and DQUOTE and controls from
+    /// line), anything but letters, digits, `-` and `_` from names, and DQUOTE and controls from
     /// parameter values, which are quoted when they contain `:`, `;` or `,` (§3.2).
     pub fn new(name: &str, params: &[(&str, &str)], value: &str) -> Property {
         let name = clean_name(name);
@@ -399,9 +399,10 @@ fn is_control(c: char) -> bool {
     c < ' ' || c == '\u{7f}'
 }
 
-/// iana-token / x-name characters (RFC 5545 §3.1).
+/// iana-token / x-name characters (RFC 5545 §3.1: letters, digits, `-`), plus `_`, which some
+/// producers put into X- names: refusing it would make a whole stored event unreadable.
 fn is_name_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'-'
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
 }
 
 fn clean_name(name: &str) -> String {
@@ -679,6 +680,8 @@ mod tests {
             cal.property("SUMMARY").unwrap().param("VALUE"),
             Some("text")
         );
+        let odd = parse("BEGIN:A\r\nX-MS_OLK-THING;X_P=1:v\r\nEND:A\r\n").unwrap();
+        assert_eq!(odd.properties[0].name(), "X-MS_OLK-THING");
     }
 
     #[test]

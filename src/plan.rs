@@ -82,14 +82,14 @@ pub enum Change {
     Create {
         calendar: String,
         url: String,
-        fields: ManagedFields,
+        fields: Box<ManagedFields>,
     },
     Update {
         calendar: String,
         url: String,
         etag: Option<String>,
-        before: ManagedFields,
-        after: ManagedFields,
+        before: Box<ManagedFields>,
+        after: Box<ManagedFields>,
         #[serde(skip)]
         existing: String,
     },
@@ -97,7 +97,7 @@ pub enum Change {
         calendar: String,
         url: String,
         etag: Option<String>,
-        before: ManagedFields,
+        before: Box<ManagedFields>,
     },
 }
 
@@ -169,7 +169,7 @@ pub enum Stored<'a> {
     /// Ours and in scope: our UID for that issue, our workspace, a project of this calendar.
     Owned {
         event: &'a ActualEvent,
-        fields: ManagedFields,
+        fields: Box<ManagedFields>,
         project_id: String,
     },
     /// Looks like ours by name but is not (another workspace or project, another UID, or not
@@ -203,7 +203,9 @@ pub fn decide(
         // A dated issue without an event: create it (PUT If-None-Match: *).
         (Some(_), Stored::Nothing) => Decision::Create,
         // Ours and every managed property already equal (parsed values, never raw bytes).
-        (Some(want), Stored::Owned { fields, .. }) if want == fields => Decision::Unchanged,
+        (Some(want), Stored::Owned { fields, .. }) if want == fields.as_ref() => {
+            Decision::Unchanged
+        }
         // Ours but different: update in place (PUT If-Match), keeping what users added.
         (Some(_), Stored::Owned { .. }) => Decision::Update,
         // Our resource name is taken by something we do not own: touch nothing, say so.
@@ -259,7 +261,7 @@ pub fn classify<'a>(
     }
     Stored::Owned {
         event,
-        fields,
+        fields: Box::new(fields),
         project_id,
     }
 }
@@ -327,7 +329,7 @@ fn plan_calendar(job: &CalendarJob, workspace: &str, plan: &mut Plan) {
             Decision::Create => plan.changes.push(Change::Create {
                 calendar: calendar.clone(),
                 url,
-                fields: desired.expect("create has a desired event").clone(),
+                fields: Box::new(desired.expect("create has a desired event").clone()),
             }),
             Decision::Update => {
                 let Stored::Owned { event, fields, .. } = &stored else {
@@ -338,7 +340,7 @@ fn plan_calendar(job: &CalendarJob, workspace: &str, plan: &mut Plan) {
                     url,
                     etag: event.etag.clone(),
                     before: fields.clone(),
-                    after: desired.expect("update has a desired event").clone(),
+                    after: Box::new(desired.expect("update has a desired event").clone()),
                     existing: event.data.clone(),
                 });
             }
@@ -429,7 +431,7 @@ mod tests {
         let event = stored(&want);
         let owned = |f: ManagedFields| Stored::Owned {
             event: &event,
-            fields: f,
+            fields: Box::new(f),
             project_id: PROJECT.into(),
         };
         let foreign = Stored::NotOurs {

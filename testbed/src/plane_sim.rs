@@ -36,7 +36,8 @@ pub use world::{
 
 use server::{Shared, State};
 
-/// One request the simulator answered (or failed on purpose), in arrival order of completion.
+/// One request the simulator answered (or failed on purpose). Requests are recorded when
+/// answered, so a request held by [`Fault::Hang`] is recorded after those answered meanwhile.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordedRequest {
     pub method: String,
@@ -187,7 +188,8 @@ impl PlaneSim {
         self.shared.lock().world.workspace.clone()
     }
 
-    /// Reads or edits the world between requests.
+    /// Reads or edits the world between requests. `f` runs under the simulator's lock: calling
+    /// another `PlaneSim` method from inside it would deadlock.
     pub fn with_world<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
         f(&mut self.shared.lock().world)
     }

@@ -16,7 +16,7 @@ use super::json::Json;
 use super::shapes::{self, Shape};
 use super::world::{PRIORITIES, SeedIssue, SeedProject, World};
 
-/// Plane's throttle key-prefix is per API key; `None` limit = unlimited (no headers).
+/// Plane's default and maximum `per_page` (`get_per_page(1000, 1000)` in its paginator).
 const PLANE_MAX_PER_PAGE: i128 = 1000;
 
 /// One parsed HTTP request.
@@ -107,6 +107,7 @@ pub(crate) fn rate_limited_body() -> Json {
 /// The sliding-window throttle of DRF's `SimpleRateThrottle`, per API key.
 #[derive(Debug)]
 pub(crate) struct Throttle {
+    /// Requests per window; `None` = unlimited, and then no `X-RateLimit-*` headers.
     pub limit: Option<u32>,
     pub window: Duration,
     /// Newest first, like DRF's cached history.

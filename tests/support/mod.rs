@@ -1,0 +1,227 @@
+//! Shared set-up of the end-to-end tests: the Plane simulator, a real Radicale behind a
+//! counting proxy, a "calendar user" acting like a person's calendar app, and a runner for the
+//! real `calplanebot` binary with a hermetic environment.
+
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::process::Command;
+
+use calplanebot_testbed::calendar_user::CalendarUser;
+use calplanebot_testbed::plane_sim::{PlaneSim, Seed};
+use calplanebot_testbed::proxy::CountingProxy;
+use calplanebot_testbed::radicale::Radicale;
+
+pub struct Env {
+    pub sim: PlaneSim,
+    pub radicale: Radicale,
+    pub proxy: CountingProxy,
+    pub user: CalendarUser,
+}
+
+/// The outcome of one run of the binary.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Env {
+    pub fn start(seed: serde_json::Value) -> Env {
+        let seed = Seed::from_json(&seed.to_string()).expect("a valid seed");
+        let sim = PlaneSim::start(seed).expect("the Plane simulator starts");
+        let radicale = Radicale::start().expect("Radicale starts");
+        let proxy = CountingProxy::start(radicale.addr()).expect("the proxy starts");
+        let user = CalendarUser::new(&radicale.url(), radicale.username(), radicale.password());
+        Env {
+            sim,
+            radicale,
+            proxy,
+            user,
+        }
+    }
+
+    /// The environment a real deployment would set (secrets included).
+    pub fn vars(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("PLANE_BASE_URL", self.sim.base_url()),
+            ("PLANE_API_TOKEN", self.sim.token()),
+            ("PLANE_WORKSPACE_SLUG", self.sim.workspace_slug()),
+            ("CALDAV_URL", format!("{}/", self.proxy.url())),
+            ("CALDAV_USERNAME", self.radicale.username().to_string()),
+            ("CALDAV_PASSWORD", self.radicale.password().to_string()),
+        ]
+    }
+
+    /// Runs `calplanebot ARGS` with only the variables of [`Env::vars`] plus `extra`.
+    pub fn run_with(&self, args: &[&str], extra: &[(&str, &str)]) -> Run {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_calplanebot"));
+        command.args(args).env_clear();
+        for (name, value) in self.vars() {
+            command.env(name, value);
+        }
+        for (name, value) in extra {
+            command.env(name, value);
+        }
+        let output = command.output().expect("the binary runs");
+        let run = Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        };
+        eprintln!(
+            "$ calplanebot {} -> {}\n--- stdout\n{}--- stderr\n{}",
+            args.join(" "),
+            run.code,
+            run.stdout,
+            run.stderr
+        );
+        run
+    }
+
+    pub fn sync(&self, args: &[&str]) -> Run {
+        let mut all = vec!["sync"];
+        all.extend_from_slice(args);
+        self.run_with(&all, &[])
+    }
+
+    pub fn project_id(&self, identifier: &str) -> String {
+        self.sim.with_world(|w| {
+            w.project(identifier)
+                .unwrap_or_else(|| panic!("no project {identifier}"))
+                .id
+                .clone()
+        })
+    }
+
+    pub fn issue_id(&self, name: &str) -> String {
+        self.sim.with_world(|w| {
+            w.issues
+                .iter()
+                .find(|i| i.name == name)
+                .unwrap_or_else(|| panic!("no issue {name:?}"))
+                .id
+                .clone()
+        })
+    }
+
+    pub fn home(&self) -> String {
+        format!("/{}/", self.radicale.username())
+    }
+
+    pub fn calendar_href(&self, identifier: &str) -> String {
+        format!("{}plane-{}/", self.home(), self.project_id(identifier))
+    }
+
+    pub fn event_href(&self, identifier: &str, issue_name: &str) -> String {
+        format!(
+            "{}plane-issue-{}.ics",
+            self.calendar_href(identifier),
+            self.issue_id(issue_name)
+        )
+    }
+
+    /// The stored event of an issue: (etag, body).
+    pub fn event(&self, identifier: &str, issue_name: &str) -> Option<(String, String)> {
+        self.user
+            .get(&self.event_href(identifier, issue_name))
+            .expect("GET works")
+    }
+
+    /// Requests by method that reached Radicale since the last reset.
+    pub fn caldav_count(&self, method: &str) -> usize {
+        self.proxy.count(method)
+    }
+
+    pub fn writes(&self) -> usize {
+        ["PUT", "DELETE", "MKCALENDAR", "PROPPATCH", "MOVE", "COPY"]
+            .iter()
+            .map(|m| self.proxy.count(m))
+            .sum()
+    }
+}
+
+/// The values of property `name` in an iCalendar text: unfolded, parameters kept raw, values
+/// TEXT-unescaped. A deliberately independent, minimal reading (not calplanebot's parser).
+pub fn props(ics: &str, name: &str) -> Vec<(String, String)> {
+    let unfolded = ics
+        .replace("\r\n", "\n")
+        .replace("\n ", "")
+        .replace("\n\t", "");
+    unfolded
+        .lines()
+        .filter_map(|line| {
+            let (head, value) = split_value(line)?;
+            let (prop, params) = head.split_once(';').unwrap_or((head, ""));
+            prop.eq_ignore_ascii_case(name)
+                .then(|| (params.to_string(), value.to_string()))
+        })
+        .collect()
+}
+
+/// The first value of `name`, unescaped.
+pub fn prop(ics: &str, name: &str) -> Option<String> {
+    props(ics, name)
+        .into_iter()
+        .next()
+        .map(|(_, v)| unescape(&v))
+}
+
+fn split_value(line: &str) -> Option<(&str, &str)> {
+    let mut quoted = false;
+    for (i, c) in line.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            ':' if !quoted => return Some((&line[..i], &line[i + 1..])),
+            _ => {}
+        }
+    }
+    None
+}
+
+pub fn unescape(value: &str) -> String {
+    let mut out = String::new();
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('n') | Some('N') => out.push('\n'),
+                Some(other) => out.push(other),
+                None => out.push('\\'),
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Splits a CATEGORIES value on unescaped commas, then unescapes each part.
+pub fn categories(ics: &str) -> Vec<String> {
+    let mut all = Vec::new();
+    for (_, value) in props(ics, "CATEGORIES") {
+        let mut part = String::new();
+        let mut chars = value.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => {
+                    part.push('\\');
+                    if let Some(n) = chars.next() {
+                        part.push(n);
+                    }
+                }
+                ',' => all.push(unescape(&std::mem::take(&mut part))),
+                _ => part.push(c),
+            }
+        }
+        all.push(unescape(&part));
+    }
+    all
+}
+
+/// Inserts a VALARM into the (first) VEVENT, as a calendar app does when a user adds a reminder.
+pub fn with_alarm(ics: &str) -> String {
+    let alarm = "BEGIN:VALARM\r\nACTION:DISPLAY\r\nDESCRIPTION:Reminder\r\nTRIGGER:-PT15M\r\nEND:VALARM\r\n";
+    let at = ics.find("END:VEVENT").expect("a VEVENT");
+    format!("{}{alarm}{}", &ics[..at], &ics[at..])
+}

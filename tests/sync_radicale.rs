@@ -1,0 +1,496 @@
+//! End to end: the real `calplanebot sync` binary against the Plane simulator and a real
+//! Radicale (issue 2's acceptance list). Events are read back from Radicale and checked with a
+//! minimal reader of the test's own, not with calplanebot's parser.
+
+mod support;
+
+use serde_json::json;
+use support::{Env, categories, prop, props, with_alarm};
+
+fn seed() -> serde_json::Value {
+    json!({
+        "workspace": "acme",
+        "users": [
+            {"id": "00000000-0000-4000-8000-0000000000a1", "first_name": "Alice", "last_name": "A", "email": "alice@acme.test", "display_name": "alice"},
+            {"id": "00000000-0000-4000-8000-0000000000b2", "first_name": "Bob", "last_name": "B", "email": "bob@acme.test", "display_name": "bob"}
+        ],
+        "projects": [
+            {"identifier": "WEB", "name": "Website", "labels": [
+                {"name": "bug", "color": "#ff0000"},
+                {"name": "frontend, ui", "color": "#00ff00"},
+                {"name": "release;q4", "color": "#0000ff"}
+            ]},
+            {"identifier": "OPS", "name": "Operations"},
+            {"identifier": "PUB", "name": "Public", "is_member": false},
+            {"identifier": "ARC", "name": "Archived", "archived_at": "2026-10-01T00:00:00Z"}
+        ],
+        "issues": [
+            {"project": "WEB", "name": "Launch landing page 🚀", "target_date": "2026-12-01", "priority": "urgent",
+             "state": "In Progress", "labels": ["frontend, ui", "bug"],
+             "assignees": ["00000000-0000-4000-8000-0000000000a1", "00000000-0000-4000-8000-0000000000b2"],
+             "description_html": "<p>Ship it &amp; celebrate</p><ul><li><p>hero</p></li><li><p>footer</p></li></ul>"},
+            {"project": "WEB", "name": "修复登录问题", "target_date": "2028-02-29", "priority": "high", "state": "Done"},
+            {"project": "WEB", "name": "Comma, semi; back\\slash", "target_date": "2026-12-31", "priority": "medium",
+             "state": "Cancelled", "labels": ["release;q4"]},
+            {"project": "WEB", "name": "Low one", "target_date": "2027-01-10", "priority": "low", "state": "Todo"},
+            {"project": "WEB", "name": "No priority", "target_date": "2027-01-11", "priority": "none", "state": "Backlog"},
+            {"project": "WEB", "name": "Someday", "priority": "low"},
+            {"project": "OPS", "name": "Rotate keys", "target_date": "2026-12-05", "priority": "high"},
+            {"project": "OPS", "name": "Backup check", "target_date": "2026-12-06"},
+            {"project": "PUB", "name": "Public thing", "target_date": "2026-12-01"},
+            {"project": "ARC", "name": "Archived thing", "target_date": "2026-12-01"}
+        ]
+    })
+}
+
+const DATED_WEB: [&str; 5] = [
+    "Launch landing page 🚀",
+    "修复登录问题",
+    "Comma, semi; back\\slash",
+    "Low one",
+    "No priority",
+];
+
+#[test]
+fn first_sync_creates_one_event_per_dated_issue_with_every_mapping_row() {
+    let env = Env::start(seed());
+    let run = env.sync(&[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("7 created, 0 updated, 0 deleted"),
+        "{}",
+        run.stdout
+    );
+
+    // Per-project calendars named `Plane: {project}`; nothing for non-member or archived ones.
+    let mut calendars = env.user.list_calendars(&env.home()).unwrap();
+    calendars.sort();
+    assert_eq!(calendars.len(), 2, "{calendars:?}");
+    assert!(
+        calendars
+            .iter()
+            .any(|(href, name)| *href == env.calendar_href("WEB")
+                && name.as_deref() == Some("Plane: Website"))
+    );
+    assert!(
+        calendars
+            .iter()
+            .any(|(href, name)| *href == env.calendar_href("OPS")
+                && name.as_deref() == Some("Plane: Operations"))
+    );
+
+    // One event per dated issue, and only those.
+    let web = env.user.list_objects(&env.calendar_href("WEB")).unwrap();
+    assert_eq!(web.len(), DATED_WEB.len(), "{web:?}");
+    for name in DATED_WEB {
+        assert!(env.event("WEB", name).is_some(), "no event for {name}");
+    }
+    assert_eq!(
+        env.user
+            .list_objects(&env.calendar_href("OPS"))
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // Every row of the mapping table, read back from Radicale.
+    let launch_id = env.issue_id("Launch landing page 🚀");
+    let web_id = env.project_id("WEB");
+    let (_, ics) = env.event("WEB", "Launch landing page 🚀").unwrap();
+    let seq = env
+        .sim
+        .with_world(|w| w.issue(&launch_id).unwrap().sequence_id);
+    assert_eq!(
+        prop(&ics, "UID").unwrap(),
+        format!("plane-issue-{launch_id}@calplanebot")
+    );
+    assert_eq!(
+        prop(&ics, "SUMMARY").unwrap(),
+        format!("[{seq}] Launch landing page 🚀")
+    );
+    assert_eq!(
+        prop(&ics, "DESCRIPTION").unwrap(),
+        "Ship it & celebrate\n- hero\n- footer\n---\nPriority: Urgent\nState: In Progress\n\
+         Assignees: alice, bob\nLabels: bug, frontend, ui\nProject: Website"
+    );
+    let dtstart = props(&ics, "DTSTART");
+    assert_eq!(dtstart.len(), 1);
+    assert!(
+        dtstart[0].0.eq_ignore_ascii_case("VALUE=DATE"),
+        "{dtstart:?}"
+    );
+    assert_eq!(dtstart[0].1, "20261201");
+    let dtend = props(&ics, "DTEND");
+    assert!(dtend[0].0.eq_ignore_ascii_case("VALUE=DATE"), "{dtend:?}");
+    assert_eq!(dtend[0].1, "20261202");
+    assert_eq!(prop(&ics, "STATUS").unwrap(), "CONFIRMED");
+    assert_eq!(prop(&ics, "COLOR").unwrap(), "red");
+    assert_eq!(categories(&ics), ["bug", "frontend, ui"]);
+    assert_eq!(
+        prop(&ics, "URL").unwrap(),
+        format!(
+            "{}/acme/projects/{web_id}/issues/{launch_id}",
+            env.sim.base_url()
+        )
+    );
+    assert_eq!(prop(&ics, "X-CALPLANEBOT-WORKSPACE").unwrap(), "acme");
+    assert_eq!(prop(&ics, "X-CALPLANEBOT-PROJECT").unwrap(), web_id);
+    assert_eq!(props(&ics, "PRODID").len(), 1);
+    assert_eq!(prop(&ics, "VERSION").unwrap(), "2.0");
+    assert!(prop(&ics, "DTSTAMP").unwrap().ends_with('Z'));
+    for forbidden in ["METHOD", "ORGANIZER", "ATTENDEE"] {
+        assert!(props(&ics, forbidden).is_empty(), "{forbidden} in {ics}");
+    }
+    assert_eq!(ics.matches("BEGIN:VEVENT").count(), 1);
+
+    // State groups completed and cancelled → CANCELLED; priorities → colours; leap day.
+    let (_, cjk) = env.event("WEB", "修复登录问题").unwrap();
+    assert_eq!(prop(&cjk, "STATUS").unwrap(), "CANCELLED");
+    assert_eq!(prop(&cjk, "COLOR").unwrap(), "orange");
+    assert!(prop(&cjk, "SUMMARY").unwrap().ends_with("] 修复登录问题"));
+    assert_eq!(props(&cjk, "DTSTART")[0].1, "20280229");
+    assert_eq!(props(&cjk, "DTEND")[0].1, "20280301");
+    assert!(
+        categories(&cjk).is_empty() || categories(&cjk) == [""],
+        "{cjk}"
+    );
+
+    let (_, punct) = env.event("WEB", "Comma, semi; back\\slash").unwrap();
+    assert!(
+        prop(&punct, "SUMMARY")
+            .unwrap()
+            .ends_with("] Comma, semi; back\\slash")
+    );
+    assert_eq!(prop(&punct, "STATUS").unwrap(), "CANCELLED");
+    assert_eq!(prop(&punct, "COLOR").unwrap(), "yellow");
+    assert_eq!(props(&punct, "DTEND")[0].1, "20270101");
+    assert_eq!(categories(&punct), ["release;q4"]);
+
+    let (_, low) = env.event("WEB", "Low one").unwrap();
+    assert_eq!(prop(&low, "COLOR").unwrap(), "green");
+    assert_eq!(prop(&low, "STATUS").unwrap(), "CONFIRMED");
+    let (_, none) = env.event("WEB", "No priority").unwrap();
+    assert!(props(&none, "COLOR").is_empty(), "{none}");
+    assert!(
+        prop(&none, "DESCRIPTION")
+            .unwrap()
+            .starts_with("---\nPriority: None\nState: Backlog\nProject: Website")
+    );
+
+    // Every physical line of every stored event is at most 75 octets (Radicale refolds, so this
+    // checks the server's output too; calplanebot's own folding is unit-tested).
+    for line in ics.split("\r\n") {
+        assert!(line.len() <= 75, "{line:?}");
+    }
+}
+
+#[test]
+fn second_sync_with_nothing_changed_makes_no_writes() {
+    let env = Env::start(seed());
+    assert_eq!(env.sync(&[]).code, 0);
+    env.proxy.reset();
+    env.sim.reset_requests();
+    let run = env.sync(&[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(env.caldav_count("PUT"), 0);
+    assert_eq!(env.caldav_count("DELETE"), 0);
+    assert_eq!(env.writes(), 0, "{:?}", env.proxy.counts());
+    assert!(
+        run.stdout
+            .contains("0 created, 0 updated, 0 deleted, 7 unchanged, 0 failed"),
+        "{}",
+        run.stdout
+    );
+    // The listing costs requests per calendar, not per event: discovery (2), the home (1),
+    // and per calendar one PROPFIND plus one multiget.
+    assert_eq!(
+        env.proxy.requests().len(),
+        3 + 2 * 2,
+        "{:?}",
+        env.proxy.requests()
+    );
+    // Plane: the projects page plus one page per project.
+    assert_eq!(env.sim.requests().len(), 1 + 2, "{:?}", env.sim.requests());
+}
+
+#[test]
+fn changed_issue_is_updated_in_place_and_keeps_a_users_alarm() {
+    let env = Env::start(seed());
+    assert_eq!(env.sync(&[]).code, 0);
+    let name = "Low one";
+    let href = env.event_href("WEB", name);
+    let (_, stored) = env.event("WEB", name).unwrap();
+    // A calendar user adds a reminder to the event.
+    assert!(matches!(
+        env.user.put(&href, &with_alarm(&stored)).unwrap(),
+        200..=299
+    ));
+    let id = env.issue_id(name);
+    env.sim.with_world(|w| {
+        let done = w.state_id("WEB", "Done").unwrap();
+        let bug = w.label_id("WEB", "bug").unwrap();
+        let issue = w.issue_mut(&id);
+        issue.name = "Low one, renamed".into();
+        issue.target_date = Some("2027-02-01".into());
+        issue.priority = "urgent".into();
+        issue.state = Some(done);
+        issue.labels = vec![bug];
+    });
+    env.proxy.reset();
+    let run = env.sync(&[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("0 created, 1 updated, 0 deleted"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        (env.caldav_count("PUT"), env.caldav_count("DELETE")),
+        (1, 0)
+    );
+
+    // Same href, new values, the alarm still there, no second copy anywhere.
+    let (_, ics) = env
+        .user
+        .get(&href)
+        .unwrap()
+        .expect("still at the same href");
+    assert!(
+        prop(&ics, "SUMMARY")
+            .unwrap()
+            .ends_with("] Low one, renamed")
+    );
+    assert_eq!(props(&ics, "DTSTART")[0].1, "20270201");
+    assert_eq!(props(&ics, "DTEND")[0].1, "20270202");
+    assert_eq!(prop(&ics, "COLOR").unwrap(), "red");
+    assert_eq!(prop(&ics, "STATUS").unwrap(), "CANCELLED");
+    assert_eq!(categories(&ics), ["bug"]);
+    assert!(ics.contains("BEGIN:VALARM"), "{ics}");
+    assert_eq!(prop(&ics, "TRIGGER").unwrap(), "-PT15M");
+    assert_eq!(
+        env.user
+            .list_objects(&env.calendar_href("WEB"))
+            .unwrap()
+            .len(),
+        DATED_WEB.len()
+    );
+
+    // And the update converged: the next run writes nothing.
+    env.proxy.reset();
+    assert_eq!(env.sync(&[]).code, 0);
+    assert_eq!(env.writes(), 0);
+}
+
+#[test]
+fn removed_date_and_deleted_issue_delete_their_events() {
+    let env = Env::start(seed());
+    assert_eq!(env.sync(&[]).code, 0);
+    let undated = env.event_href("WEB", "Low one");
+    let deleted = env.event_href("OPS", "Rotate keys");
+    let undated_id = env.issue_id("Low one");
+    let deleted_id = env.issue_id("Rotate keys");
+    env.sim.with_world(|w| {
+        w.issue_mut(&undated_id).target_date = None;
+        w.delete_issue(&deleted_id);
+    });
+    env.proxy.reset();
+    let run = env.sync(&[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("0 created, 0 updated, 2 deleted, 5 unchanged"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(env.caldav_count("DELETE"), 2);
+    assert_eq!(env.user.get(&undated).unwrap(), None);
+    assert_eq!(env.user.get(&deleted).unwrap(), None);
+    assert!(env.event("OPS", "Backup check").is_some());
+}
+
+#[test]
+fn foreign_events_and_other_workspaces_events_are_untouched_byte_for_byte() {
+    let env = Env::start(seed());
+    assert_eq!(env.sync(&[]).code, 0);
+    let calendar = env.calendar_href("WEB");
+    let foreign_href = format!("{calendar}team-meeting.ics");
+    let foreign = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Someone//App//EN\r\nBEGIN:VEVENT\r\nUID:meeting-1@example.com\r\nDTSTAMP:20261101T090000Z\r\nDTSTART:20261201T090000Z\r\nDTEND:20261201T100000Z\r\nSUMMARY:Team meeting\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+    // Our UID and resource-name form, but another workspace's scope mark.
+    let other_id = "11111111-2222-4333-8444-555555555555";
+    let other_href = format!("{calendar}plane-issue-{other_id}.ics");
+    let other = format!(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calplanebot//calplanebot//EN\r\nBEGIN:VEVENT\r\nUID:plane-issue-{other_id}@calplanebot\r\nDTSTAMP:20261101T090000Z\r\nDTSTART;VALUE=DATE:20261203\r\nDTEND;VALUE=DATE:20261204\r\nSUMMARY:[9] Other workspace\r\nX-CALPLANEBOT-WORKSPACE:globex\r\nX-CALPLANEBOT-PROJECT:{}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+        env.project_id("WEB")
+    );
+    assert!(matches!(
+        env.user.put(&foreign_href, foreign).unwrap(),
+        200..=299
+    ));
+    assert!(matches!(
+        env.user.put(&other_href, &other).unwrap(),
+        200..=299
+    ));
+    let before = [
+        env.user.get(&foreign_href).unwrap().unwrap(),
+        env.user.get(&other_href).unwrap().unwrap(),
+    ];
+
+    // Runs that create, update and delete around them, a dry run, and a no-change run.
+    let low = env.issue_id("Low one");
+    let rotate = env.issue_id("Rotate keys");
+    env.sim.with_world(|w| {
+        w.issue_mut(&low).target_date = None;
+        w.issue_mut(&rotate).name = "Rotate all keys".into();
+        let web = w.project("WEB").unwrap().id.clone();
+        w.add_issue(
+            calplanebot_testbed::plane_sim::SeedIssue::new(web, "Brand new").due("2026-12-20"),
+        );
+    });
+    for args in [&["--dry-run"][..], &[], &[]] {
+        let run = env.sync(args);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let after = [
+            env.user.get(&foreign_href).unwrap().unwrap(),
+            env.user.get(&other_href).unwrap().unwrap(),
+        ];
+        assert_eq!(after, before, "after sync {args:?}");
+    }
+    assert_eq!(
+        env.user.get(&env.event_href("WEB", "Low one")).unwrap(),
+        None
+    );
+    assert!(env.event("WEB", "Brand new").is_some());
+}
+
+#[test]
+fn dry_run_prints_the_plan_with_a_diff_and_writes_nothing() {
+    let env = Env::start(seed());
+    // A dry run before anything exists plans the calendars and every event.
+    let run = env.sync(&["--dry-run"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("+ calendar \"Plane: Website\""),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("dry run: 7 to create, 0 to update, 0 to delete, 0 unchanged"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(env.writes(), 0);
+    assert!(env.user.list_calendars(&env.home()).unwrap().is_empty());
+
+    assert_eq!(env.sync(&[]).code, 0);
+    let snapshot = env.user.list_objects(&env.calendar_href("WEB")).unwrap();
+    let low = env.issue_id("Low one");
+    let rotate = env.issue_id("Rotate keys");
+    env.sim.with_world(|w| {
+        w.issue_mut(&low).name = "Low one, renamed".into();
+        w.issue_mut(&low).target_date = Some("2027-03-03".into());
+        w.delete_issue(&rotate);
+        let web = w.project("WEB").unwrap().id.clone();
+        w.add_issue(
+            calplanebot_testbed::plane_sim::SeedIssue::new(web, "Brand new").due("2026-12-20"),
+        );
+    });
+    env.proxy.reset();
+    let run = env.sync(&["--dry-run"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let out = &run.stdout;
+    assert!(out.contains("+ Plane: Website: ["), "{out}");
+    assert!(out.contains("] Brand new (2026-12-20)"), "{out}");
+    assert!(out.contains("~ Plane: Website: ["), "{out}");
+    assert!(out.contains("- Plane: Operations: ["), "{out}");
+    assert!(out.contains("] Rotate keys (2026-12-05)"), "{out}");
+    // The update carries a unified diff of the changed fields only.
+    assert!(out.contains("    --- calendar"), "{out}");
+    assert!(out.contains("    +++ plane"), "{out}");
+    assert!(
+        out.contains("] Low one\n") && out.contains("+SUMMARY: ["),
+        "{out}"
+    );
+    assert!(
+        out.contains("-DTSTART: 2027-01-10") && out.contains("+DTSTART: 2027-03-03"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("-STATUS"),
+        "unchanged fields are not in the diff: {out}"
+    );
+    assert!(
+        out.contains("dry run: 1 to create, 1 to update, 1 to delete, 5 unchanged"),
+        "{out}"
+    );
+    assert_eq!(env.writes(), 0, "{:?}", env.proxy.counts());
+    assert_eq!(
+        env.user.list_objects(&env.calendar_href("WEB")).unwrap(),
+        snapshot
+    );
+
+    // The same plan as JSON.
+    let run = env.sync(&["--dry-run", "--format", "json"]);
+    assert_eq!(run.code, 0);
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON on stdout");
+    let actions: Vec<&str> = doc["plan"]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["action"].as_str().unwrap())
+        .collect();
+    let mut sorted = actions.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["create", "delete", "update"]);
+    assert_eq!(doc["report"]["dry_run"], true);
+    assert_eq!(doc["plan"]["unchanged"], 5);
+    assert_eq!(env.writes(), 0);
+}
+
+#[test]
+fn plane_500_during_one_projects_pagination_deletes_nothing_there_and_syncs_the_rest() {
+    // WEB gets 150 more dated issues, so its walk takes two pages of 100.
+    let mut seed = seed();
+    let issues = seed["issues"].as_array_mut().unwrap();
+    for n in 0..150 {
+        issues.push(
+            json!({"project": "WEB", "name": format!("Bulk {n}"), "target_date": "2027-01-20"}),
+        );
+    }
+    let env = Env::start(seed);
+    assert_eq!(env.sync(&[]).code, 0);
+
+    let web_gone = env.event_href("WEB", "Low one");
+    let ops_gone = env.event_href("OPS", "Rotate keys");
+    let (low, rotate) = (env.issue_id("Low one"), env.issue_id("Rotate keys"));
+    env.sim.with_world(|w| {
+        w.delete_issue(&low);
+        w.delete_issue(&rotate);
+        let ops = w.project("OPS").unwrap().id.clone();
+        w.add_issue(
+            calplanebot_testbed::plane_sim::SeedIssue::new(ops, "New in ops").due("2026-12-24"),
+        );
+    });
+    let web_id = env.project_id("WEB");
+    env.sim.inject_fault(
+        calplanebot_testbed::plane_sim::FaultRule::new(
+            &format!("/projects/{web_id}/work-items/"),
+            calplanebot_testbed::plane_sim::Fault::server_error(),
+        )
+        .query_contains("cursor=")
+        .times(1000),
+    );
+    let run = env.sync(&[]);
+    assert_eq!(run.code, 1, "partial failure: {}", run.stderr);
+    assert!(run.stderr.contains("HTTP 500"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("nothing is deleted in project Website (WEB)"),
+        "{}",
+        run.stderr
+    );
+    // Nothing deleted in WEB, the other project synced (create and delete).
+    assert!(env.user.get(&web_gone).unwrap().is_some());
+    assert_eq!(env.user.get(&ops_gone).unwrap(), None);
+    assert!(env.event("OPS", "New in ops").is_some());
+}
