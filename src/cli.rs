@@ -37,6 +37,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Fetch the dated issues, compare with the calendars, print the plan and apply it.
+    #[command(after_help = HELP_TABLE)]
     Sync(SyncArgs),
 }
 

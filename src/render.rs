@@ -147,16 +147,31 @@ pub fn summary_line(plan: &Plan, report: &Report) -> String {
             report.failed()
         )
     };
-    let calendars = plan.calendars.len();
-    if calendars > 0 {
+    let (to_create, to_rename) =
+        plan.calendars
+            .iter()
+            .fold((0, 0), |(c, r), change| match change {
+                CalendarChange::Create { .. } => (c + 1, r),
+                CalendarChange::Rename { .. } => (c, r + 1),
+            });
+    let (created, renamed) = if report.dry_run {
+        (to_create, to_rename)
+    } else {
+        (report.calendars_created, report.calendars_renamed)
+    };
+    let verb = |dry: &'static str, done: &'static str| if report.dry_run { dry } else { done };
+    if created > 0 {
         line.push_str(&format!(
-            ", {calendars} calendar{} to {}",
-            if calendars == 1 { "" } else { "s" },
-            if report.dry_run {
-                "create or rename"
-            } else {
-                "created or renamed"
-            }
+            ", {created} calendar{} {}",
+            plural(created),
+            verb("to create", "created")
+        ));
+    }
+    if renamed > 0 {
+        line.push_str(&format!(
+            ", {renamed} calendar{} {}",
+            plural(renamed),
+            verb("to rename", "renamed")
         ));
     }
     if report.withheld > 0 {
@@ -169,6 +184,10 @@ pub fn summary_line(plan: &Plan, report: &Report) -> String {
         line.push_str(" (nothing written)");
     }
     line
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }
 
 /// The plan and the report as one JSON document.

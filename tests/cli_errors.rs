@@ -1,0 +1,194 @@
+//! The binary's failure paths and exit statuses: configuration errors, refused credentials,
+//! unreachable servers, `--project` selection, `_FILE` secrets — and that no secret reaches
+//! stdout, stderr or `--help` at any verbosity.
+
+mod support;
+
+use base64::Engine as _;
+use serde_json::json;
+use support::Env;
+
+fn seed() -> serde_json::Value {
+    json!({
+        "workspace": "acme",
+        "projects": [{"identifier": "WEB", "name": "Website"}, {"identifier": "OPS", "name": "Operations"}],
+        "issues": [
+            {"project": "WEB", "name": "Launch", "target_date": "2026-12-01"},
+            {"project": "OPS", "name": "Rotate keys", "target_date": "2026-12-05"}
+        ]
+    })
+}
+
+/// A loopback port nothing listens on.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+fn assert_no_secret(env: &Env, run: &support::Run) {
+    let password = env.radicale.password().to_string();
+    let token = env.sim.token();
+    let basic = base64::engine::general_purpose::STANDARD
+        .encode(format!("{}:{password}", env.radicale.username()));
+    for secret in [password.as_str(), token.as_str(), basic.as_str()] {
+        assert!(!run.stdout.contains(secret), "secret on stdout");
+        assert!(!run.stderr.contains(secret), "secret on stderr");
+    }
+}
+
+#[test]
+fn missing_configuration_names_the_variable_and_exits_2() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_calplanebot"))
+        .arg("sync")
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("PLANE_BASE_URL is not set"), "{stderr}");
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_lists_the_exit_statuses() {
+    let env = Env::start(seed());
+    let run = env.run_with(&["sync", "--format", "yaml"], &[]);
+    assert_eq!(run.code, 2);
+    let run = env.run_with(&["sync", "--project", "NOPE"], &[]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .contains("--project \"NOPE\" matches no syncable project"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(env.writes(), 0);
+
+    let help = env.run_with(&["sync", "--help"], &[]);
+    assert_eq!(help.code, 0);
+    assert!(help.stdout.contains("Exit status:"), "{}", help.stdout);
+    assert!(
+        help.stdout.contains("[env: PLANE_API_TOKEN]"),
+        "{}",
+        help.stdout
+    );
+    assert_no_secret(&env, &help);
+}
+
+#[test]
+fn a_wrong_plane_token_exits_5_with_a_hint_and_changes_nothing() {
+    let env = Env::start(seed());
+    let run = env.run_with(&["sync"], &[("PLANE_API_TOKEN", "plane_api_wrong")]);
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("check PLANE_API_TOKEN"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("nothing was changed"), "{}", run.stderr);
+    assert!(!run.stderr.contains("plane_api_wrong"));
+    assert_eq!(env.proxy.requests().len(), 0, "CalDAV is not touched");
+}
+
+#[test]
+fn a_wrong_caldav_password_exits_5_with_a_hint() {
+    let env = Env::start(seed());
+    let run = env.run_with(&["sync"], &[("CALDAV_PASSWORD", "not-the-password")]);
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("check CALDAV_USERNAME and CALDAV_PASSWORD"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("not-the-password"));
+    assert_eq!(env.writes(), 0);
+}
+
+#[test]
+fn unreachable_servers_exit_5() {
+    let env = Env::start(seed());
+    let caldav = format!("http://127.0.0.1:{}/", closed_port());
+    let run = env.run_with(&["sync"], &[("CALDAV_URL", caldav.as_str())]);
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cannot reach the CalDAV server"),
+        "{}",
+        run.stderr
+    );
+
+    let plane = format!("http://127.0.0.1:{}", closed_port());
+    let run = env.run_with(&["sync"], &[("PLANE_BASE_URL", plane.as_str())]);
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    assert!(run.stderr.contains("cannot reach Plane"), "{}", run.stderr);
+    assert_eq!(env.proxy.requests().len(), 0);
+}
+
+#[test]
+fn secrets_never_reach_the_output_even_at_trace_level() {
+    let env = Env::start(seed());
+    let run = env.run_with(&["sync", "-vv"], &[("RUST_LOG", "trace")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("PROPFIND"),
+        "trace logging is on: {}",
+        run.stderr
+    );
+    assert_no_secret(&env, &run);
+    let json = env.run_with(
+        &["sync", "--dry-run", "--format", "json"],
+        &[("RUST_LOG", "trace")],
+    );
+    assert_no_secret(&env, &json);
+}
+
+#[test]
+fn project_selection_syncs_only_the_named_project() {
+    let env = Env::start(seed());
+    let run = env.sync(&["--project", "ops"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("1 created"), "{}", run.stdout);
+    let calendars = env.user.list_calendars(&env.home()).unwrap();
+    assert_eq!(calendars.len(), 1);
+    assert_eq!(calendars[0].0, env.calendar_href("OPS"));
+    // A scoped run never deletes another project's events.
+    let web = env.project_id("WEB");
+    assert_eq!(env.sync(&["--project", &web]).code, 0);
+    assert_eq!(
+        env.sync(&["--project", "OPS"])
+            .stdout
+            .lines()
+            .last()
+            .unwrap(),
+        "0 created, 0 updated, 0 deleted, 1 unchanged, 0 failed"
+    );
+    assert!(env.event("WEB", "Launch").is_some());
+}
+
+#[test]
+fn secrets_can_come_from_files() {
+    let env = Env::start(seed());
+    let dir = env.radicale.storage_dir().join("../secrets");
+    std::fs::create_dir_all(&dir).unwrap();
+    let token_file = dir.join("token");
+    let password_file = dir.join("password");
+    std::fs::write(&token_file, format!("{}\n", env.sim.token())).unwrap();
+    std::fs::write(&password_file, env.radicale.password()).unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_calplanebot"));
+    command.arg("sync").env_clear();
+    for (name, value) in env.vars() {
+        if name != "PLANE_API_TOKEN" && name != "CALDAV_PASSWORD" {
+            command.env(name, value);
+        }
+    }
+    command
+        .env("PLANE_API_TOKEN_FILE", &token_file)
+        .env("CALDAV_PASSWORD_FILE", &password_file);
+    let output = command.output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(env.event("WEB", "Launch").is_some());
+}
