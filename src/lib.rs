@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod event;
 pub mod exit;
+pub mod html;
 pub mod http;
 pub mod ics;
 pub mod plan;
