@@ -151,9 +151,11 @@ fn gather(
             let home = dav.discover_home(&config.caldav_url)?;
             log::debug!("calendar home: {home}");
             let calendars = dav.calendars(&home)?;
+            let targets = project_calendars(dav, &home, &calendars, &fetched)?;
             fetched
                 .iter()
-                .map(|(project, issues)| project_job(&home, &calendars, project, issues, &ctx))
+                .zip(targets)
+                .map(|((project, issues), target)| project_job(target, project, issues, &ctx))
                 .collect()
         }
     };
@@ -255,49 +257,124 @@ pub fn calendar_displayname(project: &Project) -> String {
     format!("Plane: {}", project.name)
 }
 
-/// One project's calendar: `{home}/plane-{project_id}/`, or an adopted `Plane: {name}` calendar
-/// (what the original Python CalPlaneBot created), or a new one.
-fn project_job(
+/// Finds each project's calendar, in this order: `{home}plane-{project_id}/`; a calendar named
+/// exactly `Plane: {name}` (what the original Python CalPlaneBot created: adopted); a
+/// `Plane: …` calendar holding events of this project's issues (an adopted calendar whose
+/// project was renamed since: without this, the rename would create a second calendar); else
+/// a new one at `{home}plane-{project_id}/`. The last probe costs one PROPFIND per candidate
+/// calendar, and only for projects the first two steps did not place.
+fn project_calendars(
+    dav: &DavClient,
     home: &str,
     calendars: &[Calendar],
+    fetched: &[(Project, ProjectIssues)],
+) -> Result<Vec<CalendarTarget>, Abort> {
+    let path = |url: &str| {
+        caldav::xml::href_path(url)
+            .trim_end_matches('/')
+            .to_string()
+    };
+    let own_url = |project: &Project| format!("{home}plane-{}/", project.id);
+    let mut found: Vec<Option<&Calendar>> = fetched
+        .iter()
+        .map(|(project, _)| {
+            let wanted = path(&own_url(project));
+            calendars.iter().find(|c| path(&c.url) == wanted)
+        })
+        .collect();
+    let mut claimed: HashSet<String> = found.iter().flatten().map(|c| path(&c.url)).collect();
+    for ((project, _), slot) in fetched.iter().zip(found.iter_mut()) {
+        if slot.is_none() {
+            let name = calendar_displayname(project);
+            *slot = calendars.iter().find(|c| {
+                c.displayname.as_deref() == Some(name.as_str())
+                    && !claimed.contains(&path(&c.url))
+                    && !is_other_project_calendar(&c.url, &project.id)
+            });
+            if let Some(calendar) = slot {
+                claimed.insert(path(&calendar.url));
+            }
+        }
+    }
+    let mut members: BTreeMap<String, HashSet<String>> = BTreeMap::new();
+    for ((_, issues), slot) in fetched.iter().zip(found.iter_mut()) {
+        if slot.is_some() {
+            continue;
+        }
+        let names: HashSet<String> = issues
+            .issues
+            .iter()
+            .map(|i| i.id.clone())
+            .chain(issues.unreadable.iter().filter_map(|(id, _)| id.clone()))
+            .map(|id| event::resource_name(&id))
+            .collect();
+        for calendar in calendars.iter().filter(|c| {
+            c.displayname
+                .as_deref()
+                .is_some_and(|n| n.starts_with("Plane: "))
+                && !claimed.contains(&path(&c.url))
+                && !is_any_project_calendar(&c.url)
+        }) {
+            let held = match members.get(&calendar.url) {
+                Some(held) => held,
+                None => {
+                    let hrefs = dav.member_hrefs(&calendar.url)?;
+                    let held = hrefs
+                        .iter()
+                        .map(|h| {
+                            let decoded = caldav::xml::href_path(h);
+                            decoded.rsplit('/').next().unwrap_or_default().to_string()
+                        })
+                        .collect();
+                    members.entry(calendar.url.clone()).or_insert(held)
+                }
+            };
+            if held.iter().any(|name| names.contains(name)) {
+                claimed.insert(path(&calendar.url));
+                *slot = Some(calendar);
+                break;
+            }
+        }
+    }
+    Ok(fetched
+        .iter()
+        .zip(found)
+        .map(|((project, _), calendar)| {
+            let displayname = Some(calendar_displayname(project));
+            match calendar {
+                Some(calendar) => {
+                    if path(&calendar.url) != path(&own_url(project)) {
+                        log::info!(
+                            "adopting the existing calendar {:?} at {} for project {}",
+                            calendar.displayname.as_deref().unwrap_or(""),
+                            calendar.url,
+                            plane::project_label(project)
+                        );
+                    }
+                    CalendarTarget {
+                        url: calendar.url.clone(),
+                        displayname,
+                        state: CalendarState::Exists {
+                            displayname: calendar.displayname.clone(),
+                        },
+                    }
+                }
+                None => CalendarTarget {
+                    url: own_url(project),
+                    displayname,
+                    state: CalendarState::Missing,
+                },
+            }
+        })
+        .collect())
+}
+
+fn project_job(
+    target: CalendarTarget,
     project: &Project,
     issues: &ProjectIssues,
     ctx: &MappingContext,
 ) -> CalendarJob {
-    let url = format!("{home}plane-{}/", project.id);
-    let wanted_path = caldav::xml::href_path(&url);
-    let displayname = calendar_displayname(project);
-    let existing = calendars
-        .iter()
-        .find(|c| caldav::xml::href_path(&c.url) == wanted_path)
-        .or_else(|| {
-            calendars.iter().find(|c| {
-                c.displayname.as_deref() == Some(displayname.as_str())
-                    && !is_other_project_calendar(&c.url, &project.id)
-            })
-        });
-    let target = match existing {
-        Some(calendar) => {
-            if caldav::xml::href_path(&calendar.url) != wanted_path {
-                log::info!(
-                    "adopting the existing calendar {displayname:?} at {}",
-                    calendar.url
-                );
-            }
-            CalendarTarget {
-                url: calendar.url.clone(),
-                displayname: Some(displayname),
-                state: CalendarState::Exists {
-                    displayname: calendar.displayname.clone(),
-                },
-            }
-        }
-        None => CalendarTarget {
-            url,
-            displayname: Some(displayname),
-            state: CalendarState::Missing,
-        },
-    };
     let mut desired = BTreeMap::new();
     desired_of(project, issues, ctx, &mut desired);
     CalendarJob {
@@ -308,12 +385,22 @@ fn project_job(
     }
 }
 
-/// A calendar named `plane-{uuid}` belongs to that project, never to another one.
-fn is_other_project_calendar(url: &str, project_id: &str) -> bool {
+/// The project id in a calendar path `.../plane-{uuid}/`, if it has that form.
+fn calendar_project_id(url: &str) -> Option<String> {
     let path = caldav::xml::href_path(url);
     let name = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
     name.strip_prefix("plane-")
-        .is_some_and(|id| plane::is_uuid(id) && id != project_id)
+        .filter(|id| plane::is_uuid(id))
+        .map(str::to_string)
+}
+
+/// A calendar named `plane-{uuid}` belongs to that project, never to another one.
+fn is_other_project_calendar(url: &str, project_id: &str) -> bool {
+    calendar_project_id(url).is_some_and(|id| id != project_id)
+}
+
+fn is_any_project_calendar(url: &str) -> bool {
+    calendar_project_id(url).is_some()
 }
 
 fn single_calendar_job(

@@ -494,3 +494,58 @@ fn plane_500_during_one_projects_pagination_deletes_nothing_there_and_syncs_the_
     assert_eq!(env.user.get(&ops_gone).unwrap(), None);
     assert!(env.event("OPS", "New in ops").is_some());
 }
+
+#[test]
+fn an_existing_plane_calendar_is_adopted_and_a_rename_follows_the_project() {
+    let env = Env::start(seed());
+    // What the original Python CalPlaneBot left behind: a calendar named `Plane: Website`.
+    let legacy = format!("{}legacy-web/", env.home());
+    assert!(matches!(
+        env.user.mkcalendar(&legacy, "Plane: Website").unwrap(),
+        200..=299
+    ));
+    let run = env.sync(&[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("adopting the existing calendar \"Plane: Website\""),
+        "{}",
+        run.stderr
+    );
+    let calendars = env.user.list_calendars(&env.home()).unwrap();
+    assert_eq!(
+        calendars.len(),
+        2,
+        "no second Website calendar: {calendars:?}"
+    );
+    assert_eq!(
+        env.user.list_objects(&legacy).unwrap().len(),
+        DATED_WEB.len()
+    );
+
+    // The project is renamed in Plane: the calendar's name and every event's DESCRIPTION follow.
+    let web = env.project_id("WEB");
+    env.sim
+        .with_world(|w| w.project_mut(&web).name = "Web Site".into());
+    env.proxy.reset();
+    let run = env.sync(&[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(env.caldav_count("PROPPATCH"), 1);
+    assert_eq!(env.caldav_count("PUT"), DATED_WEB.len());
+    let calendars = env.user.list_calendars(&env.home()).unwrap();
+    assert!(
+        calendars.contains(&(legacy.clone(), Some("Plane: Web Site".into()))),
+        "{calendars:?}"
+    );
+    let (href, _) = env.user.list_objects(&legacy).unwrap().remove(0);
+    let (_, ics) = env.user.get(&href).unwrap().unwrap();
+    assert!(
+        prop(&ics, "DESCRIPTION")
+            .unwrap()
+            .ends_with("Project: Web Site"),
+        "{ics}"
+    );
+    env.proxy.reset();
+    assert_eq!(env.sync(&[]).code, 0);
+    assert_eq!(env.writes(), 0);
+}

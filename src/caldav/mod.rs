@@ -267,6 +267,18 @@ impl DavClient {
         }
     }
 
+    /// The hrefs (as the server spells them) of the objects in `calendar`: PROPFIND Depth 1.
+    pub fn member_hrefs(&self, calendar: &str) -> Result<Vec<String>, CalDavError> {
+        let members = self.propfind(calendar, "1", xml::PROPFIND_ETAGS)?;
+        let calendar_path = xml::href_path(calendar);
+        Ok(members
+            .into_iter()
+            .filter(|r| !r.is_collection && r.status.is_none_or(|s| (200..300).contains(&s)))
+            .filter(|r| !same_path(&xml::href_path(&r.href), &calendar_path))
+            .map(|r| r.href)
+            .collect())
+    }
+
     /// The stored objects of `calendar` whose resource name satisfies `ours`, with their data.
     ///
     /// Two steps, so the cost grows with calendars and our own events, never with foreign ones:
@@ -277,16 +289,10 @@ impl DavClient {
         calendar: &str,
         ours: impl Fn(&str) -> bool,
     ) -> Result<Vec<StoredEvent>, CalDavError> {
-        let members = self.propfind(calendar, "1", xml::PROPFIND_ETAGS)?;
-        let calendar_path = xml::href_path(calendar);
-        let hrefs: Vec<String> = members
+        let hrefs: Vec<String> = self
+            .member_hrefs(calendar)?
             .into_iter()
-            .filter(|r| !r.is_collection && r.status.is_none_or(|s| (200..300).contains(&s)))
-            .filter(|r| {
-                let path = xml::href_path(&r.href);
-                !same_path(&path, &calendar_path) && ours(last_segment(&path))
-            })
-            .map(|r| r.href)
+            .filter(|href| ours(last_segment(&xml::href_path(href))))
             .collect();
         let mut events = Vec::with_capacity(hrefs.len());
         for batch in hrefs.chunks(MULTIGET_BATCH) {
