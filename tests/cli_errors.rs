@@ -192,3 +192,23 @@ fn secrets_can_come_from_files() {
     );
     assert!(env.event("WEB", "Launch").is_some());
 }
+
+#[test]
+fn a_plane_429_is_waited_out_for_its_retry_after() {
+    use calplanebot_testbed::plane_sim::{Fault, FaultRule};
+    let env = Env::start(seed());
+    env.sim.inject_fault(FaultRule::new(
+        "/projects/",
+        Fault::RateLimited {
+            retry_after: Some(1),
+        },
+    ));
+    let started = std::time::Instant::now();
+    let run = env.sync(&[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(started.elapsed() >= std::time::Duration::from_secs(1));
+    assert!(run.stderr.contains("429"), "{}", run.stderr);
+    let statuses: Vec<u16> = env.sim.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses[..2], [429, 200], "{statuses:?}");
+    assert!(env.event("WEB", "Launch").is_some());
+}
