@@ -2,17 +2,20 @@
 //! `If-None-Match: *`, updates and deletes with `If-Match: <etag>` (RFC 9110 §13.1), so a
 //! concurrent change on the server is never overwritten silently.
 //!
-//! Every action's error is kept with the action and the run goes on (style rule 6).
+//! Every action's error is kept with the action and the run goes on (style rule 6). A 412 means
+//! the event changed since it was listed: it is re-read, re-planned and written once more. A
+//! create that meets its UID under another name (a moved event) updates that object instead.
 
 use chrono::Utc;
 
-use crate::caldav::{DavClient, Precondition};
-use crate::event;
+use crate::caldav::{CalDavError, DavClient, Precondition, StoredEvent};
+use crate::event::{self, ManagedFields};
 use crate::plan::{CalendarChange, Change, Plan};
 use crate::render::{Failure, Report};
 
-/// Applies `plan`, recording successes and failures in `report`.
-pub fn apply(dav: &DavClient, plan: &Plan, report: &mut Report) {
+/// Applies `plan`, recording successes and failures in `report`. `workspace` is the run's
+/// scope mark: a re-read event is written only if it is still calplanebot's.
+pub fn apply(dav: &DavClient, plan: &Plan, workspace: &str, report: &mut Report) {
     let mut broken_calendars: Vec<String> = Vec::new();
     for change in &plan.calendars {
         let (url, action, result) = match change {
@@ -48,7 +51,7 @@ pub fn apply(dav: &DavClient, plan: &Plan, report: &mut Report) {
         let result = if in_broken_calendar {
             Err("its calendar could not be created".to_string())
         } else {
-            apply_change(dav, change)
+            apply_change(dav, change, workspace)
         };
         match (result, change) {
             (Ok(()), Change::Create { .. }) => report.created += 1,
@@ -74,35 +77,163 @@ fn action_name(change: &Change) -> &'static str {
     }
 }
 
-fn apply_change(dav: &DavClient, change: &Change) -> Result<(), String> {
-    let now = Utc::now();
-    match change {
-        Change::Create { url, fields, .. } => {
-            let ics = event::render_new(fields, now);
-            dav.put(url, &ics, Precondition::Absent)
-                .map(drop)
-                .map_err(|e| e.to_string())
-        }
+fn apply_change(dav: &DavClient, change: &Change, workspace: &str) -> Result<(), String> {
+    let first = match change {
+        Change::Create { url, fields, .. } => create(dav, url, fields),
         Change::Update {
             url,
             etag,
             after,
             existing,
             ..
-        } => {
-            let ics = event::render_update(existing, after, now).map_err(|e| e.to_string())?;
-            let etag = etag
+        } => match etag {
+            Some(etag) => update(dav, url, existing, etag, after),
+            None => {
+                return Err(
+                    "the server sent no ETag for this event, so it cannot be updated safely".into(),
+                );
+            }
+        },
+        Change::Delete { url, etag, .. } => match etag {
+            Some(etag) => dav.delete(url, etag),
+            None => {
+                return Err(
+                    "the server sent no ETag for this event, so it cannot be deleted safely".into(),
+                );
+            }
+        },
+    };
+    match (first, change) {
+        (Ok(()), _) => Ok(()),
+        // Someone changed or removed the event since it was listed (or a retried write had
+        // already landed): read it again, decide again, write once more.
+        (Err(CalDavError::PreconditionFailed { .. }), _) => {
+            log::info!(
+                "{} changed on the server meanwhile; re-reading it",
+                change.url()
+            );
+            replan_once(dav, change, workspace)
+        }
+        (Err(CalDavError::UidConflict { .. }), Change::Create { url, fields, .. }) => {
+            update_uid_holder(dav, url, fields, workspace)
+        }
+        (Err(error), _) => Err(error.to_string()),
+    }
+}
+
+fn create(dav: &DavClient, url: &str, fields: &ManagedFields) -> Result<(), CalDavError> {
+    let ics = event::render_new(fields, Utc::now());
+    dav.put(url, &ics, Precondition::Absent).map(drop)
+}
+
+fn update(
+    dav: &DavClient,
+    url: &str,
+    existing: &str,
+    etag: &str,
+    fields: &ManagedFields,
+) -> Result<(), CalDavError> {
+    let ics =
+        event::render_update(existing, fields, Utc::now()).map_err(|e| CalDavError::Invalid {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })?;
+    dav.put(url, &ics, Precondition::Matches(etag)).map(drop)
+}
+
+/// Still calplanebot's: our UID for this issue, our workspace, the same project.
+fn still_ours(
+    stored: &StoredEvent,
+    like: &ManagedFields,
+    workspace: &str,
+) -> Option<ManagedFields> {
+    let fields = event::read_event(&stored.data).ok()?;
+    (fields.uid == like.uid
+        && fields.workspace.as_deref() == Some(workspace)
+        && fields.project == like.project)
+        .then_some(fields)
+}
+
+/// The 412 path: one more decision on fresh data, one more conditional write, no loop.
+fn replan_once(dav: &DavClient, change: &Change, workspace: &str) -> Result<(), String> {
+    let url = change.url();
+    let current = dav.get(url).map_err(|e| e.to_string())?;
+    let second = match (change, current) {
+        // Wanted, and gone meanwhile: create it.
+        (Change::Create { fields, .. } | Change::Update { after: fields, .. }, None) => {
+            create(dav, url, fields)
+        }
+        // Wanted, and there: write it if it is still ours and not already as wanted.
+        (Change::Create { fields, .. } | Change::Update { after: fields, .. }, Some(stored)) => {
+            let Some(now) = still_ours(&stored, fields, workspace) else {
+                return Err(
+                    "the event was replaced by one calplanebot does not own; left alone".into(),
+                );
+            };
+            if now == **fields {
+                return Ok(());
+            }
+            let etag = stored
+                .etag
                 .as_deref()
                 .ok_or("the server sent no ETag for this event, so it cannot be updated safely")?;
-            dav.put(url, &ics, Precondition::Matches(etag))
-                .map(drop)
-                .map_err(|e| e.to_string())
+            update(dav, url, &stored.data, etag, fields)
         }
-        Change::Delete { url, etag, .. } => {
-            let etag = etag
+        // Unwanted, and gone meanwhile: done.
+        (Change::Delete { .. }, None) => return Ok(()),
+        // Unwanted, and there: delete it if it is still ours.
+        (Change::Delete { before, .. }, Some(stored)) => {
+            if still_ours(&stored, before, workspace).is_none() {
+                return Err(
+                    "the event was replaced by one calplanebot does not own; left alone".into(),
+                );
+            }
+            let etag = stored
+                .etag
                 .as_deref()
                 .ok_or("the server sent no ETag for this event, so it cannot be deleted safely")?;
-            dav.delete(url, etag).map_err(|e| e.to_string())
+            dav.delete(url, etag)
         }
+    };
+    second.map_err(|e| format!("{e} (after re-reading it once)"))
+}
+
+/// A create met its UID under another name in the same calendar (a client moved or copied the
+/// event): update that object in place when it is ours, else report. Never loops.
+fn update_uid_holder(
+    dav: &DavClient,
+    url: &str,
+    fields: &ManagedFields,
+    workspace: &str,
+) -> Result<(), String> {
+    let calendar = &url[..url.rfind('/').map_or(0, |i| i + 1)];
+    let holders = dav
+        .find_uid(calendar, &fields.uid)
+        .map_err(|e| e.to_string())?;
+    let [holder] = holders.as_slice() else {
+        return Err(format!(
+            "the server already holds UID {} in this calendar but calplanebot cannot find it ({} matches; a deleted copy in the server's trash bin can do this: empty the trash)",
+            fields.uid,
+            holders.len()
+        ));
+    };
+    let Some(now) = still_ours(holder, fields, workspace) else {
+        return Err(format!(
+            "the server already holds UID {} at {}, in an event calplanebot does not own; remove or rename it",
+            fields.uid, holder.url
+        ));
+    };
+    log::info!(
+        "the event of {} lives at {}; updating it there",
+        fields.uid,
+        holder.url
+    );
+    if now == *fields {
+        return Ok(());
     }
+    let etag = holder
+        .etag
+        .as_deref()
+        .ok_or("the server sent no ETag for this event, so it cannot be updated safely")?;
+    update(dav, &holder.url, &holder.data, etag, fields).map_err(|e| e.to_string())
 }

@@ -25,6 +25,9 @@ pub struct Cli {
     #[command(flatten)]
     pub connection: ConnectionArgs,
 
+    #[command(flatten)]
+    pub behaviour: BehaviourArgs,
+
     /// More log output on stderr (-v: debug, -vv: trace). RUST_LOG overrides it.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
@@ -54,6 +57,31 @@ pub struct SyncArgs {
     /// Output format of the plan and the summary on stdout.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+
+    /// Apply deletions even when the deletion guard would refuse them.
+    #[arg(long)]
+    pub force_delete: bool,
+
+    /// Deletion guard: refuse all deletions of a run that would delete more than this many
+    /// events, in total or in one calendar.
+    #[arg(
+        long,
+        env = "CALPLANEBOT_MAX_DELETE",
+        value_name = "N",
+        default_value_t = 20
+    )]
+    pub max_delete: usize,
+
+    /// Deletion guard: refuse all deletions of a run that would delete more than this share of
+    /// the events calplanebot owns, in total or in one calendar (when more than 3 events).
+    #[arg(
+        long,
+        env = "CALPLANEBOT_MAX_DELETE_PERCENT",
+        value_name = "PERCENT",
+        default_value_t = 50,
+        value_parser = clap::value_parser!(u8).range(0..=100)
+    )]
+    pub max_delete_percent: u8,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -139,6 +167,76 @@ pub struct ConnectionArgs {
     pub caldav_calendar_url: Option<String>,
 }
 
+/// How a run behaves towards servers and other runs: timeouts, retries, the lock.
+#[derive(Debug, Args)]
+pub struct BehaviourArgs {
+    /// Longest time one request may take, from connecting to the last byte of the answer.
+    #[arg(
+        long,
+        env = "CALPLANEBOT_TIMEOUT",
+        value_name = "SECS",
+        default_value_t = 30.0,
+        global = true
+    )]
+    pub timeout: f64,
+
+    /// Longest time a connection attempt may take.
+    #[arg(
+        long,
+        env = "CALPLANEBOT_CONNECT_TIMEOUT",
+        value_name = "SECS",
+        default_value_t = 10.0,
+        global = true
+    )]
+    pub connect_timeout: f64,
+
+    /// How often a failed request that is safe to repeat is retried (connection errors,
+    /// timeouts, HTTP 5xx and 429).
+    #[arg(
+        long,
+        env = "CALPLANEBOT_RETRIES",
+        value_name = "N",
+        default_value_t = 3,
+        global = true
+    )]
+    pub retries: u32,
+
+    /// First wait before a retry; it doubles on each retry (with jitter, at most 30 s), and a
+    /// server's Retry-After takes precedence.
+    #[arg(
+        long,
+        env = "CALPLANEBOT_RETRY_DELAY",
+        value_name = "SECS",
+        default_value_t = 0.5,
+        global = true
+    )]
+    pub retry_delay: f64,
+
+    /// Lock file that keeps two runs of one configuration apart
+    /// [default: $RUNTIME_DIRECTORY, else $XDG_RUNTIME_DIR, else the temp dir; see README]
+    #[arg(
+        long,
+        env = "CALPLANEBOT_LOCK_FILE",
+        value_name = "PATH",
+        global = true
+    )]
+    pub lock_file: Option<PathBuf>,
+
+    /// How long a run waits for another run's lock before it exits with status 4.
+    #[arg(
+        long,
+        env = "CALPLANEBOT_LOCK_WAIT",
+        value_name = "SECS",
+        default_value_t = 60.0,
+        global = true
+    )]
+    pub lock_wait: f64,
+
+    /// Allow sending credentials over plain http:// to a host that is not loopback.
+    #[arg(long, env = "CALPLANEBOT_ALLOW_INSECURE_HTTP", global = true)]
+    pub allow_insecure_http: bool,
+}
+
 /// The whole program: parse, configure logging, run, map the outcome to an exit status.
 pub fn main<I, T>(args: I) -> ExitCode
 where
@@ -158,7 +256,7 @@ where
         }
     };
     init_logging(cli.verbose, cli.quiet);
-    let config = match Config::from_args(&cli.connection) {
+    let config = match Config::from_args(&cli.connection, &cli.behaviour) {
         Ok(config) => config,
         Err(err) => {
             log::error!("{err}");

@@ -2,9 +2,10 @@
 //! applies them), with secrets wrapped so they cannot reach a log line.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use crate::cli::ConnectionArgs;
+use crate::cli::{BehaviourArgs, ConnectionArgs};
 
 /// A secret value (API key, password). `Debug` and `Display` print `(redacted)`; only
 /// [`Secret::expose`] gives the value, at the one place that puts it into a request.
@@ -47,6 +48,30 @@ pub struct Config {
     pub caldav_username: String,
     pub caldav_password: Secret,
     pub caldav_calendar_url: Option<String>,
+    pub network: Network,
+    /// The lock that keeps two runs of this configuration apart.
+    pub lock_file: PathBuf,
+    pub lock_wait: Duration,
+}
+
+/// Timeouts and retries, for both servers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Network {
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub retries: u32,
+    pub retry_delay: Duration,
+}
+
+impl Default for Network {
+    fn default() -> Network {
+        Network {
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            retries: 3,
+            retry_delay: Duration::from_millis(500),
+        }
+    }
 }
 
 /// A configuration problem, worded for the operator: it names the variable to fix.
@@ -79,10 +104,19 @@ pub enum ConfigError {
         "PLANE_WORKSPACE_SLUG {0:?} is not a workspace slug (letters, digits, '-' and '_' only)"
     )]
     Slug(String),
+    #[error(
+        "{variable} is a plain http:// URL of a host that is not loopback: credentials would cross the network unencrypted; use https://, or pass --allow-insecure-http (CALPLANEBOT_ALLOW_INSECURE_HTTP=1) to accept that"
+    )]
+    Insecure { variable: &'static str },
+    #[error("{option} must be a number of seconds (0 or more), got {value}")]
+    Seconds { option: &'static str, value: f64 },
 }
 
 impl Config {
-    pub fn from_args(args: &ConnectionArgs) -> Result<Config, ConfigError> {
+    pub fn from_args(
+        args: &ConnectionArgs,
+        behaviour: &BehaviourArgs,
+    ) -> Result<Config, ConfigError> {
         let plane_base_url = url(
             "PLANE_BASE_URL",
             required("PLANE_BASE_URL", "plane-base-url", &args.plane_base_url)?,
@@ -143,7 +177,38 @@ impl Config {
             }
             _ => None,
         };
+        if !behaviour.allow_insecure_http {
+            for (variable, url) in [
+                ("PLANE_BASE_URL", Some(&plane_base_url)),
+                ("CALDAV_URL", Some(&caldav_url)),
+                ("CALDAV_CALENDAR_URL", caldav_calendar_url.as_ref()),
+            ] {
+                if url.is_some_and(|url| is_insecure(url)) {
+                    return Err(ConfigError::Insecure { variable });
+                }
+            }
+        }
+        let network = Network {
+            timeout: seconds("--timeout", behaviour.timeout)?.max(Duration::from_millis(1)),
+            connect_timeout: seconds("--connect-timeout", behaviour.connect_timeout)?
+                .max(Duration::from_millis(1)),
+            retries: behaviour.retries,
+            retry_delay: seconds("--retry-delay", behaviour.retry_delay)?,
+        };
+        let lock_file = match &behaviour.lock_file {
+            Some(path) => path.clone(),
+            None => default_lock_file(&[
+                &plane_base_url,
+                &workspace_slug,
+                &caldav_url,
+                &caldav_username,
+                caldav_calendar_url.as_deref().unwrap_or(""),
+            ]),
+        };
         Ok(Config {
+            network,
+            lock_file,
+            lock_wait: seconds("--lock-wait", behaviour.lock_wait)?,
             plane_base_url: plane_base_url.trim_end_matches('/').to_string(),
             plane_web_url: plane_web_url.trim_end_matches('/').to_string(),
             plane_token,
@@ -155,6 +220,61 @@ impl Config {
             caldav_calendar_url,
         })
     }
+}
+
+/// Plain `http://` to a host other than loopback (127.0.0.0/8, ::1, localhost).
+pub fn is_insecure(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or(authority);
+    let host = if let Some(v6) = host.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host.split(':').next().unwrap_or("")
+    };
+    let host = host.to_ascii_lowercase();
+    let loopback = host == "localhost"
+        || host.ends_with(".localhost")
+        || host == "::1"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    !loopback
+}
+
+fn seconds(option: &'static str, value: f64) -> Result<Duration, ConfigError> {
+    if value.is_finite() && (0.0..1e9).contains(&value) {
+        Ok(Duration::from_secs_f64(value))
+    } else {
+        Err(ConfigError::Seconds { option, value })
+    }
+}
+
+/// One lock per configuration (the same Plane workspace into the same CalDAV account), in
+/// systemd's `RuntimeDirectory=`, else `$XDG_RUNTIME_DIR`, else the temp dir. The name is a
+/// stable hash (FNV-1a), so every version of calplanebot picks the same file.
+fn default_lock_file(parts: &[&str]) -> PathBuf {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in parts.join("\n").bytes() {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let name = format!("calplanebot-{hash:016x}.lock");
+    let from_env = |key: &str| {
+        std::env::var_os(key)
+            .map(PathBuf::from)
+            .filter(|p| !p.as_os_str().is_empty())
+    };
+    // RUNTIME_DIRECTORY may list several directories separated by ':'.
+    let runtime = std::env::var("RUNTIME_DIRECTORY")
+        .ok()
+        .and_then(|dirs| dirs.split(':').next().map(PathBuf::from))
+        .filter(|p| !p.as_os_str().is_empty());
+    runtime
+        .or_else(|| from_env("XDG_RUNTIME_DIR"))
+        .unwrap_or_else(std::env::temp_dir)
+        .join(name)
 }
 
 fn required<'a>(
@@ -241,9 +361,91 @@ mod tests {
         }
     }
 
+    fn behaviour() -> BehaviourArgs {
+        BehaviourArgs {
+            timeout: 30.0,
+            connect_timeout: 10.0,
+            retries: 3,
+            retry_delay: 0.5,
+            lock_file: None,
+            lock_wait: 60.0,
+            allow_insecure_http: false,
+        }
+    }
+
+    impl Config {
+        fn from_test_args(args: &ConnectionArgs) -> Result<Config, ConfigError> {
+            Config::from_args(args, &behaviour())
+        }
+    }
+
+    #[test]
+    fn plain_http_is_refused_except_to_loopback_or_when_allowed() {
+        for url in [
+            "http://127.0.0.1:5232/",
+            "http://127.1.2.3/",
+            "http://localhost/",
+            "http://[::1]:8080/",
+            "https://dav.example.com/",
+        ] {
+            assert!(!is_insecure(url), "{url}");
+        }
+        for url in [
+            "http://dav.example.com/",
+            "http://10.0.0.5:5232/",
+            "http://[fe80::1]/",
+            "http://user@example.com@evil/",
+        ] {
+            assert!(is_insecure(url), "{url}");
+        }
+        let mut a = args();
+        a.caldav_url = Some("http://dav.example.com/".into());
+        let err = Config::from_test_args(&a).unwrap_err().to_string();
+        assert!(
+            err.starts_with("CALDAV_URL is a plain http:// URL"),
+            "{err}"
+        );
+        assert!(err.contains("--allow-insecure-http"), "{err}");
+        let mut allowed = behaviour();
+        allowed.allow_insecure_http = true;
+        assert!(Config::from_args(&a, &allowed).is_ok());
+    }
+
+    #[test]
+    fn lock_file_is_stable_per_configuration() {
+        let one = Config::from_test_args(&args()).unwrap().lock_file;
+        assert_eq!(one, Config::from_test_args(&args()).unwrap().lock_file);
+        let mut other = args();
+        other.caldav_username = Some("bob".into());
+        assert_ne!(one, Config::from_test_args(&other).unwrap().lock_file);
+        assert!(
+            one.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("calplanebot-")
+        );
+    }
+
+    #[test]
+    fn negative_or_absurd_durations_are_rejected() {
+        let mut b = behaviour();
+        b.timeout = -1.0;
+        assert!(matches!(
+            Config::from_args(&args(), &b),
+            Err(ConfigError::Seconds {
+                option: "--timeout",
+                ..
+            })
+        ));
+        let mut b = behaviour();
+        b.retry_delay = f64::NAN;
+        assert!(Config::from_args(&args(), &b).is_err());
+    }
+
     #[test]
     fn complete_configuration_is_accepted_and_normalised() {
-        let config = Config::from_args(&args()).unwrap();
+        let config = Config::from_test_args(&args()).unwrap();
         assert_eq!(config.plane_base_url, "https://plane.example.com");
         assert_eq!(config.plane_web_url, "https://plane.example.com");
         assert_eq!(config.plane_token.expose(), "plane_api_secret123");
@@ -252,7 +454,7 @@ mod tests {
 
     #[test]
     fn secrets_never_show_in_debug_output() {
-        let config = Config::from_args(&args()).unwrap();
+        let config = Config::from_test_args(&args()).unwrap();
         let debug = format!("{config:?}");
         assert!(!debug.contains("plane_api_secret123"), "{debug}");
         assert!(!debug.contains("hunter2"), "{debug}");
@@ -274,7 +476,7 @@ mod tests {
         for (variable, unset) in cases {
             let mut a = args();
             unset(&mut a);
-            let err = Config::from_args(&a).unwrap_err().to_string();
+            let err = Config::from_test_args(&a).unwrap_err().to_string();
             assert!(err.starts_with(&format!("{variable} is not set")), "{err}");
         }
     }
@@ -289,17 +491,17 @@ mod tests {
         a.plane_api_token = None;
         a.plane_api_token_file = Some(path.clone());
         assert_eq!(
-            Config::from_args(&a).unwrap().plane_token.expose(),
+            Config::from_test_args(&a).unwrap().plane_token.expose(),
             "from-file"
         );
 
         a.plane_api_token = Some("also-set".into());
-        let err = Config::from_args(&a).unwrap_err().to_string();
+        let err = Config::from_test_args(&a).unwrap_err().to_string();
         assert!(err.contains("not both"), "{err}");
 
         a.plane_api_token = None;
         a.plane_api_token_file = Some(dir.join("missing"));
-        let err = Config::from_args(&a).unwrap_err().to_string();
+        let err = Config::from_test_args(&a).unwrap_err().to_string();
         assert!(err.starts_with("cannot read PLANE_API_TOKEN_FILE"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -309,7 +511,7 @@ mod tests {
         let mut a = args();
         a.caldav_url = Some("dav.example.com".into());
         assert!(matches!(
-            Config::from_args(&a),
+            Config::from_test_args(&a),
             Err(ConfigError::Url {
                 variable: "CALDAV_URL",
                 ..
@@ -317,6 +519,9 @@ mod tests {
         ));
         let mut a = args();
         a.plane_workspace_slug = Some("acme/../x".into());
-        assert!(matches!(Config::from_args(&a), Err(ConfigError::Slug(_))));
+        assert!(matches!(
+            Config::from_test_args(&a),
+            Err(ConfigError::Slug(_))
+        ));
     }
 }

@@ -16,6 +16,11 @@ pub enum Status {
     PartialFailure,
     /// Bad command line or configuration (a missing variable, an unreadable `_FILE`, a bad URL).
     Usage,
+    /// The deletion guard refused this run's deletions (creates and updates still happened).
+    /// Check Plane, then re-run with `--force-delete` if the deletions are right.
+    Refused,
+    /// Another run with the same configuration holds the lock.
+    LockBusy,
     /// A server could not be reached or refused the credentials before anything was changed.
     Unavailable,
 }
@@ -26,6 +31,8 @@ impl Status {
             Status::Success => 0,
             Status::PartialFailure => 1,
             Status::Usage => 2,
+            Status::Refused => 3,
+            Status::LockBusy => 4,
             Status::Unavailable => 5,
         }
     }
@@ -43,4 +50,8 @@ Exit status:
   0  success (with --dry-run: the plan was computed)
   1  partial failure: some projects, calendars or writes failed, the rest was synced
   2  usage or configuration error
-  5  a server could not be reached or refused the credentials; nothing was changed";
+  3  the deletion guard refused this run's deletions (the rest was synced);
+     check Plane, then re-run with --force-delete if the deletions are right
+  4  another calplanebot run with this configuration holds the lock
+  5  a server could not be reached or refused the credentials; nothing was changed
+When both 1 and 3 apply, the status is 1.";

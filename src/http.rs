@@ -5,24 +5,27 @@
 //! every status returned as a response, no automatic redirects (ureq would re-send a PROPFIND as
 //! a bodiless GET without credentials), and no `Expect: 100-continue` (Radicale never answers it).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use ureq::http;
 
-/// How long a connection attempt may take.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// The longest one request may take from start to the last byte of its answer.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+use crate::config::Network;
 
-pub fn agent() -> ureq::Agent {
+/// The longest wait between two attempts (a server's `Retry-After` may ask for more, up to
+/// [`MAX_RETRY_AFTER`]).
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// The longest `Retry-After` honoured; a longer one is cut to this.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+pub fn agent(network: &Network) -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
         .allow_non_standard_methods(true)
         .user_agent(concat!("calplanebot/", env!("CARGO_PKG_VERSION")))
-        .timeout_connect(Some(CONNECT_TIMEOUT))
-        .timeout_global(Some(REQUEST_TIMEOUT))
+        .timeout_connect(Some(network.connect_timeout))
+        .timeout_global(Some(network.timeout))
         .build()
         .new_agent()
 }
@@ -67,6 +70,144 @@ pub fn send(
     })
 }
 
+/// Statuses worth another attempt: the server is busy, restarting or overloaded.
+pub fn is_transient_status(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
+}
+
+/// Errors worth another attempt: the connection failed, broke or timed out.
+pub fn is_transient_error(error: &ureq::Error) -> bool {
+    matches!(
+        error,
+        ureq::Error::Io(_)
+            | ureq::Error::Timeout(_)
+            | ureq::Error::ConnectionFailed
+            | ureq::Error::HostNotFound
+            | ureq::Error::Protocol(_)
+            | ureq::Error::Decompress(..)
+    )
+}
+
+/// `Retry-After` in seconds (RFC 9110 §10.2.3; the HTTP-date form is not used by Plane or the
+/// CalDAV servers seen, and is ignored).
+pub fn retry_after(reply: &Reply) -> Option<Duration> {
+    reply
+        .header("Retry-After")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER))
+}
+
+/// How a client retries: capped exponential backoff with full jitter, after
+/// <https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/>.
+#[derive(Debug)]
+pub struct Retry {
+    pub retries: u32,
+    pub base: Duration,
+    /// The wait after a 429 that names no `Retry-After` (Plane once sent none).
+    pub default_rate_limit_wait: Duration,
+    seed: AtomicU64,
+}
+
+impl Retry {
+    pub fn new(network: &Network, default_rate_limit_wait: Duration) -> Retry {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        Retry {
+            retries: network.retries,
+            base: network.retry_delay,
+            default_rate_limit_wait,
+            seed: AtomicU64::new(nanos | 1),
+        }
+    }
+
+    /// The wait before attempt `attempt + 1` (attempt counts from 0).
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let ceiling = self
+            .base
+            .saturating_mul(1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX))
+            .min(MAX_BACKOFF);
+        // xorshift64: jitter needs no cryptographic randomness.
+        let mut x = self.seed.load(Ordering::Relaxed);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.seed.store(x, Ordering::Relaxed);
+        let share = (x >> 11) as f64 / (1u64 << 53) as f64;
+        // Half fixed, half random: never (almost) zero, never above the ceiling.
+        ceiling.mul_f64(0.5 + share / 2.0)
+    }
+
+    /// The wait before retrying after `reply`, honouring `Retry-After`.
+    pub fn wait_after(&self, reply: &Reply, attempt: u32) -> Duration {
+        match (retry_after(reply), reply.status) {
+            (Some(wait), _) => wait,
+            (None, 429) => self.default_rate_limit_wait,
+            (None, _) => self.backoff(attempt),
+        }
+    }
+
+    /// Sends the request `build` makes (once per attempt) until it gets an answer that is not
+    /// transient, or the attempts run out. Only for requests that are safe to repeat: reads,
+    /// and writes under a precondition (a repeated conditional write that already took effect
+    /// answers 412 or 404, which the caller handles).
+    pub fn send(
+        &self,
+        agent: &ureq::Agent,
+        build: &dyn Fn() -> http::Request<Vec<u8>>,
+        limit: u64,
+        counter: &Counter,
+        what: &dyn std::fmt::Display,
+    ) -> Result<Reply, ureq::Error> {
+        let mut attempt = 0;
+        loop {
+            counter.add();
+            let outcome = send(agent, build(), limit);
+            let wait = match &outcome {
+                Ok(reply) if is_transient_status(reply.status) && attempt < self.retries => {
+                    let wait = self.wait_after(reply, attempt);
+                    log::warn!(
+                        "{what}: HTTP {}; retrying in {:.1} s ({} of {})",
+                        reply.status,
+                        wait.as_secs_f64(),
+                        attempt + 1,
+                        self.retries
+                    );
+                    wait
+                }
+                Err(error) if is_transient_error(error) && attempt < self.retries => {
+                    let wait = self.backoff(attempt);
+                    log::warn!(
+                        "{what}: {error}; retrying in {:.1} s ({} of {})",
+                        wait.as_secs_f64(),
+                        attempt + 1,
+                        self.retries
+                    );
+                    wait
+                }
+                _ => return outcome,
+            };
+            std::thread::sleep(wait);
+            attempt += 1;
+        }
+    }
+}
+
+/// Remembers that a server stopped answering, so a run gives up on it after one request has
+/// used all its attempts instead of waiting out every remaining request.
+#[derive(Debug, Default)]
+pub struct Breaker(AtomicBool);
+
+impl Breaker {
+    pub fn trip(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// Counts requests sent, for the run summary and the benchmarks.
 #[derive(Debug, Default)]
 pub struct Counter(AtomicU64);
@@ -78,5 +219,75 @@ impl Counter {
 
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn retry(base_ms: u64) -> Retry {
+        let network = Network {
+            retry_delay: Duration::from_millis(base_ms),
+            ..Network::default()
+        };
+        Retry::new(&network, Duration::from_secs(60))
+    }
+
+    fn reply(status: u16, retry_after: Option<&str>) -> Reply {
+        let mut headers = http::HeaderMap::new();
+        if let Some(value) = retry_after {
+            headers.insert("Retry-After", value.parse().unwrap());
+        }
+        Reply {
+            status,
+            headers,
+            body: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let retry = retry(100);
+        for attempt in 0..12 {
+            let ceiling = Duration::from_millis(100 * (1 << attempt)).min(MAX_BACKOFF);
+            let wait = retry.backoff(attempt);
+            assert!(
+                wait >= ceiling / 2 && wait <= ceiling,
+                "{attempt}: {wait:?}"
+            );
+        }
+        let waits: std::collections::HashSet<_> = (0..20).map(|_| retry.backoff(3)).collect();
+        assert!(waits.len() > 1, "jitter varies the waits");
+    }
+
+    #[test]
+    fn retry_after_wins_and_a_bare_429_waits_the_default() {
+        let retry = retry(100);
+        assert_eq!(
+            retry.wait_after(&reply(503, Some("7")), 0),
+            Duration::from_secs(7)
+        );
+        assert_eq!(
+            retry.wait_after(&reply(429, Some("99999")), 0),
+            MAX_RETRY_AFTER
+        );
+        assert_eq!(
+            retry.wait_after(&reply(429, None), 0),
+            Duration::from_secs(60)
+        );
+        assert!(retry.wait_after(&reply(500, Some("soon")), 0) <= Duration::from_millis(100));
+    }
+
+    #[test]
+    fn only_transient_statuses_are_retried() {
+        for status in [408, 429, 500, 502, 503, 504] {
+            assert!(is_transient_status(status), "{status}");
+        }
+        for status in [200, 207, 400, 401, 403, 404, 409, 412, 501, 507] {
+            assert!(!is_transient_status(status), "{status}");
+        }
+        assert!(!is_transient_error(&ureq::Error::BodyExceedsLimit(1)));
+        assert!(is_transient_error(&ureq::Error::ConnectionFailed));
     }
 }

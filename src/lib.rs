@@ -15,6 +15,7 @@ pub mod exit;
 pub mod html;
 pub mod http;
 pub mod ics;
+pub mod lock;
 pub mod plan;
 pub mod plane;
 pub mod render;

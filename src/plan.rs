@@ -39,6 +39,9 @@ pub struct ProjectScope {
     pub deletions: Result<(), String>,
     /// Issues that Plane listed but calplanebot could not read: their events are kept.
     pub keep: HashSet<String>,
+    /// Plane listed no item at all for this project (dated or not): the signature of a broken
+    /// or empty answer, which must never wipe a calendar.
+    pub listed_nothing: bool,
 }
 
 /// One stored event whose resource name has our form.
@@ -137,6 +140,11 @@ pub struct Plan {
     pub changes: Vec<Change>,
     pub withheld: Vec<Withheld>,
     pub unchanged: usize,
+    /// Why the deletion guard refused this plan's deletions (they are in `withheld` then).
+    pub refused: Option<String>,
+    /// Events calplanebot owns, per calendar job (same order as the jobs).
+    #[serde(skip)]
+    pub owned: Vec<usize>,
 }
 
 impl Plan {
@@ -275,6 +283,101 @@ pub fn plan_changes(jobs: &[CalendarJob], workspace: &str) -> Plan {
     plan
 }
 
+/// The deletion guard's bounds (vdirsyncer's `--force-delete`, rsync's `--max-delete`).
+#[derive(Clone, Copy, Debug)]
+pub struct GuardLimits {
+    /// Most deletions a run may make, in total and in one calendar.
+    pub max_delete: usize,
+    /// Largest share (percent) of a calendar's owned events, or of all owned events, that a run
+    /// may delete — checked only above [`GUARD_FLOOR`] deletions, so a small calendar can still
+    /// lose its few events the normal way.
+    pub max_percent: u8,
+    /// `--force-delete`: no guard.
+    pub force: bool,
+}
+
+/// Deletions up to this many are never refused for their share alone.
+pub const GUARD_FLOOR: usize = 3;
+
+/// Refuses all of a plan's deletions when they look like a broken source rather than work done
+/// in Plane: more than `max_delete`, a share above `max_percent` (in one calendar or in total),
+/// or any deletion in a project Plane listed nothing for. Refused deletions move to `withheld`;
+/// creates and updates stay.
+pub fn guard_deletions(plan: &mut Plan, jobs: &[CalendarJob], limits: GuardLimits) {
+    if limits.force || plan.deletes() == 0 {
+        return;
+    }
+    let deletes_of = |job: &CalendarJob| {
+        plan.changes
+            .iter()
+            .filter(|c| matches!(c, Change::Delete { .. }) && c.url().starts_with(&job.target.url))
+            .count()
+    };
+    let too_many = |deletes: usize, owned: usize| {
+        deletes > limits.max_delete
+            || (deletes > GUARD_FLOOR && deletes * 100 > usize::from(limits.max_percent) * owned)
+    };
+    let mut reasons = Vec::new();
+    for (job, owned) in jobs.iter().zip(plan.owned.iter().copied()) {
+        let name = job.target.displayname.as_deref().unwrap_or(&job.target.url);
+        let deletes = deletes_of(job);
+        if too_many(deletes, owned) {
+            reasons.push(format!("{name} would lose {deletes} of its {owned} events"));
+        }
+        for scope in job.scopes.iter().filter(|s| s.listed_nothing) {
+            let emptied = plan.changes.iter().any(|c| match c {
+                Change::Delete { before, .. } => {
+                    before.project.as_deref() == Some(scope.project.id.as_str())
+                }
+                _ => false,
+            });
+            if emptied {
+                reasons.push(format!(
+                    "Plane listed no work items at all for project {}, yet its calendar holds events",
+                    crate::plane::project_label(&scope.project)
+                ));
+            }
+        }
+    }
+    let (deletes, owned) = (plan.deletes(), plan.owned.iter().sum::<usize>());
+    if reasons.is_empty() && too_many(deletes, owned) {
+        reasons.push(format!("the run would delete {deletes} of {owned} events"));
+    }
+    if reasons.is_empty() {
+        return;
+    }
+    let reason = format!(
+        "{} (limits: --max-delete {}, --max-delete-percent {})",
+        reasons.join("; "),
+        limits.max_delete,
+        limits.max_percent
+    );
+    let (refused, kept): (Vec<Change>, Vec<Change>) = std::mem::take(&mut plan.changes)
+        .into_iter()
+        .partition(|c| matches!(c, Change::Delete { .. }));
+    plan.changes = kept;
+    for change in refused {
+        let Change::Delete {
+            calendar,
+            url,
+            before,
+            ..
+        } = change
+        else {
+            unreachable!("partitioned on Delete")
+        };
+        plan.withheld.push(Withheld {
+            calendar,
+            url,
+            summary: before.summary.clone(),
+            reason: "deletion refused by the deletion guard (see below; --force-delete applies it)"
+                .into(),
+            is_failure: false,
+        });
+    }
+    plan.refused = Some(reason);
+}
+
 fn plan_calendar(job: &CalendarJob, workspace: &str, plan: &mut Plan) {
     let calendar = job
         .target
@@ -304,12 +407,16 @@ fn plan_calendar(job: &CalendarJob, workspace: &str, plan: &mut Plan) {
         .collect();
     let ids: std::collections::BTreeSet<&String> =
         job.desired.keys().chain(job.actual.keys()).collect();
+    let mut owned = 0;
     for id in ids {
         let desired = job.desired.get(id);
         let stored = match job.actual.get(id) {
             Some(event) => classify(id, event, workspace, &job.scopes),
             None => Stored::Nothing,
         };
+        if matches!(stored, Stored::Owned { .. }) {
+            owned += 1;
+        }
         let deletions = match &stored {
             Stored::Owned { project_id, .. } => match scope_of.get(project_id.as_str()) {
                 Some(scope) if scope.keep.contains(id) => {
@@ -375,6 +482,7 @@ fn plan_calendar(job: &CalendarJob, workspace: &str, plan: &mut Plan) {
             Decision::LeaveAlone => {}
         }
     }
+    plan.owned.push(owned);
 }
 
 #[cfg(test)]
@@ -422,6 +530,7 @@ mod tests {
             },
             deletions,
             keep: HashSet::new(),
+            listed_nothing: false,
         }
     }
 
@@ -596,5 +705,77 @@ mod tests {
             matches!(&plan.calendars[..], [CalendarChange::Rename { to, .. }] if to == "Plane: P")
         );
         assert_eq!((plan.unchanged, plan.changes.len()), (1, 0));
+    }
+
+    /// A job with `owned` stored events of which the first `gone` are no longer desired.
+    fn shrinking_job(owned: usize, gone: usize, listed_nothing: bool) -> CalendarJob {
+        let mut job = job(None, None, scope(Ok(())));
+        job.scopes[0].listed_nothing = listed_nothing;
+        for n in 0..owned {
+            let id = format!("9d577c4e-d35e-4940-9f10-{n:012}");
+            let mut f = fields("x");
+            f.uid = event::uid_for(&id);
+            let mut stored = stored(&f);
+            stored.data = event::render_new(&f, Utc::now());
+            job.actual.insert(id.clone(), stored);
+            if n >= gone {
+                job.desired.insert(id, f);
+            }
+        }
+        job
+    }
+
+    fn limits(max_delete: usize, max_percent: u8, force: bool) -> GuardLimits {
+        GuardLimits {
+            max_delete,
+            max_percent,
+            force,
+        }
+    }
+
+    #[test]
+    fn the_guard_refuses_mass_deletions_and_keeps_creates_and_updates() {
+        let jobs = [shrinking_job(40, 30, false)];
+        let mut plan = plan_changes(&jobs, "acme");
+        assert_eq!((plan.deletes(), plan.owned[0]), (30, 40));
+        guard_deletions(&mut plan, &jobs, limits(100, 50, false));
+        assert_eq!(plan.deletes(), 0);
+        assert_eq!(plan.withheld.len(), 30);
+        assert!(
+            plan.refused
+                .as_deref()
+                .unwrap()
+                .contains("would lose 30 of its 40 events")
+        );
+
+        let mut plan = plan_changes(&jobs, "acme");
+        guard_deletions(&mut plan, &jobs, limits(100, 50, true));
+        assert_eq!((plan.deletes(), plan.refused.as_deref()), (30, None));
+
+        let mut plan = plan_changes(&jobs, "acme");
+        guard_deletions(&mut plan, &jobs, limits(100, 80, false));
+        assert_eq!(plan.deletes(), 30, "75% is within 80%");
+        let mut plan = plan_changes(&jobs, "acme");
+        guard_deletions(&mut plan, &jobs, limits(29, 80, false));
+        assert_eq!(plan.deletes(), 0, "30 is more than 29");
+    }
+
+    #[test]
+    fn small_calendars_may_lose_a_few_events_but_never_to_an_empty_answer() {
+        let jobs = [shrinking_job(3, 3, false)];
+        let mut plan = plan_changes(&jobs, "acme");
+        guard_deletions(&mut plan, &jobs, limits(20, 50, false));
+        assert_eq!(plan.deletes(), 3, "3 deletions are at the floor");
+
+        let jobs = [shrinking_job(2, 2, true)];
+        let mut plan = plan_changes(&jobs, "acme");
+        guard_deletions(&mut plan, &jobs, limits(20, 50, false));
+        assert_eq!(plan.deletes(), 0);
+        assert!(
+            plan.refused
+                .as_deref()
+                .unwrap()
+                .contains("listed no work items")
+        );
     }
 }

@@ -76,8 +76,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use ureq::http;
 
-use crate::config::Secret;
-use crate::http::{Counter, Reply};
+use crate::config::{Network, Secret};
+use crate::http::{Breaker, Counter, Reply, Retry};
 
 /// The fields a sync needs. Trimming with `fields` matters: the default output carries
 /// `description_binary` (plane-api.md §4). A field must be kept for `expand` to act on it.
@@ -376,6 +376,8 @@ pub enum PlaneError {
     NotFound { what: String },
     #[error("Plane kept answering 429 (rate limit) for {what}")]
     RateLimited { what: String },
+    #[error("not asking Plane for {what}: it stopped answering earlier in this run")]
+    GaveUp { what: String },
     #[error("Plane answered HTTP {status} for {what}")]
     Status { status: u16, what: String },
     #[error("cannot reach Plane at {origin} ({what}): {source}")]
@@ -393,7 +395,10 @@ impl PlaneError {
     pub fn is_fatal(&self) -> bool {
         matches!(
             self,
-            PlaneError::NoKey { .. } | PlaneError::BadKey { .. } | PlaneError::Transport { .. }
+            PlaneError::NoKey { .. }
+                | PlaneError::BadKey { .. }
+                | PlaneError::Transport { .. }
+                | PlaneError::GaveUp { .. }
         )
     }
 }
@@ -408,6 +413,8 @@ pub struct ProjectList {
 /// The dated issues of one project, and how far the list walk got.
 #[derive(Debug, Default)]
 pub struct ProjectIssues {
+    /// Items Plane listed, dated or not, readable or not.
+    pub listed: usize,
     pub issues: Vec<Issue>,
     /// Issues that were listed but could not be read: their events are kept as they are.
     pub unreadable: Vec<(Option<String>, String)>,
@@ -426,19 +433,29 @@ impl ProjectIssues {
 }
 
 /// Paces requests to Plane's per-key budget (plane-api.md §6): Plane announces the slots left
-/// in a sliding 60 s window in `X-RateLimit-Remaining`; when none are left, wait until the
-/// oldest of our own requests has left the window instead of provoking a 429.
-#[derive(Debug, Default)]
+/// in a sliding window in `X-RateLimit-Remaining`; when none are left, wait until the oldest of
+/// our own requests has left the window instead of provoking a 429. The window's length is
+/// read from `X-RateLimit-Reset` (Plane sends `now + window`), 60 s when absent.
+#[derive(Debug)]
 struct Pacer {
     sent: VecDeque<Instant>,
     remaining: Option<u64>,
+    window: Duration,
 }
 
-const WINDOW: Duration = Duration::from_secs(60);
-/// Back-off after a 429 that carries no `Retry-After` (seen on a live server).
-const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(60);
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
-const RATE_LIMIT_ATTEMPTS: u32 = 3;
+const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
+/// Back-off after a 429 that carries no `Retry-After` (seen on a live server): one window.
+const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
+
+impl Default for Pacer {
+    fn default() -> Pacer {
+        Pacer {
+            sent: VecDeque::new(),
+            remaining: None,
+            window: DEFAULT_WINDOW,
+        }
+    }
+}
 
 impl Pacer {
     fn wait_before_request(&mut self) -> Duration {
@@ -446,22 +463,35 @@ impl Pacer {
         while self
             .sent
             .front()
-            .is_some_and(|t| now.duration_since(*t) >= WINDOW)
+            .is_some_and(|t| now.duration_since(*t) >= self.window)
         {
             self.sent.pop_front();
         }
         match (self.remaining, self.sent.front()) {
             (Some(0), Some(oldest)) => {
-                (*oldest + WINDOW + Duration::from_millis(250)).saturating_duration_since(now)
+                (*oldest + self.window + Duration::from_millis(250)).saturating_duration_since(now)
             }
-            (Some(0), None) => Duration::ZERO,
             _ => Duration::ZERO,
         }
     }
 
-    fn record(&mut self, remaining: Option<u64>) {
+    fn sent_now(&mut self) {
         self.sent.push_back(Instant::now());
+        if let Some(remaining) = &mut self.remaining {
+            *remaining = remaining.saturating_sub(1);
+        }
+    }
+
+    /// Takes the budget a successful answer announced.
+    fn update(&mut self, remaining: Option<u64>, reset_epoch: Option<u64>) {
         self.remaining = remaining;
+        if let Some(reset) = reset_epoch {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let window = reset.saturating_sub(now).clamp(1, 3600);
+            self.window = Duration::from_secs(window);
+        }
     }
 }
 
@@ -471,25 +501,33 @@ pub struct PlaneClient {
     slug: String,
     token: Secret,
     pacer: Mutex<Pacer>,
+    retry: Retry,
+    breaker: Breaker,
     pub requests: Counter,
 }
 
 impl PlaneClient {
-    pub fn new(base_url: &str, slug: &str, token: Secret) -> PlaneClient {
+    pub fn new(base_url: &str, slug: &str, token: Secret, network: &Network) -> PlaneClient {
         PlaneClient {
-            agent: crate::http::agent(),
+            agent: crate::http::agent(network),
             origin: base_url.trim_end_matches('/').to_string(),
             slug: slug.to_string(),
             token,
             pacer: Mutex::new(Pacer::default()),
+            retry: Retry::new(network, DEFAULT_RATE_LIMIT_WAIT),
+            breaker: Breaker::default(),
             requests: Counter::default(),
         }
     }
 
-    /// GET `/api/v1/{path}`, paced, with 429s waited out.
+    /// GET `/api/v1/{path}`: paced, retried when safe, with the status mapped to an error that
+    /// says what to check.
     fn get(&self, path: &str, what: &str) -> Result<Reply, PlaneError> {
+        if self.breaker.is_open() {
+            return Err(PlaneError::GaveUp { what: what.into() });
+        }
         let url = format!("{}/api/v1/{path}", self.origin);
-        for _ in 0..RATE_LIMIT_ATTEMPTS {
+        let build = || {
             let wait = self.pacer.lock().expect("pacer lock").wait_before_request();
             if !wait.is_zero() {
                 log::info!(
@@ -498,53 +536,48 @@ impl PlaneClient {
                 );
                 std::thread::sleep(wait);
             }
-            let request = http::Request::get(&url)
+            self.pacer.lock().expect("pacer lock").sent_now();
+            log::debug!("GET {url}");
+            http::Request::get(&url)
                 .header("X-Api-Key", self.token.expose())
                 .header("Accept", "application/json")
                 .body(Vec::new())
-                .expect("a valid request");
-            self.requests.add();
-            log::debug!("GET {url}");
-            let reply = crate::http::send(&self.agent, request, MAX_BODY).map_err(|source| {
+                .expect("a valid request")
+        };
+        let reply = self
+            .retry
+            .send(&self.agent, &build, MAX_BODY, &self.requests, &what)
+            .map_err(|source| {
+                if crate::http::is_transient_error(&source) {
+                    self.breaker.trip();
+                }
                 PlaneError::Transport {
                     origin: self.origin.clone(),
                     what: what.to_string(),
                     source,
                 }
             })?;
-            let remaining = reply
-                .header("X-RateLimit-Remaining")
-                .and_then(|r| r.trim().parse().ok());
-            self.pacer.lock().expect("pacer lock").record(remaining);
-            if reply.status == 429 {
-                let wait = reply
-                    .header("Retry-After")
-                    .and_then(|s| s.trim().parse().ok())
-                    .map(Duration::from_secs)
-                    .unwrap_or(DEFAULT_RETRY_AFTER)
-                    .min(MAX_RETRY_AFTER);
-                log::warn!(
-                    "Plane answered 429 (rate limit) for {what}; retrying in {} s",
-                    wait.as_secs()
-                );
-                std::thread::sleep(wait);
-                continue;
-            }
-            return match reply.status {
-                200..=299 => Ok(reply),
-                401 => Err(PlaneError::NoKey { what: what.into() }),
-                403 if reply.text().contains("Given API token is not valid") => {
-                    Err(PlaneError::BadKey { what: what.into() })
-                }
-                403 => Err(PlaneError::Forbidden { what: what.into() }),
-                404 => Err(PlaneError::NotFound { what: what.into() }),
-                status => Err(PlaneError::Status {
-                    status,
-                    what: what.into(),
-                }),
-            };
+        if reply.is_success() {
+            let number = |name: &str| reply.header(name).and_then(|v| v.trim().parse().ok());
+            self.pacer
+                .lock()
+                .expect("pacer lock")
+                .update(number("X-RateLimit-Remaining"), number("X-RateLimit-Reset"));
         }
-        Err(PlaneError::RateLimited { what: what.into() })
+        match reply.status {
+            200..=299 => Ok(reply),
+            401 => Err(PlaneError::NoKey { what: what.into() }),
+            403 if reply.text().contains("Given API token is not valid") => {
+                Err(PlaneError::BadKey { what: what.into() })
+            }
+            403 => Err(PlaneError::Forbidden { what: what.into() }),
+            404 => Err(PlaneError::NotFound { what: what.into() }),
+            429 => Err(PlaneError::RateLimited { what: what.into() }),
+            status => Err(PlaneError::Status {
+                status,
+                what: what.into(),
+            }),
+        }
     }
 
     /// Every page of a paginated list, handing each page's items to `each` as it arrives.
@@ -626,6 +659,7 @@ impl PlaneClient {
             &query,
             &what,
             |items| {
+                result.listed += items.len();
                 for item in items {
                     match issue_from_json(&item, &project.id) {
                         IssueItem::Dated(issue) => match index.get(&issue.id) {
@@ -923,11 +957,31 @@ mod tests {
     fn pacer_waits_only_when_the_budget_is_used_up() {
         let mut pacer = Pacer::default();
         assert!(pacer.wait_before_request().is_zero());
-        pacer.record(Some(3));
+        pacer.sent_now();
+        pacer.update(Some(3), None);
         assert!(pacer.wait_before_request().is_zero());
-        pacer.record(Some(0));
+        pacer.sent_now();
+        pacer.update(Some(0), None);
         let wait = pacer.wait_before_request();
-        assert!(wait > Duration::from_secs(59) && wait <= WINDOW + Duration::from_secs(1));
+        assert!(wait > Duration::from_secs(59) && wait <= DEFAULT_WINDOW + Duration::from_secs(1));
+    }
+
+    #[test]
+    fn pacer_learns_the_window_from_the_reset_header() {
+        let mut pacer = Pacer::default();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        pacer.sent_now();
+        pacer.update(Some(0), Some(now + 2));
+        let wait = pacer.wait_before_request();
+        assert!(wait <= Duration::from_secs(3), "{wait:?}");
+        // A request the pacer counted itself lowers the budget before the answer comes.
+        let mut pacer = Pacer::default();
+        pacer.update(Some(1), Some(now + 60));
+        pacer.sent_now();
+        assert!(!pacer.wait_before_request().is_zero());
     }
 
     #[test]

@@ -104,6 +104,11 @@ pub fn plan_text(plan: &Plan) -> String {
             withheld.calendar, withheld.summary, withheld.reason
         ));
     }
+    if let Some(reason) = &plan.refused {
+        out.push_str(&format!(
+            "! deletion guard: {reason}; check Plane, then re-run with --force-delete to apply the deletions\n"
+        ));
+    }
     out
 }
 
@@ -174,8 +179,16 @@ pub fn summary_line(plan: &Plan, report: &Report) -> String {
             verb("to rename", "renamed")
         ));
     }
-    if report.withheld > 0 {
-        line.push_str(&format!(", {} withheld", report.withheld));
+    let refused = plan
+        .withheld
+        .iter()
+        .filter(|w| w.reason.starts_with("deletion refused"))
+        .count();
+    if refused > 0 {
+        line.push_str(&format!(", {refused} deletions refused"));
+    }
+    if report.withheld > refused {
+        line.push_str(&format!(", {} withheld", report.withheld - refused));
     }
     if !report.errors.is_empty() {
         line.push_str(&format!(", {} errors", report.errors.len()));

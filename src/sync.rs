@@ -37,12 +37,33 @@ impl Abort {
 
 pub fn run(config: &Config, args: &SyncArgs) -> Status {
     let started = Instant::now();
+    // A dry run writes nothing, so it needs no lock and never waits for a real run.
+    let _lock = if args.dry_run {
+        None
+    } else {
+        match crate::lock::acquire(&config.lock_file, config.lock_wait) {
+            Ok(lock) => Some(lock),
+            Err(error @ crate::lock::LockError::Busy { .. }) => {
+                log::error!("{error}");
+                return Status::LockBusy;
+            }
+            Err(error) => {
+                log::error!("{error}");
+                return Status::Usage;
+            }
+        }
+    };
     let plane = PlaneClient::new(
         &config.plane_base_url,
         &config.workspace_slug,
         config.plane_token.clone(),
+        &config.network,
     );
-    let dav = DavClient::new(&config.caldav_username, &config.caldav_password);
+    let dav = DavClient::new(
+        &config.caldav_username,
+        &config.caldav_password,
+        &config.network,
+    );
     let mut report = Report {
         dry_run: args.dry_run,
         ..Report::default()
@@ -56,7 +77,25 @@ pub fn run(config: &Config, args: &SyncArgs) -> Status {
             return abort.status();
         }
     };
-    let plan = plan::plan_changes(&jobs, &config.workspace_slug);
+    let mut plan = plan::plan_changes(&jobs, &config.workspace_slug);
+    plan::guard_deletions(
+        &mut plan,
+        &jobs,
+        plan::GuardLimits {
+            max_delete: args.max_delete,
+            max_percent: args.max_delete_percent,
+            force: args.force_delete,
+        },
+    );
+    if let Some(reason) = &plan.refused {
+        log::error!(
+            "refusing all {} deletions of this run: {reason}; check Plane, then re-run with --force-delete if they are right",
+            plan.withheld
+                .iter()
+                .filter(|w| w.reason.starts_with("deletion refused"))
+                .count()
+        );
+    }
     report.unchanged = plan.unchanged;
     report.withheld = plan.withheld.len();
     for withheld in plan.withheld.iter().filter(|w| w.is_failure) {
@@ -71,7 +110,7 @@ pub fn run(config: &Config, args: &SyncArgs) -> Status {
         let _ = stdout.flush();
     }
     if !args.dry_run {
-        crate::apply::apply(&dav, &plan, &mut report);
+        crate::apply::apply(&dav, &plan, &config.workspace_slug, &mut report);
     }
     report.plane_requests = plane.requests.get();
     report.caldav_requests = dav.requests.get();
@@ -97,10 +136,12 @@ pub fn run(config: &Config, args: &SyncArgs) -> Status {
         report.plane_requests,
         report.caldav_requests
     );
-    if report.failures.is_empty() && report.errors.is_empty() {
-        Status::Success
-    } else {
+    if !report.failures.is_empty() || !report.errors.is_empty() {
         Status::PartialFailure
+    } else if plan.refused.is_some() {
+        Status::Refused
+    } else {
+        Status::Success
     }
 }
 
@@ -232,6 +273,7 @@ fn scope_of(project: &Project, issues: &ProjectIssues) -> ProjectScope {
     };
     ProjectScope {
         project: project.clone(),
+        listed_nothing: issues.error.is_none() && issues.listed == 0,
         deletions,
         keep: issues
             .unreadable

@@ -8,12 +8,13 @@ pub mod xml;
 
 use ureq::http;
 
-use crate::config::Secret;
-use crate::http::{Counter, Reply};
+use crate::config::{Network, Secret};
+use crate::http::{Breaker, Counter, Reply, Retry};
 use xml::{DavResponse, XmlError};
 
-/// Largest answer accepted for PROPFIND and REPORT. A listing of 100,000 events is ~30 MiB.
-const MAX_LISTING_BODY: u64 = 256 * 1024 * 1024;
+/// Largest answer accepted for PROPFIND and REPORT: memory stays bounded whatever a server
+/// sends. A PROPFIND listing of 200,000 objects is ~50 MiB; multigets come in batches.
+pub const MAX_LISTING_BODY: u64 = 64 * 1024 * 1024;
 /// Largest answer accepted for writes (a DELETE may answer with a multistatus body).
 const MAX_WRITE_BODY: u64 = 1024 * 1024;
 /// Hrefs per calendar-multiget: servers cap big answers (Zoho truncates silently at 1,000,
@@ -51,6 +52,12 @@ pub enum CalDavError {
         "the CalDAV server refused to create the calendar {url} (HTTP {status}): create it yourself, or use single-calendar mode (CALDAV_CALENDAR_URL) for servers that cannot create calendars"
     )]
     CannotCreateCalendar { url: String, status: u16 },
+    #[error(
+        "PUT {url}: the server already holds this event's UID under another name (HTTP {status}, no-uid-conflict)"
+    )]
+    UidConflict { url: String, status: u16 },
+    #[error("not sending {method} {url}: the CalDAV server stopped answering earlier in this run")]
+    GaveUp { method: &'static str, url: String },
 }
 
 impl CalDavError {
@@ -58,7 +65,9 @@ impl CalDavError {
     pub fn is_fatal(&self) -> bool {
         matches!(
             self,
-            CalDavError::Transport { .. } | CalDavError::Unauthorized { .. }
+            CalDavError::Transport { .. }
+                | CalDavError::Unauthorized { .. }
+                | CalDavError::GaveUp { .. }
         )
     }
 }
@@ -94,21 +103,35 @@ pub enum Precondition<'a> {
 pub struct DavClient {
     agent: ureq::Agent,
     authorization: Secret,
+    retry: Retry,
+    breaker: Breaker,
     pub requests: Counter,
 }
 
 impl DavClient {
-    pub fn new(username: &str, password: &Secret) -> DavClient {
+    pub fn new(username: &str, password: &Secret, network: &Network) -> DavClient {
         use base64::Engine as _;
         let credentials = base64::engine::general_purpose::STANDARD
             .encode(format!("{username}:{}", password.expose()));
         DavClient {
-            agent: crate::http::agent(),
+            agent: crate::http::agent(network),
             authorization: Secret::new(format!("Basic {credentials}")),
+            retry: Retry::new(
+                network,
+                network.retry_delay.max(std::time::Duration::from_secs(1)),
+            ),
+            breaker: Breaker::default(),
             requests: Counter::default(),
         }
     }
 
+    /// True once the server stopped answering (a request used all its attempts).
+    pub fn gave_up(&self) -> bool {
+        self.breaker.is_open()
+    }
+
+    /// Sends one request, retried on transient failures: every request calplanebot sends is
+    /// safe to repeat (reads, and writes under a precondition or that set a fixed value).
     fn send(
         &self,
         method: &'static str,
@@ -117,25 +140,48 @@ impl DavClient {
         body: Vec<u8>,
         limit: u64,
     ) -> Result<Reply, CalDavError> {
-        let mut request = http::Request::builder()
-            .method(method)
-            .uri(url)
-            .header("Authorization", self.authorization.expose());
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let request = request.body(body).map_err(|e| CalDavError::Invalid {
-            url: url.to_string(),
-            reason: format!("cannot build a request: {e}"),
-        })?;
-        self.requests.add();
-        log::debug!("{method} {url}");
-        let reply = crate::http::send(&self.agent, request, limit).map_err(|source| {
-            CalDavError::Transport {
+        if self.breaker.is_open() {
+            return Err(CalDavError::GaveUp {
+                method,
                 url: url.to_string(),
-                source,
+            });
+        }
+        let build = || {
+            let mut request = http::Request::builder()
+                .method(method)
+                .uri(url)
+                .header("Authorization", self.authorization.expose());
+            for (name, value) in headers {
+                request = request.header(*name, *value);
             }
-        })?;
+            log::debug!("{method} {url}");
+            request.body(body.clone())
+        };
+        if let Err(e) = build() {
+            return Err(CalDavError::Invalid {
+                url: url.to_string(),
+                reason: format!("cannot build a request: {e}"),
+            });
+        }
+        let what = format!("{method} {url}");
+        let reply = self
+            .retry
+            .send(
+                &self.agent,
+                &|| build().expect("checked above"),
+                limit,
+                &self.requests,
+                &what,
+            )
+            .map_err(|source| {
+                if crate::http::is_transient_error(&source) {
+                    self.breaker.trip();
+                }
+                CalDavError::Transport {
+                    url: url.to_string(),
+                    source,
+                }
+            })?;
         log::trace!("{method} {url} -> {}", reply.status);
         if reply.status == 401 {
             return Err(CalDavError::Unauthorized {
@@ -242,14 +288,78 @@ impl DavClient {
             xml::mkcalendar_body(displayname).into_bytes(),
             MAX_WRITE_BODY,
         )?;
+        if reply.is_success() {
+            return Ok(());
+        }
+        // A retried MKCALENDAR whose first attempt took effect meets its own calendar
+        // (Radicale 409, Xandikos 403, RFC 4791 §5.3.1 405): that is success.
+        if self.is_calendar(url).unwrap_or(false) {
+            return Ok(());
+        }
         match reply.status {
-            200..=299 => Ok(()),
             403 | 405 | 501 => Err(CalDavError::CannotCreateCalendar {
                 url: url.to_string(),
                 status: reply.status,
             }),
             status => Err(status_error("MKCALENDAR", url, status, &reply)),
         }
+    }
+
+    fn is_calendar(&self, url: &str) -> Result<bool, CalDavError> {
+        let responses = self.propfind(url, "0", xml::PROPFIND_CALENDARS)?;
+        Ok(responses.iter().any(|r| r.is_calendar))
+    }
+
+    /// GET of one calendar object: `None` when it does not exist.
+    pub fn get(&self, url: &str) -> Result<Option<StoredEvent>, CalDavError> {
+        let reply = self.send(
+            "GET",
+            url,
+            &[("Accept", "text/calendar")],
+            Vec::new(),
+            MAX_LISTING_BODY,
+        )?;
+        match reply.status {
+            200..=299 => Ok(Some(StoredEvent {
+                url: url.to_string(),
+                etag: reply.header("ETag").map(str::to_string),
+                data: String::from_utf8(reply.body).map_err(|_| CalDavError::Invalid {
+                    url: url.to_string(),
+                    reason: "the event is not UTF-8".into(),
+                })?,
+            })),
+            404 | 410 => Ok(None),
+            status => Err(status_error("GET", url, status, &reply)),
+        }
+    }
+
+    /// The objects of `calendar` whose VEVENT has exactly this UID (calendar-query,
+    /// RFC 4791 §7.8): how a UID conflict on create finds the object that holds the UID.
+    pub fn find_uid(&self, calendar: &str, uid: &str) -> Result<Vec<StoredEvent>, CalDavError> {
+        let reply = self.send(
+            "REPORT",
+            calendar,
+            &[
+                ("Depth", "1"),
+                ("Content-Type", "application/xml; charset=utf-8"),
+            ],
+            xml::calendar_query_uid_body(uid).into_bytes(),
+            MAX_LISTING_BODY,
+        )?;
+        let responses = multistatus(calendar, "REPORT", &reply)?;
+        Ok(responses
+            .into_iter()
+            .filter_map(|r| {
+                let data = r.calendar_data?;
+                // The server's text-match may be a substring or case-insensitive match.
+                let fields = crate::event::read_event(&data).ok()?;
+                (fields.uid == uid).then(|| StoredEvent {
+                    url: resolve(calendar, &r.href),
+                    etag: r.etag,
+                    data,
+                })
+            })
+            .collect())
     }
 
     /// PROPPATCH of the displayname (a project was renamed).
@@ -360,6 +470,13 @@ impl DavClient {
         )?;
         match reply.status {
             200..=299 => Ok(reply.header("ETag").map(str::to_string)),
+            // RFC 4791 §5.3.2.1: QUIRK: Radicale answers 409, Xandikos 412 (caldav.md).
+            400 | 403 | 409 | 412 if reply.text().contains("no-uid-conflict") => {
+                Err(CalDavError::UidConflict {
+                    url: url.to_string(),
+                    status: reply.status,
+                })
+            }
             412 => Err(CalDavError::PreconditionFailed {
                 method: "PUT",
                 url: url.to_string(),

@@ -76,6 +76,24 @@ pub fn calendar_multiget_body<'a>(hrefs: impl IntoIterator<Item = &'a str>) -> S
     body
 }
 
+/// REPORT calendar-query for the VEVENTs with this UID (RFC 4791 §7.8, §9.7.5): getetag and
+/// calendar-data. `i;octet` asks for an exact, case-sensitive comparison; callers still check
+/// the UID themselves, as servers may match substrings.
+pub fn calendar_query_uid_body(uid: &str) -> String {
+    format!(
+        concat!(
+            r#"<?xml version="1.0" encoding="utf-8"?>"#,
+            r#"<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">"#,
+            "<D:prop><D:getetag/><C:calendar-data/></D:prop>",
+            r#"<C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">"#,
+            r#"<C:prop-filter name="UID"><C:text-match collation="i;octet">{}</C:text-match></C:prop-filter>"#,
+            "</C:comp-filter></C:comp-filter></C:filter>",
+            "</C:calendar-query>"
+        ),
+        escape_text(uid)
+    )
+}
+
 /// MKCALENDAR body (RFC 4791 §5.3.1): sets the displayname and restricts the new calendar
 /// to VEVENT (RFC 4791 §5.2.3), since calplanebot only ever stores events there.
 pub fn mkcalendar_body(displayname: &str) -> String {
@@ -1392,5 +1410,18 @@ END:VCALENDAR&#13;
         for name in ["a@b.ics", "Café & x/y:z%", "plane-123", "💡?#[]"] {
             assert_eq!(href_path(&percent_encode_segment(name)), name);
         }
+    }
+
+    #[test]
+    fn calendar_query_body_asks_for_one_uid_exactly() {
+        let body = calendar_query_uid_body("plane-issue-x@calplanebot<&>");
+        let root: minidom::Element = body.parse().expect("well-formed XML");
+        assert_eq!(root.name(), "calendar-query");
+        assert!(
+            body.contains(
+                r#"collation="i;octet">plane-issue-x@calplanebot&lt;&amp;&gt;</C:text-match>"#
+            ),
+            "{body}"
+        );
     }
 }
