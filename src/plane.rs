@@ -489,7 +489,8 @@ impl Pacer {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
-            let window = reset.saturating_sub(now).clamp(1, 3600);
+            // Both ends are whole seconds: round up so the window is never underestimated.
+            let window = (reset.saturating_sub(now) + 1).clamp(1, 3600);
             self.window = Duration::from_secs(window);
         }
     }
@@ -976,7 +977,7 @@ mod tests {
         pacer.sent_now();
         pacer.update(Some(0), Some(now + 2));
         let wait = pacer.wait_before_request();
-        assert!(wait <= Duration::from_secs(3), "{wait:?}");
+        assert!(wait <= Duration::from_secs(4), "{wait:?}");
         // A request the pacer counted itself lowers the budget before the answer comes.
         let mut pacer = Pacer::default();
         pacer.update(Some(1), Some(now + 60));
