@@ -548,14 +548,20 @@ impl PlaneClient {
         let reply = self
             .retry
             .send(&self.agent, &build, MAX_BODY, &self.requests, &what)
-            .map_err(|source| {
-                if crate::http::is_transient_error(&source) {
-                    self.breaker.trip();
-                }
-                PlaneError::Transport {
-                    origin: self.origin.clone(),
+            .map_err(|source| match source {
+                ureq::Error::BodyExceedsLimit(limit) => PlaneError::Invalid {
                     what: what.to_string(),
-                    source,
+                    reason: format!("the answer is larger than {} MiB", limit / (1024 * 1024)),
+                },
+                source => {
+                    if crate::http::is_transient_error(&source) {
+                        self.breaker.trip();
+                    }
+                    PlaneError::Transport {
+                        origin: self.origin.clone(),
+                        what: what.to_string(),
+                        source,
+                    }
                 }
             })?;
         if reply.is_success() {

@@ -173,13 +173,19 @@ impl DavClient {
                 &self.requests,
                 &what,
             )
-            .map_err(|source| {
-                if crate::http::is_transient_error(&source) {
-                    self.breaker.trip();
-                }
-                CalDavError::Transport {
+            .map_err(|source| match source {
+                ureq::Error::BodyExceedsLimit(limit) => CalDavError::Invalid {
                     url: url.to_string(),
-                    source,
+                    reason: format!("the answer is larger than {} MiB", limit / (1024 * 1024)),
+                },
+                source => {
+                    if crate::http::is_transient_error(&source) {
+                        self.breaker.trip();
+                    }
+                    CalDavError::Transport {
+                        url: url.to_string(),
+                        source,
+                    }
                 }
             })?;
         log::trace!("{method} {url} -> {}", reply.status);
