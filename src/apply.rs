@@ -53,11 +53,12 @@ pub fn apply(dav: &DavClient, plan: &Plan, workspace: &str, report: &mut Report)
         } else {
             apply_change(dav, change, workspace)
         };
-        match (result, change) {
-            (Ok(()), Change::Create { .. }) => report.created += 1,
-            (Ok(()), Change::Update { .. }) => report.updated += 1,
-            (Ok(()), Change::Delete { .. }) => report.deleted += 1,
-            (Err(error), _) => {
+        match result {
+            Ok(Applied::Created) => report.created += 1,
+            Ok(Applied::Updated) => report.updated += 1,
+            Ok(Applied::Deleted) => report.deleted += 1,
+            Ok(Applied::AlreadyDone) => report.unchanged += 1,
+            Err(error) => {
                 log::error!("{} {}: {error}", action_name(change), change.url());
                 report.failures.push(Failure {
                     url: change.url().to_string(),
@@ -69,6 +70,18 @@ pub fn apply(dav: &DavClient, plan: &Plan, workspace: &str, report: &mut Report)
     }
 }
 
+/// What a change turned out to be once carried out: a 412 or a UID conflict can turn a
+/// planned create into an update elsewhere, or into nothing to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Applied {
+    Created,
+    Updated,
+    Deleted,
+    /// The server already held what was wanted (a retried write had landed, or someone else
+    /// made the same change).
+    AlreadyDone,
+}
+
 fn action_name(change: &Change) -> &'static str {
     match change {
         Change::Create { .. } => "create",
@@ -77,7 +90,7 @@ fn action_name(change: &Change) -> &'static str {
     }
 }
 
-fn apply_change(dav: &DavClient, change: &Change, workspace: &str) -> Result<(), String> {
+fn apply_change(dav: &DavClient, change: &Change, workspace: &str) -> Result<Applied, String> {
     let first = match change {
         Change::Create { url, fields, .. } => create(dav, url, fields),
         Change::Update {
@@ -104,7 +117,9 @@ fn apply_change(dav: &DavClient, change: &Change, workspace: &str) -> Result<(),
         },
     };
     match (first, change) {
-        (Ok(()), _) => Ok(()),
+        (Ok(()), Change::Create { .. }) => Ok(Applied::Created),
+        (Ok(()), Change::Update { .. }) => Ok(Applied::Updated),
+        (Ok(()), Change::Delete { .. }) => Ok(Applied::Deleted),
         // Someone changed or removed the event since it was listed (or a retried write had
         // already landed): read it again, decide again, write once more.
         (Err(CalDavError::PreconditionFailed { .. }), _) => {
@@ -155,13 +170,13 @@ fn still_ours(
 }
 
 /// The 412 path: one more decision on fresh data, one more conditional write, no loop.
-fn replan_once(dav: &DavClient, change: &Change, workspace: &str) -> Result<(), String> {
+fn replan_once(dav: &DavClient, change: &Change, workspace: &str) -> Result<Applied, String> {
     let url = change.url();
     let current = dav.get(url).map_err(|e| e.to_string())?;
-    let second = match (change, current) {
+    let (second, applied) = match (change, current) {
         // Wanted, and gone meanwhile: create it.
         (Change::Create { fields, .. } | Change::Update { after: fields, .. }, None) => {
-            create(dav, url, fields)
+            (create(dav, url, fields), Applied::Created)
         }
         // Wanted, and there: write it if it is still ours and not already as wanted.
         (Change::Create { fields, .. } | Change::Update { after: fields, .. }, Some(stored)) => {
@@ -171,16 +186,19 @@ fn replan_once(dav: &DavClient, change: &Change, workspace: &str) -> Result<(), 
                 );
             };
             if now == **fields {
-                return Ok(());
+                return Ok(Applied::AlreadyDone);
             }
             let etag = stored
                 .etag
                 .as_deref()
                 .ok_or("the server sent no ETag for this event, so it cannot be updated safely")?;
-            update(dav, url, &stored.data, etag, fields)
+            (
+                update(dav, url, &stored.data, etag, fields),
+                Applied::Updated,
+            )
         }
         // Unwanted, and gone meanwhile: done.
-        (Change::Delete { .. }, None) => return Ok(()),
+        (Change::Delete { .. }, None) => return Ok(Applied::AlreadyDone),
         // Unwanted, and there: delete it if it is still ours.
         (Change::Delete { before, .. }, Some(stored)) => {
             if still_ours(&stored, before, workspace).is_none() {
@@ -192,10 +210,12 @@ fn replan_once(dav: &DavClient, change: &Change, workspace: &str) -> Result<(), 
                 .etag
                 .as_deref()
                 .ok_or("the server sent no ETag for this event, so it cannot be deleted safely")?;
-            dav.delete(url, etag)
+            (dav.delete(url, etag), Applied::Deleted)
         }
     };
-    second.map_err(|e| format!("{e} (after re-reading it once)"))
+    second
+        .map(|()| applied)
+        .map_err(|e| format!("{e} (after re-reading it once)"))
 }
 
 /// A create met its UID under another name in the same calendar (a client moved or copied the
@@ -205,7 +225,7 @@ fn update_uid_holder(
     url: &str,
     fields: &ManagedFields,
     workspace: &str,
-) -> Result<(), String> {
+) -> Result<Applied, String> {
     let calendar = &url[..url.rfind('/').map_or(0, |i| i + 1)];
     let holders = dav
         .find_uid(calendar, &fields.uid)
@@ -229,11 +249,13 @@ fn update_uid_holder(
         holder.url
     );
     if now == *fields {
-        return Ok(());
+        return Ok(Applied::AlreadyDone);
     }
     let etag = holder
         .etag
         .as_deref()
         .ok_or("the server sent no ETag for this event, so it cannot be updated safely")?;
-    update(dav, &holder.url, &holder.data, etag, fields).map_err(|e| e.to_string())
+    update(dav, &holder.url, &holder.data, etag, fields)
+        .map(|()| Applied::Updated)
+        .map_err(|e| e.to_string())
 }

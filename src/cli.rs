@@ -233,7 +233,13 @@ pub struct BehaviourArgs {
     pub lock_wait: f64,
 
     /// Allow sending credentials over plain http:// to a host that is not loopback.
-    #[arg(long, env = "CALPLANEBOT_ALLOW_INSECURE_HTTP", global = true)]
+    #[arg(
+        long,
+        env = "CALPLANEBOT_ALLOW_INSECURE_HTTP",
+        global = true,
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
     pub allow_insecure_http: bool,
 }
 

@@ -52,17 +52,45 @@ impl Reply {
     }
 }
 
+/// A request that got no complete answer.
+#[derive(Debug, thiserror::Error)]
+#[error("{source}")]
+pub struct SendError {
+    pub source: ureq::Error,
+    /// The status line and headers had arrived: the server is reachable, its answer broke off
+    /// (or was too large). False when it never answered at all.
+    pub answered: bool,
+}
+
+impl SendError {
+    /// The server could not be reached or did not answer at all: after all attempts, the run
+    /// gives up on it. An answer that broke off only fails that request.
+    pub fn is_unreachable(&self) -> bool {
+        !self.answered && is_transient_error(&self.source)
+    }
+}
+
 /// Sends `request` and reads at most `limit` bytes of the answer (a longer answer is an error,
 /// so a hostile or broken server cannot make us buffer without bound).
 pub fn send(
     agent: &ureq::Agent,
     request: http::Request<Vec<u8>>,
     limit: u64,
-) -> Result<Reply, ureq::Error> {
-    let response = agent.run(request)?;
+) -> Result<Reply, SendError> {
+    let response = agent.run(request).map_err(|source| SendError {
+        source,
+        answered: false,
+    })?;
     let status = response.status().as_u16();
     let (parts, body) = response.into_parts();
-    let body = body.into_with_config().limit(limit).read_to_vec()?;
+    let body = body
+        .into_with_config()
+        .limit(limit)
+        .read_to_vec()
+        .map_err(|source| SendError {
+            source,
+            answered: true,
+        })?;
     Ok(Reply {
         status,
         headers: parts.headers,
@@ -86,6 +114,11 @@ pub fn is_transient_error(error: &ureq::Error) -> bool {
             | ureq::Error::Protocol(_)
             | ureq::Error::Decompress(..)
     )
+}
+
+/// Statuses that, after all attempts, mean the server (or the gateway in front of it) is down.
+pub fn is_unavailable_status(status: u16) -> bool {
+    matches!(status, 502..=504)
 }
 
 /// `Retry-After` in seconds (RFC 9110 §10.2.3; the HTTP-date form is not used by Plane or the
@@ -158,7 +191,7 @@ impl Retry {
         limit: u64,
         counter: &Counter,
         what: &dyn std::fmt::Display,
-    ) -> Result<Reply, ureq::Error> {
+    ) -> Result<Reply, SendError> {
         let mut attempt = 0;
         loop {
             counter.add();
@@ -175,7 +208,7 @@ impl Retry {
                     );
                     wait
                 }
-                Err(error) if is_transient_error(error) && attempt < self.retries => {
+                Err(error) if is_transient_error(&error.source) && attempt < self.retries => {
                     let wait = self.backoff(attempt);
                     log::warn!(
                         "{what}: {error}; retrying in {:.1} s ({} of {})",

@@ -391,15 +391,11 @@ pub enum PlaneError {
 }
 
 impl PlaneError {
-    /// Errors that make the whole run pointless: wrong key, Plane unreachable.
+    /// Errors that make the whole run pointless even part-way: the key was refused. (Plane
+    /// becoming unreachable part-way fails the projects not yet read; the run goes on with
+    /// what it has, deleting nothing in those projects.)
     pub fn is_fatal(&self) -> bool {
-        matches!(
-            self,
-            PlaneError::NoKey { .. }
-                | PlaneError::BadKey { .. }
-                | PlaneError::Transport { .. }
-                | PlaneError::GaveUp { .. }
-        )
+        matches!(self, PlaneError::NoKey { .. } | PlaneError::BadKey { .. })
     }
 }
 
@@ -548,19 +544,19 @@ impl PlaneClient {
         let reply = self
             .retry
             .send(&self.agent, &build, MAX_BODY, &self.requests, &what)
-            .map_err(|source| match source {
+            .map_err(|error| match error.source {
                 ureq::Error::BodyExceedsLimit(limit) => PlaneError::Invalid {
                     what: what.to_string(),
                     reason: format!("the answer is larger than {} MiB", limit / (1024 * 1024)),
                 },
-                source => {
-                    if crate::http::is_transient_error(&source) {
+                _ => {
+                    if error.is_unreachable() {
                         self.breaker.trip();
                     }
                     PlaneError::Transport {
                         origin: self.origin.clone(),
                         what: what.to_string(),
-                        source,
+                        source: error.source,
                     }
                 }
             })?;

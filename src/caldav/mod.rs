@@ -27,6 +27,8 @@ const MAX_REDIRECTS: usize = 5;
 pub enum CalDavError {
     #[error("cannot reach the CalDAV server at {url}: {source}")]
     Transport { url: String, source: ureq::Error },
+    #[error("the CalDAV server's answer for {url} broke off: {source}")]
+    Broken { url: String, source: ureq::Error },
     #[error(
         "the CalDAV server refused the credentials (HTTP 401) at {url}: check CALDAV_USERNAME and CALDAV_PASSWORD"
     )]
@@ -173,21 +175,28 @@ impl DavClient {
                 &self.requests,
                 &what,
             )
-            .map_err(|source| match source {
+            .map_err(|error| match error.source {
                 ureq::Error::BodyExceedsLimit(limit) => CalDavError::Invalid {
                     url: url.to_string(),
                     reason: format!("the answer is larger than {} MiB", limit / (1024 * 1024)),
                 },
-                source => {
-                    if crate::http::is_transient_error(&source) {
-                        self.breaker.trip();
-                    }
+                _ if error.is_unreachable() => {
+                    self.breaker.trip();
                     CalDavError::Transport {
                         url: url.to_string(),
-                        source,
+                        source: error.source,
                     }
                 }
+                // Reachable, but the answer broke off or was garbled: that request failed.
+                source => CalDavError::Broken {
+                    url: url.to_string(),
+                    source,
+                },
             })?;
+        if crate::http::is_unavailable_status(reply.status) {
+            // Still 502/503/504 after every attempt: the server or its gateway is down.
+            self.breaker.trip();
+        }
         log::trace!("{method} {url} -> {}", reply.status);
         if reply.status == 401 {
             return Err(CalDavError::Unauthorized {

@@ -10,6 +10,11 @@
 //!
 //! The proxy does not answer `Expect: 100-continue` itself: it passes the header on, so a client
 //! that sends it sees the same stall as against Radicale directly (`shared/caldav.md`).
+//!
+//! Faults ([`ProxyFault`], selected by a [`FaultRule`]) make the server look broken in the ways
+//! real servers and networks break: an error status (with `Retry-After`), a server that accepts
+//! and never answers, a slow one, a dropped connection, a body cut short, a made-up answer, and
+//! a gigantic answer streamed without ever being held in memory.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -31,34 +36,84 @@ const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the upstream server may stay silent while answering.
 const UPSTREAM_READ_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// One request that went through the proxy, in arrival order.
+/// How often a sleeping fault ([`ProxyFault::Hang`], [`ProxyFault::Delay`]) checks whether the
+/// proxy is being dropped.
+const PAUSE_STEP: Duration = Duration::from_millis(20);
+
+/// The start of a [`ProxyFault::HugeBody`]: what a CalDAV listing looks like.
+const HUGE_PREFIX: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n\
+<d:multistatus xmlns:d=\"DAV:\" xmlns:c=\"urn:ietf:params:xml:ns:caldav\">\n";
+
+/// The padding of a [`ProxyFault::HugeBody`], repeated (and cut) to the promised length; the
+/// multistatus is never closed.
+const HUGE_UNIT: &str = "<d:response><d:href>/padding/huge.ics</d:href><d:propstat><d:prop>\
+<d:getetag>\"0\"</d:getetag></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat>\
+</d:response>\n";
+
+/// One request that went through the proxy, in the order the answers were ready (a request
+/// that gets no answer — [`ProxyFault::Hang`], [`ProxyFault::DropConnection`] — is recorded
+/// when the proxy decides not to answer it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxiedRequest {
     pub method: String,
     /// The request target as an origin-form path (with the query, if any), not decoded.
     pub path: String,
     /// The status the client received: the server's, or the proxy's own (502 when the server
-    /// could not be reached, the injected status for a [`ProxyFault`]).
+    /// could not be reached, the injected status for a [`ProxyFault`]); 0 when the client got
+    /// no answer at all.
     pub status: u16,
-    /// `true` if a [`ProxyFault`] answered and the server never saw the request.
+    /// `true` if a [`ProxyFault`] shaped this exchange (see [`ProxiedRequest::forwarded`] for
+    /// whether the server saw the request anyway).
     pub injected: bool,
+    /// `true` if the request reached the server (it may have taken effect even when the client
+    /// saw an injected answer, e.g. with [`ProxyFault::ReplaceBody`]).
+    pub forwarded: bool,
 }
 
-/// A failure the proxy can simulate instead of forwarding a request. Later fault-injection
-/// suites add variants here (delays, dropped connections, truncated bodies, …).
+/// A failure the proxy can simulate for a request. Faults that forward the request say so;
+/// the others never let the server see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ProxyFault {
     /// Answer with this status and a short text body without contacting the server.
     Status(u16),
+    /// Like [`ProxyFault::Status`], with these extra headers (e.g. `Retry-After` on a 503).
+    StatusWithHeaders(u16, Vec<(String, String)>),
+    /// Accept the request, send nothing for this long, then close the connection (a server
+    /// that hangs; for client timeouts). Not forwarded. Ends early when the proxy is dropped.
+    Hang(Duration),
+    /// Wait this long, then forward the request and relay the answer as usual (a slow server,
+    /// or a window in which a test changes the server's data under a request in flight).
+    Delay(Duration),
+    /// Close the connection without answering. Not forwarded.
+    DropConnection,
+    /// Forward the request, then send the answer's head with the full `Content-Length` but only
+    /// the first half of its body, and close the connection. A bodiless answer is sent whole.
+    TruncatedBody,
+    /// Forward the request (so a write takes effect), but answer with this status,
+    /// `Content-Type` and body instead of the server's answer. The answer is sent even when the
+    /// server could not be reached.
+    ReplaceBody {
+        status: u16,
+        content_type: String,
+        body: Vec<u8>,
+    },
+    /// Answer this status with a `Content-Length: bytes` body of XML — the start of a
+    /// `DAV:multistatus` followed by repeated `response` elements, never closed — generated on
+    /// the fly (never buffered), then close the connection. Not forwarded. Stops when the
+    /// client hangs up.
+    HugeBody { status: u16, bytes: u64 },
 }
 
-/// Which requests a fault applies to, and how many times.
+/// Which requests a fault applies to, and how many times: among the requests that match the
+/// method and path prefix, the first `skip` pass, the next `times` get the fault. Rules are tried
+/// in the order they were added; a request a rule lets pass (skip) can still meet a later rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FaultRule {
     fault: ProxyFault,
     method: Option<String>,
     path_prefix: Option<String>,
+    skip: usize,
     remaining: usize,
 }
 
@@ -69,6 +124,7 @@ impl FaultRule {
             fault,
             method: None,
             path_prefix: None,
+            skip: 0,
             remaining: 1,
         }
     }
@@ -88,6 +144,17 @@ impl FaultRule {
     /// Applies to the next `n` matching requests instead of one.
     pub fn times(mut self, n: usize) -> Self {
         self.remaining = n;
+        self
+    }
+
+    /// Applies to every matching request (after the skipped ones) until the faults are cleared.
+    pub fn always(self) -> Self {
+        self.times(usize::MAX)
+    }
+
+    /// Lets the first `n` matching requests pass before the fault applies.
+    pub fn skip(mut self, n: usize) -> Self {
+        self.skip = n;
         self
     }
 
@@ -111,6 +178,8 @@ struct Shared {
     upstream: SocketAddr,
     own_addr: SocketAddr,
     requests: Mutex<Vec<ProxiedRequest>>,
+    /// Requests by method as they arrive, before any answer (so also those still in flight).
+    received: Mutex<BTreeMap<String, usize>>,
     faults: Mutex<Vec<FaultRule>>,
     /// Clones of open client connections, shut down on drop to end their threads.
     clients: Mutex<HashMap<u64, TcpStream>>,
@@ -132,6 +201,7 @@ impl CountingProxy {
             upstream,
             own_addr: listener.local_addr()?,
             requests: Mutex::new(Vec::new()),
+            received: Mutex::new(BTreeMap::new()),
             faults: Mutex::new(Vec::new()),
             clients: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
@@ -177,9 +247,20 @@ impl CountingProxy {
         counts
     }
 
-    /// Forgets the recorded requests (faults stay armed).
+    /// How many requests with `method` have arrived so far, including those not answered yet
+    /// (held by [`ProxyFault::Delay`] or [`ProxyFault::Hang`], or still at the server): lets a
+    /// test act while a request is in flight.
+    pub fn received(&self, method: &str) -> usize {
+        lock(&self.shared.received)
+            .get(method)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Forgets the recorded and received requests (faults stay armed).
     pub fn reset(&self) {
         lock(&self.shared.requests).clear();
+        lock(&self.shared.received).clear();
     }
 
     /// Arms a fault; rules are tried in the order they were added, first match wins.
@@ -298,6 +379,13 @@ impl Response {
             body: format!("{text}\n").into_bytes(),
         }
     }
+
+    /// The answer of [`ProxyFault::Status`] and [`ProxyFault::StatusWithHeaders`].
+    fn injected(status: u16, headers: Headers) -> Response {
+        let mut response = Response::own(status, "fault injected by calplanebot-testbed proxy");
+        response.headers.extend(headers);
+        response
+    }
 }
 
 fn serve_client(shared: &Shared, stream: TcpStream) -> io::Result<()> {
@@ -330,34 +418,168 @@ fn serve_client(shared: &Shared, stream: TcpStream) -> io::Result<()> {
                 );
             }
         };
+        *lock(&shared.received)
+            .entry(request.method.clone())
+            .or_insert(0) += 1;
         let close = wants_close(&request.version, &request.headers);
+        let head_request = request.method == "HEAD";
+        let record = |status: u16, injected: bool, forwarded: bool| {
+            lock(&shared.requests).push(ProxiedRequest {
+                method: request.method.clone(),
+                path: request.path.clone(),
+                status,
+                injected,
+                forwarded,
+            });
+        };
         let fault = take_fault(shared, &request.method, &request.path);
         let injected = fault.is_some();
-        let mut response = match fault {
-            Some(ProxyFault::Status(status)) => {
-                Response::own(status, "fault injected by calplanebot-testbed proxy")
-            }
-            None => forward(shared, &request).unwrap_or_else(|e| {
+        let mut forwarded = false;
+        let mut relay = || {
+            forwarded = true;
+            let mut response = forward(shared, &request).unwrap_or_else(|e| {
                 Response::own(502, &format!("proxy: upstream {}: {e}", shared.upstream))
-            }),
+            });
+            rewrite_locations(&mut response, shared.upstream, shared.own_addr);
+            response
         };
-        rewrite_locations(&mut response, shared.upstream, shared.own_addr);
-        lock(&shared.requests).push(ProxiedRequest {
-            method: request.method.clone(),
-            path: request.path.clone(),
-            status: response.status,
-            injected,
-        });
-        write_response(&mut writer, &response, request.method == "HEAD", close)?;
+        let response = match fault {
+            None => relay(),
+            Some(ProxyFault::Status(status)) => Response::injected(status, Vec::new()),
+            Some(ProxyFault::StatusWithHeaders(status, headers)) => {
+                Response::injected(status, headers)
+            }
+            Some(ProxyFault::Delay(delay)) => {
+                pause(shared, delay);
+                relay()
+            }
+            Some(ProxyFault::ReplaceBody {
+                status,
+                content_type,
+                body,
+            }) => {
+                // The server's own answer is read (so the write is complete) and thrown away.
+                drop(relay());
+                Response {
+                    status,
+                    reason: reason_phrase(status).to_string(),
+                    headers: vec![("Content-Type".into(), content_type)],
+                    body,
+                }
+            }
+            Some(ProxyFault::Hang(duration)) => {
+                record(0, true, false);
+                pause(shared, duration);
+                return hang_up(&writer);
+            }
+            Some(ProxyFault::DropConnection) => {
+                record(0, true, false);
+                return hang_up(&writer);
+            }
+            Some(ProxyFault::TruncatedBody) => {
+                let response = relay();
+                record(response.status, true, true);
+                let _ = write_truncated(&mut writer, &response, head_request);
+                return hang_up(&writer);
+            }
+            Some(ProxyFault::HugeBody { status, bytes }) => {
+                record(status, true, false);
+                let _ = write_huge(shared, &mut writer, status, bytes, head_request);
+                return hang_up(&writer);
+            }
+        };
+        record(response.status, injected, forwarded);
+        write_response(&mut writer, &response, head_request, close)?;
         if close {
             return Ok(());
         }
     }
 }
 
+/// Sleeps for `duration`, or less if the proxy is being dropped.
+fn pause(shared: &Shared, duration: Duration) {
+    let until = std::time::Instant::now() + duration;
+    while !shared.stopping.load(Ordering::SeqCst) {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        thread::sleep(left.min(PAUSE_STEP));
+    }
+}
+
+/// Ends a client connection abruptly: no (further) answer on it.
+fn hang_up(stream: &TcpStream) -> io::Result<()> {
+    let _ = stream.shutdown(Shutdown::Both);
+    Ok(())
+}
+
+/// Sends the head of `response` with its full Content-Length but only half of its body.
+fn write_truncated(
+    writer: &mut impl Write,
+    response: &Response,
+    head_request: bool,
+) -> io::Result<()> {
+    let length = response.body.len() as u64;
+    writer.write_all(response_head(response, head_request, true, length).as_bytes())?;
+    if !head_request && has_body(response.status) {
+        writer.write_all(&response.body[..response.body.len() / 2])?;
+    }
+    writer.flush()
+}
+
+/// Sends a `bytes`-long XML body generated block by block (see [`ProxyFault::HugeBody`]).
+fn write_huge(
+    shared: &Shared,
+    writer: &mut impl Write,
+    status: u16,
+    bytes: u64,
+    head_request: bool,
+) -> io::Result<()> {
+    let response = Response {
+        status,
+        reason: reason_phrase(status).to_string(),
+        headers: vec![(
+            "Content-Type".into(),
+            "application/xml; charset=utf-8".into(),
+        )],
+        body: Vec::new(),
+    };
+    writer.write_all(response_head(&response, head_request, true, bytes).as_bytes())?;
+    if head_request || !has_body(status) {
+        return writer.flush();
+    }
+    let prefix = HUGE_PREFIX.as_bytes();
+    let block = HUGE_UNIT.repeat(64 * 1024 / HUGE_UNIT.len()).into_bytes();
+    let mut left = bytes;
+    let first = left.min(prefix.len() as u64);
+    writer.write_all(&prefix[..first as usize])?;
+    left -= first;
+    while left > 0 && !shared.stopping.load(Ordering::SeqCst) {
+        let n = left.min(block.len() as u64);
+        writer.write_all(&block[..n as usize])?;
+        left -= n;
+    }
+    writer.flush()
+}
+
+/// The fault for this request, if a rule selects it (see [`FaultRule`]): a matching rule that
+/// still has requests to skip lets this one pass on to the next rule.
 fn take_fault(shared: &Shared, method: &str, path: &str) -> Option<ProxyFault> {
     let mut faults = lock(&shared.faults);
-    let index = faults.iter().position(|rule| rule.matches(method, path))?;
+    let mut index = None;
+    for (i, rule) in faults.iter_mut().enumerate() {
+        if !rule.matches(method, path) {
+            continue;
+        }
+        if rule.skip > 0 {
+            rule.skip -= 1;
+            continue;
+        }
+        index = Some(i);
+        break;
+    }
+    let index = index?;
     faults[index].remaining -= 1;
     let fault = faults[index].fault.clone();
     if faults[index].remaining == 0 {
@@ -593,6 +815,21 @@ fn write_response(
     head_request: bool,
     close: bool,
 ) -> io::Result<()> {
+    let length = response.body.len() as u64;
+    writer.write_all(response_head(response, head_request, close, length).as_bytes())?;
+    if !head_request && has_body(response.status) {
+        writer.write_all(&response.body)?;
+    }
+    writer.flush()
+}
+
+/// Whether an answer with this status carries a body (RFC 9110 §6.4.1).
+fn has_body(status: u16) -> bool {
+    status != 204 && status != 304
+}
+
+/// The status line and headers of `response`, announcing a body of `length` bytes.
+fn response_head(response: &Response, head_request: bool, close: bool, length: u64) -> String {
     let mut head = format!("HTTP/1.1 {} {}\r\n", response.status, response.reason);
     let dropped = connection_tokens(&response.headers);
     for (name, value) in &response.headers {
@@ -606,20 +843,15 @@ fn write_response(
         }
         head.push_str(&format!("{name}: {value}\r\n"));
     }
-    let bodiless_status = response.status == 204 || response.status == 304;
-    if !head_request && !bodiless_status {
-        head.push_str(&format!("Content-Length: {}\r\n", response.body.len()));
+    if !head_request && has_body(response.status) {
+        head.push_str(&format!("Content-Length: {length}\r\n"));
     }
     head.push_str(if close {
         "Connection: close\r\n\r\n"
     } else {
         "Connection: keep-alive\r\n\r\n"
     });
-    writer.write_all(head.as_bytes())?;
-    if !head_request && !bodiless_status {
-        writer.write_all(&response.body)?;
-    }
-    writer.flush()
+    head
 }
 
 /// Makes absolute `Location`/`Content-Location` URLs that point at the upstream server point at

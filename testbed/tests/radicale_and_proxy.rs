@@ -1,13 +1,15 @@
 //! Tests of the testbed itself against a real Radicale: the launcher (install once, private
-//! instances, restart), the counting proxy (counts, statuses, keep-alive, re-framing, faults) and
-//! the calendar user (the client tests use to look at calendars).
+//! instances, restart), the counting proxy (counts, statuses, keep-alive, re-framing, every kind
+//! of fault) and the calendar user (the client tests use to look at calendars).
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use calplanebot_testbed::calendar_user::{CalendarUser, basic_auth};
 use calplanebot_testbed::proxy::{CountingProxy, FaultRule, ProxiedRequest, ProxyFault};
@@ -34,6 +36,7 @@ fn recorded(method: &str, path: &str, status: u16) -> ProxiedRequest {
         path: path.into(),
         status,
         injected: false,
+        forwarded: true,
     }
 }
 
@@ -520,5 +523,399 @@ fn restart_on_a_port_taken_meanwhile_fails_with_the_log_tail() -> TestResult {
     drop(squatter);
     radicale.restart()?;
     assert!(radicale.is_running());
+    Ok(())
+}
+
+/// A stand-in upstream that answers every connection with `answer` and counts the connections
+/// it accepted (so a test can tell whether the proxy forwarded anything).
+fn stand_in_upstream(answer: &'static str) -> io::Result<(SocketAddr, Arc<AtomicUsize>)> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            counter.fetch_add(1, Ordering::SeqCst);
+            let mut reader = BufReader::new(&stream);
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+            }
+            let _ = (&stream).write_all(answer.as_bytes());
+        }
+    });
+    Ok((addr, accepted))
+}
+
+/// A raw client connection to the proxy that sent one bodiless request (and asked for the
+/// connection to close after the answer).
+fn send_raw(proxy: &CountingProxy, method: &str, path: &str) -> io::Result<BufReader<TcpStream>> {
+    let stream = TcpStream::connect(proxy.addr())?;
+    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+    write!(
+        &stream,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )?;
+    Ok(BufReader::new(stream))
+}
+
+/// An answer read to the end of the connection: status, lower-cased headers, body.
+type RawAnswer = (u16, Vec<(String, String)>, Vec<u8>);
+
+/// Reads an answer's head (status, lower-cased headers) and then everything up to the end of the
+/// connection.
+fn read_until_close(reader: &mut BufReader<TcpStream>) -> io::Result<RawAnswer> {
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line)?;
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line.split_once(':').expect("a header line");
+        headers.push((name.to_ascii_lowercase(), value.trim().to_string()));
+    }
+    let mut body = Vec::new();
+    reader.read_to_end(&mut body)?;
+    Ok((status, headers, body))
+}
+
+const STAND_IN_OK: &str = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+
+#[test]
+fn hang_accepts_and_answers_nothing_until_it_closes() -> TestResult {
+    let (upstream, accepted) = stand_in_upstream(STAND_IN_OK)?;
+    let proxy = CountingProxy::start(upstream)?;
+    proxy.inject(FaultRule::new(ProxyFault::Hang(Duration::from_millis(1500))).method("GET"));
+    let mut reader = send_raw(&proxy, "GET", "/slow")?;
+    // Nothing arrives while the proxy hangs (a read with a short timeout gives up)...
+    reader
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_millis(300)))?;
+    let mut byte = [0u8; 1];
+    let early = reader.read(&mut byte);
+    assert!(
+        matches!(&early, Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)),
+        "{early:?}"
+    );
+    assert_eq!(proxy.received("GET"), 1);
+    // ...and then the connection just ends, without a byte of answer.
+    reader
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(20)))?;
+    let mut rest = Vec::new();
+    reader.read_to_end(&mut rest)?;
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+    assert_eq!(accepted.load(Ordering::SeqCst), 0, "not forwarded");
+    assert_eq!(
+        proxy.requests(),
+        vec![ProxiedRequest {
+            method: "GET".into(),
+            path: "/slow".into(),
+            status: 0,
+            injected: true,
+            forwarded: false,
+        }]
+    );
+    Ok(())
+}
+
+#[test]
+fn a_hang_ends_when_the_proxy_is_dropped() -> TestResult {
+    let (upstream, _) = stand_in_upstream(STAND_IN_OK)?;
+    let proxy = CountingProxy::start(upstream)?;
+    proxy.inject(FaultRule::new(ProxyFault::Hang(Duration::from_secs(3600))));
+    let mut reader = send_raw(&proxy, "GET", "/forever")?;
+    while proxy.received("GET") == 0 {
+        thread::sleep(Duration::from_millis(5));
+    }
+    drop(proxy);
+    let mut rest = Vec::new();
+    reader.read_to_end(&mut rest)?; // Within the 20 s read timeout, not an hour.
+    assert!(rest.is_empty());
+    Ok(())
+}
+
+#[test]
+fn drop_connection_closes_without_answering_or_forwarding() -> TestResult {
+    let (upstream, accepted) = stand_in_upstream(STAND_IN_OK)?;
+    let proxy = CountingProxy::start(upstream)?;
+    proxy.inject(
+        FaultRule::new(ProxyFault::DropConnection)
+            .method("DELETE")
+            .path_prefix("/cal/"),
+    );
+    let mut reader = send_raw(&proxy, "DELETE", "/cal/a.ics")?;
+    let mut rest = Vec::new();
+    let _ = reader.read_to_end(&mut rest); // EOF or a reset: either way, no answer.
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+    // The rule ran out: the next request is forwarded.
+    let (status, _, body) = read_until_close(&mut send_raw(&proxy, "DELETE", "/cal/a.ics")?)?;
+    assert_eq!((status, body.as_slice()), (200, &b"ok"[..]));
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    let summary: Vec<_> = proxy
+        .requests()
+        .iter()
+        .map(|r| (r.status, r.injected, r.forwarded))
+        .collect();
+    assert_eq!(summary, vec![(0, true, false), (200, false, true)]);
+    Ok(())
+}
+
+#[test]
+fn status_with_headers_answers_with_them_and_skip_lets_requests_pass() -> TestResult {
+    let (upstream, accepted) = stand_in_upstream(STAND_IN_OK)?;
+    let proxy = CountingProxy::start(upstream)?;
+    let retry_after = vec![("Retry-After".to_string(), "2".to_string())];
+    proxy.inject(
+        FaultRule::new(ProxyFault::StatusWithHeaders(503, retry_after))
+            .method("PUT")
+            .skip(1)
+            .times(2),
+    );
+    // A request the first rule skips can still meet a later rule.
+    proxy.inject(FaultRule::new(ProxyFault::Status(418)).method("PUT"));
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let stream = TcpStream::connect(proxy.addr())?;
+        stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+        write!(
+            &stream,
+            "PUT /cal/a.ics HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx"
+        )?;
+        let (status, headers, _) = read_until_close(&mut BufReader::new(stream))?;
+        let retry = headers
+            .iter()
+            .find(|(name, _)| name == "retry-after")
+            .map(|(_, value)| value.clone());
+        statuses.push((status, retry));
+    }
+    assert_eq!(
+        statuses,
+        vec![
+            (418, None),
+            (503, Some("2".into())),
+            (503, Some("2".into())),
+            (200, None),
+            (200, None),
+        ]
+    );
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    Ok(())
+}
+
+#[test]
+fn delay_holds_a_request_while_the_server_changes_then_forwards_it() -> TestResult {
+    let radicale = Radicale::start()?;
+    let proxy = CountingProxy::start(radicale.addr())?;
+    let direct = user_of(&radicale, &radicale.url());
+    let through_proxy = user_of(&radicale, &proxy.url());
+    assert_eq!(direct.mkcalendar("/alice/cal/", "Cal")?, 201);
+    let href = "/alice/cal/a.ics";
+    assert_eq!(direct.put(href, &event("a", "Before"))?, 201);
+    proxy.inject(
+        FaultRule::new(ProxyFault::Delay(Duration::from_millis(1500)))
+            .method("GET")
+            .path_prefix(href),
+    );
+    let reading = thread::spawn(move || through_proxy.get(href));
+    while proxy.received("GET") == 0 {
+        thread::sleep(Duration::from_millis(5));
+    }
+    // The GET is held: not answered yet, so a change made now is what it will read.
+    assert!(proxy.requests().is_empty());
+    assert_eq!(direct.put(href, &event("a", "During"))?, 204);
+    let (_, body) = reading.join().expect("reader thread")?.expect("the event");
+    assert!(body.contains("SUMMARY:During"), "{body}");
+    assert_eq!(
+        proxy.requests(),
+        vec![ProxiedRequest {
+            method: "GET".into(),
+            path: href.into(),
+            status: 200,
+            injected: true,
+            forwarded: true,
+        }]
+    );
+    Ok(())
+}
+
+#[test]
+fn truncated_body_promises_the_whole_length_and_sends_half() -> TestResult {
+    let radicale = Radicale::start()?;
+    let proxy = CountingProxy::start(radicale.addr())?;
+    let alice = user_of(&radicale, &radicale.url());
+    assert_eq!(alice.mkcalendar("/alice/cal/", "Cal")?, 201);
+    assert_eq!(alice.put("/alice/cal/a.ics", &event("a", "Whole"))?, 201);
+    let (_, whole) = alice.get("/alice/cal/a.ics")?.expect("the event");
+    proxy.inject(FaultRule::new(ProxyFault::TruncatedBody).method("GET"));
+
+    let stream = TcpStream::connect(proxy.addr())?;
+    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+    write!(
+        &stream,
+        "GET /alice/cal/a.ics HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\n\r\n",
+        basic_auth(radicale.username(), radicale.password())
+    )?;
+    let (status, headers, body) = read_until_close(&mut BufReader::new(stream))?;
+    assert_eq!(status, 200);
+    let length: usize = headers
+        .iter()
+        .find(|(name, _)| name == "content-length")
+        .map(|(_, value)| value.parse().expect("a number"))
+        .expect("a Content-Length");
+    assert_eq!(length, whole.len());
+    assert_eq!(body.len(), whole.len() / 2);
+    assert!(whole.as_bytes().starts_with(&body));
+    let request = &proxy.requests()[0];
+    assert_eq!(
+        (request.status, request.injected, request.forwarded),
+        (200, true, true)
+    );
+    Ok(())
+}
+
+#[test]
+fn replace_body_forwards_the_write_but_answers_the_replacement() -> TestResult {
+    let radicale = Radicale::start()?;
+    let proxy = CountingProxy::start(radicale.addr())?;
+    let alice = user_of(&radicale, &proxy.url());
+    assert_eq!(alice.mkcalendar("/alice/cal/", "Cal")?, 201);
+    proxy.inject(
+        FaultRule::new(ProxyFault::ReplaceBody {
+            status: 207,
+            content_type: "application/json".into(),
+            body: br#"{"not": "xml"}"#.to_vec(),
+        })
+        .method("PROPFIND"),
+    );
+    let (status, headers, body) =
+        read_until_close(&mut send_raw(&proxy, "PROPFIND", "/alice/cal/")?)?;
+    assert_eq!(status, 207);
+    assert!(
+        headers.contains(&("content-type".into(), "application/json".into())),
+        "{headers:?}"
+    );
+    assert_eq!(body, br#"{"not": "xml"}"#);
+
+    proxy.inject(
+        FaultRule::new(ProxyFault::ReplaceBody {
+            status: 500,
+            content_type: "text/plain".into(),
+            body: b"lost answer".to_vec(),
+        })
+        .method("PUT"),
+    );
+    assert_eq!(alice.put("/alice/cal/a.ics", &event("a", "Landed"))?, 500);
+    // The server got the PUT all the same.
+    let (_, body) = alice.get("/alice/cal/a.ics")?.expect("the PUT took effect");
+    assert!(body.contains("SUMMARY:Landed"), "{body}");
+    let requests = proxy.requests();
+    let summary: Vec<_> = requests
+        .iter()
+        .map(|r| (r.method.as_str(), r.status, r.injected, r.forwarded))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("MKCALENDAR", 201, false, true),
+            // Forwarded too (Radicale answered 401 to the credential-less request).
+            ("PROPFIND", 207, true, true),
+            ("PUT", 500, true, true),
+            ("GET", 200, false, true),
+        ]
+    );
+    Ok(())
+}
+
+/// The peak resident memory of this process (`VmHWM`), in bytes.
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .map_or(0, |kib| kib * 1024)
+}
+
+#[test]
+fn huge_body_streams_the_promised_bytes_without_buffering_them() -> TestResult {
+    const BYTES: u64 = 200 * 1024 * 1024;
+    let (upstream, accepted) = stand_in_upstream(STAND_IN_OK)?;
+    let proxy = CountingProxy::start(upstream)?;
+    proxy.inject(FaultRule::new(ProxyFault::HugeBody {
+        status: 207,
+        bytes: BYTES,
+    }));
+    let mut reader = send_raw(&proxy, "PROPFIND", "/alice/cal/")?;
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        head.push_str(&line);
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+    }
+    assert!(head.starts_with("HTTP/1.1 207 "), "{head}");
+    assert!(
+        head.contains(&format!("Content-Length: {BYTES}\r\n")),
+        "{head}"
+    );
+    assert!(head.contains("Content-Type: application/xml"), "{head}");
+    // Read it all in small pieces, keeping only the start.
+    let mut start = Vec::new();
+    let mut total = 0u64;
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let n = reader.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        if start.len() < 4096 {
+            start.extend_from_slice(&buffer[..n.min(4096)]);
+        }
+        total += n as u64;
+    }
+    assert_eq!(total, BYTES);
+    let start = String::from_utf8_lossy(&start);
+    assert!(start.starts_with("<?xml version=\"1.0\""), "{start}");
+    assert!(start.contains("<d:multistatus xmlns:d=\"DAV:\""), "{start}");
+    assert!(start.contains("<d:response><d:href>"), "{start}");
+    assert_eq!(accepted.load(Ordering::SeqCst), 0, "not forwarded");
+    // Proxy and client share this process: neither held the body.
+    let peak = peak_rss();
+    assert!(peak < BYTES / 2, "peak RSS {peak} bytes");
+
+    // A client that hangs up early ends the stream; the proxy goes on serving.
+    proxy.inject(FaultRule::new(ProxyFault::HugeBody {
+        status: 207,
+        bytes: BYTES,
+    }));
+    let started = Instant::now();
+    let mut reader = send_raw(&proxy, "REPORT", "/alice/cal/")?;
+    let mut first = vec![0u8; 1024];
+    reader.read_exact(&mut first)?;
+    drop(reader);
+    let (status, _, body) = read_until_close(&mut send_raw(&proxy, "GET", "/after")?)?;
+    assert_eq!((status, body.as_slice()), (200, &b"ok"[..]));
+    assert!(started.elapsed() < Duration::from_secs(60));
     Ok(())
 }

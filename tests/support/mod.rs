@@ -50,6 +50,17 @@ impl Env {
             ("CALDAV_URL", format!("{}/", self.proxy.url())),
             ("CALDAV_USERNAME", self.radicale.username().to_string()),
             ("CALDAV_PASSWORD", self.radicale.password().to_string()),
+            // Inside Radicale's temp dir, so it goes away with the test.
+            (
+                "CALPLANEBOT_LOCK_FILE",
+                self.radicale
+                    .storage_dir()
+                    .parent()
+                    .expect("Radicale's temp dir")
+                    .join("calplanebot.lock")
+                    .display()
+                    .to_string(),
+            ),
         ]
     }
 
@@ -77,6 +88,19 @@ impl Env {
             run.stderr
         );
         run
+    }
+
+    /// The command [`Env::run_with`] runs, for tests that spawn the binary and act while it runs.
+    pub fn command(&self, args: &[&str], extra: &[(&str, &str)]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_calplanebot"));
+        command.args(args).env_clear();
+        for (name, value) in self.vars() {
+            command.env(name, value);
+        }
+        for (name, value) in extra {
+            command.env(name, value);
+        }
+        command
     }
 
     pub fn sync(&self, args: &[&str]) -> Run {
