@@ -173,14 +173,10 @@ fn secrets_can_come_from_files() {
     let password_file = dir.join("password");
     std::fs::write(&token_file, format!("{}\n", env.sim.token())).unwrap();
     std::fs::write(&password_file, env.radicale.password()).unwrap();
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_calplanebot"));
-    command.arg("sync").env_clear();
-    for (name, value) in env.vars() {
-        if name != "PLANE_API_TOKEN" && name != "CALDAV_PASSWORD" {
-            command.env(name, value);
-        }
-    }
+    let mut command = env.command(&["sync"], &[]);
     command
+        .env_remove("PLANE_API_TOKEN")
+        .env_remove("CALDAV_PASSWORD")
         .env("PLANE_API_TOKEN_FILE", &token_file)
         .env("CALDAV_PASSWORD_FILE", &password_file);
     let output = command.output().unwrap();

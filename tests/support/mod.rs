@@ -66,15 +66,7 @@ impl Env {
 
     /// Runs `calplanebot ARGS` with only the variables of [`Env::vars`] plus `extra`.
     pub fn run_with(&self, args: &[&str], extra: &[(&str, &str)]) -> Run {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_calplanebot"));
-        command.args(args).env_clear();
-        for (name, value) in self.vars() {
-            command.env(name, value);
-        }
-        for (name, value) in extra {
-            command.env(name, value);
-        }
-        let output = command.output().expect("the binary runs");
+        let output = self.command(args, extra).output().expect("the binary runs");
         let run = Run {
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
