@@ -125,16 +125,12 @@ impl Config {
             Some(web) => url("PLANE_WEB_URL", web)?,
             None => plane_base_url.clone(),
         };
-        let plane_token = secret(
+        let plane_token = required_secret(
             "PLANE_API_TOKEN",
             "plane-api-token",
             &args.plane_api_token,
             args.plane_api_token_file.as_deref(),
-        )?
-        .ok_or(ConfigError::Missing {
-            variable: "PLANE_API_TOKEN",
-            flag: "plane-api-token",
-        })?;
+        )?;
         let workspace_slug = required(
             "PLANE_WORKSPACE_SLUG",
             "plane-workspace-slug",
@@ -151,7 +147,6 @@ impl Config {
         }
         let webhook_secret = secret(
             "PLANE_WEBHOOK_SECRET",
-            "plane-webhook-secret",
             &args.plane_webhook_secret,
             args.plane_webhook_secret_file.as_deref(),
         )?;
@@ -161,16 +156,12 @@ impl Config {
         )?;
         let caldav_username =
             required("CALDAV_USERNAME", "caldav-username", &args.caldav_username)?.to_string();
-        let caldav_password = secret(
+        let caldav_password = required_secret(
             "CALDAV_PASSWORD",
             "caldav-password",
             &args.caldav_password,
             args.caldav_password_file.as_deref(),
-        )?
-        .ok_or(ConfigError::Missing {
-            variable: "CALDAV_PASSWORD",
-            flag: "caldav-password",
-        })?;
+        )?;
         let caldav_calendar_url = match &args.caldav_calendar_url {
             Some(calendar) if !calendar.trim().is_empty() => {
                 Some(url("CALDAV_CALENDAR_URL", calendar)?)
@@ -310,9 +301,18 @@ fn url(variable: &'static str, value: &str) -> Result<String, ConfigError> {
 
 /// A secret from its variable or its `_FILE` variant (one trailing newline stripped, as
 /// `echo` and editors leave one).
+/// A secret that must be set: [`secret`], or an error naming the variable and the flag.
+fn required_secret(
+    variable: &'static str,
+    flag: &'static str,
+    value: &Option<String>,
+    file: Option<&Path>,
+) -> Result<Secret, ConfigError> {
+    secret(variable, value, file)?.ok_or(ConfigError::Missing { variable, flag })
+}
+
 fn secret(
     variable: &'static str,
-    _flag: &'static str,
     value: &Option<String>,
     file: Option<&Path>,
 ) -> Result<Option<Secret>, ConfigError> {
