@@ -42,6 +42,11 @@ pub enum Command {
     /// Fetch the dated issues, compare with the calendars, print the plan and apply it.
     #[command(after_help = HELP_TABLE)]
     Sync(SyncArgs),
+    /// Reconcile what one Plane webhook delivery (read from stdin) is about: one issue, or one
+    /// project. Run by the `webhook` shim (see README); the signature is checked when
+    /// PLANE_WEBHOOK_SECRET is set.
+    #[command(after_help = HELP_TABLE)]
+    Webhook(WebhookArgs),
 }
 
 #[derive(Debug, Args)]
@@ -62,6 +67,13 @@ pub struct SyncArgs {
     #[arg(long)]
     pub force_delete: bool,
 
+    #[command(flatten)]
+    pub guard: GuardArgs,
+}
+
+/// The deletion guard's limits (shared by `sync` and `webhook`).
+#[derive(Debug, Args)]
+pub struct GuardArgs {
     /// Deletion guard: refuse all deletions of a run that would delete more than this many
     /// events, in total or in one calendar.
     #[arg(
@@ -82,6 +94,29 @@ pub struct SyncArgs {
         value_parser = clap::value_parser!(u8).range(0..=100)
     )]
     pub max_delete_percent: u8,
+}
+
+/// `calplanebot webhook`: one delivery on stdin.
+#[derive(Debug, Args)]
+pub struct WebhookArgs {
+    /// The delivery's X-Plane-Signature header (lowercase hex HMAC-SHA256 of the body).
+    #[arg(long, env = "PLANE_WEBHOOK_SIGNATURE", value_name = "HEX")]
+    pub signature: Option<String>,
+
+    /// The delivery's X-Plane-Delivery header, for the log only.
+    #[arg(long, env = "PLANE_WEBHOOK_DELIVERY", value_name = "ID")]
+    pub delivery: Option<String>,
+
+    /// Print the plan (with a diff for each update) and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Output format of the plan and the summary on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+
+    #[command(flatten)]
+    pub guard: GuardArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -222,6 +257,12 @@ pub struct BehaviourArgs {
     )]
     pub lock_file: Option<PathBuf>,
 
+    /// Directory of the small cache of calendar locations that lets a webhook run skip
+    /// discovery; an empty value turns the cache off
+    /// [default: $CACHE_DIRECTORY, else $XDG_CACHE_HOME/calplanebot, else ~/.cache/calplanebot]
+    #[arg(long, env = "CALPLANEBOT_CACHE_DIR", value_name = "DIR", global = true)]
+    pub cache_dir: Option<String>,
+
     /// How long a run waits for another run's lock before it exits with status 4.
     #[arg(
         long,
@@ -271,6 +312,7 @@ where
     };
     let status = match &cli.command {
         Command::Sync(args) => crate::sync::run(&config, args),
+        Command::Webhook(args) => crate::webhook::run(&config, args),
     };
     status.into()
 }

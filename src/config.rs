@@ -52,6 +52,8 @@ pub struct Config {
     /// The lock that keeps two runs of this configuration apart.
     pub lock_file: PathBuf,
     pub lock_wait: Duration,
+    /// Where the calendar-location cache lives (`None`: no cache, discover every time).
+    pub cache_file: Option<PathBuf>,
 }
 
 /// Timeouts and retries, for both servers.
@@ -186,20 +188,28 @@ impl Config {
             retries: behaviour.retries,
             retry_delay: seconds("--retry-delay", behaviour.retry_delay)?,
         };
+        let hash = config_hash(&[
+            &plane_base_url,
+            &workspace_slug,
+            &caldav_url,
+            &caldav_username,
+            caldav_calendar_url.as_deref().unwrap_or(""),
+        ]);
         let lock_file = match &behaviour.lock_file {
             Some(path) => path.clone(),
-            None => default_lock_file(&[
-                &plane_base_url,
-                &workspace_slug,
-                &caldav_url,
-                &caldav_username,
-                caldav_calendar_url.as_deref().unwrap_or(""),
-            ]),
+            None => default_lock_file(hash),
         };
+        let cache_file = match &behaviour.cache_dir {
+            Some(dir) if dir.is_empty() => None,
+            Some(dir) => Some(PathBuf::from(dir)),
+            None => default_cache_dir(),
+        }
+        .map(|dir| dir.join(format!("calendars-{hash:016x}.json")));
         Ok(Config {
             network,
             lock_file,
             lock_wait: seconds("--lock-wait", behaviour.lock_wait)?,
+            cache_file,
             plane_base_url: plane_base_url.trim_end_matches('/').to_string(),
             plane_web_url: plane_web_url.trim_end_matches('/').to_string(),
             plane_token,
@@ -243,14 +253,19 @@ fn seconds(option: &'static str, value: f64) -> Result<Duration, ConfigError> {
     }
 }
 
-/// One lock per configuration (the same Plane workspace into the same CalDAV account), in
-/// systemd's `RuntimeDirectory=`, else `$XDG_RUNTIME_DIR`, else the temp dir. The name is a
-/// stable hash (FNV-1a), so every version of calplanebot picks the same file.
-fn default_lock_file(parts: &[&str]) -> PathBuf {
+/// A stable hash (FNV-1a) of what makes a configuration (the same Plane workspace into the
+/// same CalDAV account), so every version of calplanebot picks the same lock and cache files.
+fn config_hash(parts: &[&str]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in parts.join("\n").bytes() {
         hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
     }
+    hash
+}
+
+/// One lock per configuration, in systemd's `RuntimeDirectory=`, else `$XDG_RUNTIME_DIR`,
+/// else the temp dir.
+fn default_lock_file(hash: u64) -> PathBuf {
     let name = format!("calplanebot-{hash:016x}.lock");
     let from_env = |key: &str| {
         std::env::var_os(key)
@@ -266,6 +281,23 @@ fn default_lock_file(parts: &[&str]) -> PathBuf {
         .or_else(|| from_env("XDG_RUNTIME_DIR"))
         .unwrap_or_else(std::env::temp_dir)
         .join(name)
+}
+
+/// systemd's `CacheDirectory=`, else `$XDG_CACHE_HOME/calplanebot`, else
+/// `$HOME/.cache/calplanebot`; none of them set means no cache.
+fn default_cache_dir() -> Option<PathBuf> {
+    let from_env = |key: &str| {
+        std::env::var_os(key)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+    };
+    let systemd = std::env::var("CACHE_DIRECTORY")
+        .ok()
+        .and_then(|dirs| dirs.split(':').next().map(PathBuf::from))
+        .filter(|p| p.is_absolute());
+    systemd
+        .or_else(|| from_env("XDG_CACHE_HOME").map(|p| p.join("calplanebot")))
+        .or_else(|| from_env("HOME").map(|p| p.join(".cache").join("calplanebot")))
 }
 
 fn required<'a>(
@@ -299,8 +331,6 @@ fn url(variable: &'static str, value: &str) -> Result<String, ConfigError> {
     }
 }
 
-/// A secret from its variable or its `_FILE` variant (one trailing newline stripped, as
-/// `echo` and editors leave one).
 /// A secret that must be set: [`secret`], or an error naming the variable and the flag.
 fn required_secret(
     variable: &'static str,
@@ -311,6 +341,8 @@ fn required_secret(
     secret(variable, value, file)?.ok_or(ConfigError::Missing { variable, flag })
 }
 
+/// A secret from its variable or its `_FILE` variant (one trailing newline stripped, as
+/// `echo` and editors leave one).
 fn secret(
     variable: &'static str,
     value: &Option<String>,
@@ -369,6 +401,7 @@ mod tests {
             retry_delay: 0.5,
             lock_file: None,
             lock_wait: 60.0,
+            cache_dir: None,
             allow_insecure_http: false,
         }
     }

@@ -23,6 +23,9 @@ pub enum Status {
     LockBusy,
     /// A server could not be reached or refused the credentials before anything was changed.
     Unavailable,
+    /// `webhook`: the delivery's signature is missing or wrong (or the delivery is not one
+    /// calplanebot can read); nothing was fetched, nothing written.
+    Rejected,
 }
 
 impl Status {
@@ -34,6 +37,7 @@ impl Status {
             Status::Refused => 3,
             Status::LockBusy => 4,
             Status::Unavailable => 5,
+            Status::Rejected => 6,
         }
     }
 }
@@ -54,4 +58,6 @@ Exit status:
      check Plane, then re-run with --force-delete if the deletions are right
   4  another calplanebot run with this configuration holds the lock
   5  a server could not be reached or refused the credentials; nothing was changed
+  6  webhook: the delivery was rejected (missing or wrong signature, or not a
+     Plane delivery); nothing was fetched or written
 When both 1 and 3 apply, the status is 1.";

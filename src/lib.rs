@@ -7,6 +7,7 @@
 //! [`exit`] owns the exit statuses.
 
 pub mod apply;
+pub mod cache;
 pub mod caldav;
 pub mod cli;
 pub mod config;
@@ -20,3 +21,4 @@ pub mod plan;
 pub mod plane;
 pub mod render;
 pub mod sync;
+pub mod webhook;

@@ -84,6 +84,9 @@ use crate::http::{Breaker, Counter, Reply, Retry};
 pub const ISSUE_FIELDS: &str =
     "id,name,sequence_id,project,state,labels,assignees,priority,target_date,description_html";
 pub const ISSUE_EXPAND: &str = "state,labels,assignees";
+/// A single work item also brings its project (ProjectLite: id, identifier, name), so a
+/// webhook run needs one request for both (plane-api.md §4).
+pub const ONE_ISSUE_EXPAND: &str = "state,project,labels,assignees";
 /// Explicit everywhere: CE allows up to 1000, Cloud's SDK validates at most 100 (plane-api.md §3).
 pub const PER_PAGE: u32 = 100;
 /// Largest answer body accepted from Plane (a page of 100 issues with long descriptions).
@@ -726,6 +729,73 @@ impl PlaneClient {
             Err(other) => Err(other),
         }
     }
+    /// One work item by id with its project, fresh, for a webhook run: `None` when Plane
+    /// answers 404. The project comes from `expand=project`; a server that does not expand it
+    /// costs one more request for the project itself.
+    pub fn issue_with_project(
+        &self,
+        project_id: &str,
+        id: &str,
+    ) -> Result<Option<(IssueItem, Project)>, PlaneError> {
+        let what = format!("work item {id} of project {project_id}");
+        let path = format!(
+            "workspaces/{}/projects/{project_id}/work-items/{id}/?expand={ONE_ISSUE_EXPAND}&fields={ISSUE_FIELDS}",
+            self.slug
+        );
+        let reply = match self.get(&path, &what) {
+            Ok(reply) => reply,
+            Err(PlaneError::NotFound { .. }) => return Ok(None),
+            Err(other) => return Err(other),
+        };
+        let value: Value =
+            serde_json::from_slice(&reply.body).map_err(|e| PlaneError::Invalid {
+                what: what.clone(),
+                reason: format!("not JSON: {e}"),
+            })?;
+        let item = issue_from_json(&value, project_id);
+        let project = match value.get("project").and_then(project_lite) {
+            Some(project) if project.id == project_id => project,
+            _ => self.project(project_id)?,
+        };
+        Ok(Some((item, project)))
+    }
+
+    /// One project by id (any project the token can read, archived or not).
+    pub fn project(&self, project_id: &str) -> Result<Project, PlaneError> {
+        let what = format!("project {project_id}");
+        let reply = self.get(
+            &format!("workspaces/{}/projects/{project_id}/", self.slug),
+            &what,
+        )?;
+        let value: Value =
+            serde_json::from_slice(&reply.body).map_err(|e| PlaneError::Invalid {
+                what: what.clone(),
+                reason: format!("not JSON: {e}"),
+            })?;
+        project_lite(&value)
+            .filter(|p| p.id == project_id)
+            .ok_or(PlaneError::Invalid {
+                what,
+                reason: "not a project object with this id".into(),
+            })
+    }
+}
+
+/// A project object's id, identifier and name (a full project or an expanded ProjectLite).
+pub fn project_lite(value: &Value) -> Option<Project> {
+    let id = value.get("id")?.as_str().filter(|id| is_uuid(id))?;
+    let text = |key: &str| {
+        value
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    Some(Project {
+        id: id.to_string(),
+        identifier: text("identifier"),
+        name: text("name"),
+    })
 }
 
 /// `Name (IDENT)` for messages.

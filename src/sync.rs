@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::Write as _;
 use std::time::Instant;
 
+use crate::cache::CalendarCache;
 use crate::caldav::{self, CalDavError, Calendar, DavClient};
 use crate::cli::{Format, SyncArgs};
 use crate::config::Config;
@@ -17,7 +18,7 @@ use crate::render::{self, Report};
 
 /// Why a run stopped before it could plan anything.
 #[derive(Debug, thiserror::Error)]
-enum Abort {
+pub enum Abort {
     #[error("{0}")]
     Plane(#[from] PlaneError),
     #[error("{0}")]
@@ -27,7 +28,7 @@ enum Abort {
 }
 
 impl Abort {
-    fn status(&self) -> Status {
+    pub fn status(&self) -> Status {
         match self {
             Abort::Usage(_) => Status::Usage,
             Abort::Plane(_) | Abort::CalDav(_) => Status::Unavailable,
@@ -35,41 +36,112 @@ impl Abort {
     }
 }
 
-pub fn run(config: &Config, args: &SyncArgs) -> Status {
-    let started = Instant::now();
-    // A dry run writes nothing, so it needs no lock and never waits for a real run.
-    let _lock = if args.dry_run {
-        None
-    } else {
-        match crate::lock::acquire(&config.lock_file, config.lock_wait) {
-            Ok(lock) => Some(lock),
-            Err(error @ crate::lock::LockError::Busy { .. }) => {
-                log::error!("{error}");
-                return Status::LockBusy;
-            }
-            Err(error) => {
-                log::error!("{error}");
-                return Status::Usage;
-            }
+/// How a run plans and prints, shared by `sync` and `webhook`.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    pub dry_run: bool,
+    pub format: Format,
+    pub guard: plan::GuardLimits,
+}
+
+impl From<&SyncArgs> for Options {
+    fn from(args: &SyncArgs) -> Options {
+        Options {
+            dry_run: args.dry_run,
+            format: args.format,
+            guard: plan::GuardLimits {
+                max_delete: args.guard.max_delete,
+                max_percent: args.guard.max_delete_percent,
+                force: args.force_delete,
+            },
         }
+    }
+}
+
+/// Which projects a run reconciles.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Selection {
+    /// Every syncable project (a full sync: the cache is rewritten from scratch).
+    All,
+    /// `--project`: each must match a syncable project, else a usage error.
+    Named(Vec<String>),
+    /// A project webhook: a project that is not syncable (archived, deleted, not a member)
+    /// means nothing to do.
+    Hinted(String),
+}
+
+pub fn run(config: &Config, args: &SyncArgs) -> Status {
+    let selection = if args.projects.is_empty() {
+        Selection::All
+    } else {
+        Selection::Named(args.projects.clone())
     };
-    let plane = PlaneClient::new(
-        &config.plane_base_url,
-        &config.workspace_slug,
-        config.plane_token.clone(),
-        &config.network,
-    );
-    let dav = DavClient::new(
+    reconcile(config, &Options::from(args), &selection)
+}
+
+/// Takes the run lock (none for a dry run, which writes nothing and never waits for a real
+/// run); `Err` is the status to exit with.
+pub fn lock(config: &Config, dry_run: bool) -> Result<Option<crate::lock::RunLock>, Status> {
+    if dry_run {
+        return Ok(None);
+    }
+    match crate::lock::acquire(&config.lock_file, config.lock_wait) {
+        Ok(lock) => Ok(Some(lock)),
+        Err(error @ crate::lock::LockError::Busy { .. }) => {
+            log::error!("{error}");
+            Err(Status::LockBusy)
+        }
+        Err(error) => {
+            log::error!("{error}");
+            Err(Status::Usage)
+        }
+    }
+}
+
+/// The two clients of a run.
+pub fn clients(config: &Config) -> (PlaneClient, DavClient) {
+    (
+        PlaneClient::new(
+            &config.plane_base_url,
+            &config.workspace_slug,
+            config.plane_token.clone(),
+            &config.network,
+        ),
+        DavClient::new(
+            &config.caldav_username,
+            &config.caldav_password,
+            &config.network,
+        ),
+    )
+}
+
+/// The calendar-location cache of this configuration (see `cache`).
+pub fn load_cache(config: &Config) -> CalendarCache {
+    match &config.cache_file {
+        Some(path) => log::debug!("calendar cache: {}", path.display()),
+        None => log::debug!("no calendar cache (CALPLANEBOT_CACHE_DIR is empty)"),
+    }
+    CalendarCache::load(
+        config.cache_file.as_deref(),
+        &config.caldav_url,
         &config.caldav_username,
-        &config.caldav_password,
-        &config.network,
-    );
+        &config.workspace_slug,
+    )
+}
+
+/// A sync of the selected projects: lock, gather, then [`finish`].
+pub fn reconcile(config: &Config, options: &Options, selection: &Selection) -> Status {
+    let started = Instant::now();
+    let _lock = match lock(config, options.dry_run) {
+        Ok(lock) => lock,
+        Err(status) => return status,
+    };
+    let (plane, dav) = clients(config);
     let mut report = Report {
-        dry_run: args.dry_run,
+        dry_run: options.dry_run,
         ..Report::default()
     };
-    let result = gather(config, args, &plane, &dav, &mut report);
-    let jobs = match result {
+    let jobs = match gather(config, selection, &plane, &dav, &mut report) {
         Ok(jobs) => jobs,
         Err(abort) => {
             log::error!("{abort}");
@@ -77,16 +149,48 @@ pub fn run(config: &Config, args: &SyncArgs) -> Status {
             return abort.status();
         }
     };
-    let mut plan = plan::plan_changes(&jobs, &config.workspace_slug);
-    plan::guard_deletions(
-        &mut plan,
-        &jobs,
-        plan::GuardLimits {
-            max_delete: args.max_delete,
-            max_percent: args.max_delete_percent,
-            force: args.force_delete,
-        },
-    );
+    let (status, report) = finish(config, options, &jobs, &plane, &dav, report, started);
+    if config.caldav_calendar_url.is_none() && !options.dry_run {
+        let mut cache = load_cache(config);
+        if *selection == Selection::All && report.errors.is_empty() {
+            cache.clear();
+        }
+        remember_calendars(&mut cache, &jobs, &report);
+        cache.save();
+    }
+    status
+}
+
+/// Records where each job's projects live, unless creating that calendar failed.
+pub fn remember_calendars(cache: &mut CalendarCache, jobs: &[CalendarJob], report: &Report) {
+    for job in jobs {
+        let failed = report
+            .failures
+            .iter()
+            .any(|f| f.action == "create calendar" && f.url == job.target.url);
+        for scope in &job.scopes {
+            if failed {
+                cache.remove(&scope.project.id);
+            } else {
+                cache.set(&scope.project.id, &job.target.url);
+            }
+        }
+    }
+}
+
+/// Plan, guard, print, apply and report: everything after the inputs are gathered. Returns
+/// the exit status and the report of what was done.
+pub fn finish(
+    config: &Config,
+    options: &Options,
+    jobs: &[CalendarJob],
+    plane: &PlaneClient,
+    dav: &DavClient,
+    mut report: Report,
+    started: Instant,
+) -> (Status, Report) {
+    let mut plan = plan::plan_changes(jobs, &config.workspace_slug);
+    plan::guard_deletions(&mut plan, jobs, options.guard);
     if let Some(reason) = &plan.refused {
         log::error!(
             "refusing all {} deletions of this run: {reason}; check Plane, then re-run with --force-delete if they are right",
@@ -105,17 +209,17 @@ pub fn run(config: &Config, args: &SyncArgs) -> Status {
         ));
     }
     let mut stdout = std::io::stdout().lock();
-    if args.format == Format::Text {
+    if options.format == Format::Text {
         let _ = stdout.write_all(render::plan_text(&plan).as_bytes());
         let _ = stdout.flush();
     }
-    if !args.dry_run {
-        crate::apply::apply(&dav, &plan, &config.workspace_slug, &mut report);
+    if !options.dry_run {
+        crate::apply::apply(dav, &plan, &config.workspace_slug, &mut report);
     }
     report.plane_requests = plane.requests.get();
     report.caldav_requests = dav.requests.get();
     report.seconds = started.elapsed().as_secs_f64();
-    match args.format {
+    match options.format {
         Format::Text => {
             for failure in &report.failures {
                 let _ = writeln!(
@@ -131,24 +235,25 @@ pub fn run(config: &Config, args: &SyncArgs) -> Status {
         }
     }
     log::info!(
-        "sync finished in {:.2} s: {} Plane requests, {} CalDAV requests",
+        "finished in {:.2} s: {} Plane requests, {} CalDAV requests",
         report.seconds,
         report.plane_requests,
         report.caldav_requests
     );
-    if !report.failures.is_empty() || !report.errors.is_empty() {
+    let status = if !report.failures.is_empty() || !report.errors.is_empty() {
         Status::PartialFailure
     } else if plan.refused.is_some() {
         Status::Refused
     } else {
         Status::Success
-    }
+    };
+    (status, report)
 }
 
 /// Everything the plan needs: the desired events per calendar and the stored ones.
 fn gather(
     config: &Config,
-    args: &SyncArgs,
+    selection: &Selection,
     plane: &PlaneClient,
     dav: &DavClient,
     report: &mut Report,
@@ -157,7 +262,20 @@ fn gather(
     for (name, reason) in &list.skipped {
         log::info!("skipping project {name:?}: {reason}");
     }
-    let projects = select_projects(list.projects, &args.projects)?;
+    let projects = match selection {
+        Selection::All => list.projects,
+        Selection::Named(wanted) => select_projects(list.projects, wanted)?,
+        Selection::Hinted(id) => {
+            let found: Vec<Project> = list.projects.into_iter().filter(|p| p.id == *id).collect();
+            if found.is_empty() {
+                log::info!(
+                    "project {id} is not a syncable project of the workspace (archived, deleted, or the token's user is not a member): nothing to do"
+                );
+                return Ok(Vec::new());
+            }
+            found
+        }
+    };
     let ctx = MappingContext {
         workspace_slug: &config.workspace_slug,
         web_url: &config.plane_web_url,
@@ -305,7 +423,7 @@ pub fn calendar_displayname(project: &Project) -> String {
 /// project was renamed since: without this, the rename would create a second calendar); else
 /// a new one at `{home}plane-{project_id}/`. The last probe costs one PROPFIND per candidate
 /// calendar, and only for projects the first two steps did not place.
-fn project_calendars(
+pub fn project_calendars(
     dav: &DavClient,
     home: &str,
     calendars: &[Calendar],
@@ -445,7 +563,7 @@ fn is_any_project_calendar(url: &str) -> bool {
     calendar_project_id(url).is_some()
 }
 
-fn single_calendar_job(
+pub fn single_calendar_job(
     url: &str,
     fetched: &[(Project, ProjectIssues)],
     ctx: &MappingContext,

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use calplanebot_testbed::plane_sim::{Fault, FaultRule, SeedIssue};
 use calplanebot_testbed::proxy::{self, ProxyFault};
 use serde_json::{Value, json};
-use support::{Env, Run, prop, props, with_alarm};
+use support::{Env, Run, finish, prop, props, with_alarm};
 
 // ---------------------------------------------------------------------------------------------
 // The world, the runs, and what a correct calendar holds.
@@ -91,20 +91,6 @@ fn spawn_sync(env: &Env, args: &[&str]) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("the binary starts")
-}
-
-fn finish(child: Child, label: &str) -> Run {
-    let output = child.wait_with_output().expect("the binary ends");
-    let run = Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    };
-    eprintln!(
-        "$ calplanebot ({label}) -> {}\n--- stdout\n{}--- stderr\n{}",
-        run.code, run.stdout, run.stderr
-    );
-    run
 }
 
 /// Plane moves on between runs: in WEB one issue is deleted and one renamed and re-dated; in

@@ -12,14 +12,16 @@
 //!   the sliding-window rate limit with its headers, and `Connection: close` on every answer.
 //!
 //! Tests drive it through [`PlaneSim`]: edit the [`World`] between runs, read the
-//! [`RecordedRequest`]s, inject [`Fault`]s. What it leaves out is listed in
-//! `tests/fixtures/plane/README.md`.
+//! [`RecordedRequest`]s, inject [`Fault`]s, and build the webhook [`Delivery`] Plane would post
+//! for a change ([`PlaneSim::webhook_delivery`]; built, not sent). What it leaves out is listed
+//! in `tests/fixtures/plane/README.md`.
 
 mod api;
 mod clock;
 pub mod json;
 mod server;
 mod shapes;
+mod webhook;
 mod world;
 
 use std::io;
@@ -29,6 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+pub use webhook::{Delivery, WebhookActivity, webhook_signature};
 pub use world::{
     DEFAULT_TOKEN, PRIORITIES, STATE_GROUPS, Seed, SeedIssue, SeedLabel, SeedProject, SeedState,
     SeedUser, World, generated_id,
@@ -223,6 +226,32 @@ impl PlaneSim {
     /// Removes every fault rule.
     pub fn clear_faults(&self) {
         self.shared.lock().faults.clear();
+    }
+
+    /// The webhook delivery Plane would post now for `event` (`issue` or `project`),
+    /// `action` (`created`, `updated` or `deleted`) and the object `id`, signed with `secret`
+    /// (unsigned when empty). `data` is the object as the world holds it at this moment; the
+    /// activity's field and values are null (see [`PlaneSim::webhook_delivery_with`]). Panics
+    /// where Plane would send nothing, e.g. an update of a deleted issue
+    /// ([`World::webhook_payload`]).
+    pub fn webhook_delivery(&self, event: &str, action: &str, id: &str, secret: &str) -> Delivery {
+        self.webhook_delivery_with(event, action, id, secret, &WebhookActivity::default())
+    }
+
+    /// [`PlaneSim::webhook_delivery`] with an explicit activity (changed field, old and new
+    /// value, actor).
+    pub fn webhook_delivery_with(
+        &self,
+        event: &str,
+        action: &str,
+        id: &str,
+        secret: &str,
+        activity: &WebhookActivity,
+    ) -> Delivery {
+        self.shared
+            .lock()
+            .world
+            .webhook_delivery_with(event, action, id, secret, activity)
     }
 
     /// Requests a window allowed per key; `None` = unlimited (and no `X-RateLimit-*` headers).

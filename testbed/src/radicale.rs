@@ -16,15 +16,16 @@
 //! a server is not left behind even if a test binary is killed or an instance is leaked in a
 //! `static`.
 
+use crate::launch::{INSTANCE_COUNTER, LaunchError, free_loopback_port, log_tail, unique_temp_dir};
 use std::collections::hash_map::RandomState;
 use std::fs::{self, File, OpenOptions};
 use std::hash::{BuildHasher, Hasher};
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::io::{self, Write};
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -244,7 +245,7 @@ impl Radicale {
     /// authenticated request.
     pub fn start() -> io::Result<Radicale> {
         let executable = ensure_installed()?;
-        let dir = unique_temp_dir()?;
+        let dir = unique_temp_dir("radicale")?;
         let mut radicale = Radicale {
             executable,
             collections: dir.join("collections"),
@@ -496,40 +497,6 @@ impl std::fmt::Debug for Radicale {
     }
 }
 
-enum LaunchError {
-    /// The server could not bind its port: worth retrying with another one.
-    PortTaken(io::Error),
-    Other(io::Error),
-}
-
-impl From<io::Error> for LaunchError {
-    fn from(error: io::Error) -> Self {
-        LaunchError::Other(error)
-    }
-}
-
-/// A port on 127.0.0.1 that was free a moment ago (bind to port 0, read it, release it).
-fn free_loopback_port() -> io::Result<SocketAddr> {
-    TcpListener::bind("127.0.0.1:0")?.local_addr()
-}
-
-static INSTANCE_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// A new, empty directory under the system temp dir: pid, a counter and the time make the name
-/// unique across threads, test binaries and runs.
-fn unique_temp_dir() -> io::Result<PathBuf> {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let n = INSTANCE_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!(
-        "calplanebot-radicale-{}-{n}-{nanos}",
-        std::process::id()
-    ));
-    fs::create_dir(&dir)?;
-    Ok(dir)
-}
-
 /// Sixteen hex digits from std's randomly seeded hasher, the pid, a counter and the time.
 fn random_password() -> String {
     let mut hasher = RandomState::new().build_hasher();
@@ -541,17 +508,4 @@ fn random_password() -> String {
             .map_or(0, |d| d.as_nanos()),
     );
     format!("{:016x}", hasher.finish())
-}
-
-/// The last lines the server wrote to its log since `from` (byte offset).
-fn log_tail(path: &Path, from: u64) -> String {
-    let mut text = String::new();
-    if let Ok(mut file) = File::open(path) {
-        let _ = file.seek(SeekFrom::Start(from));
-        let mut bytes = Vec::new();
-        let _ = file.read_to_end(&mut bytes);
-        text = String::from_utf8_lossy(&bytes).into_owned();
-    }
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
 }

@@ -119,78 +119,7 @@ const DELETED: &str = "eaeb2141-cea1-4b9b-9d94-f3e86d9d5c1b";
 
 /// The world of the captures, rebuilt from what they show (ids, names, timestamps).
 fn lab_seed() -> Seed {
-    Seed::from_json(
-        r##"{
-  "workspace": "acme",
-  "workspace_id": "77c61486-4ec2-4520-acd5-8edc5b4e6d8c",
-  "token": "plane_api_lab00000000000000000000000000000",
-  "rate_limit_per_minute": 10000,
-  "users": [{"id": "9be036ed-f8f9-4d2c-a2bb-a38f3d9b2105", "first_name": "Lab",
-             "last_name": "Admin", "email": "admin@acme.test", "display_name": "labadmin"}],
-  "projects": [
-    {"id": "8063616e-4508-4635-b20d-f71dd7c779d3", "identifier": "ALPHA", "name": "Alpha Calendar",
-     "created_at": "2026-11-22T03:46:10.125564Z", "updated_at": "2026-11-22T03:46:10.125590Z",
-     "logo_props": {"icon": {"name": "view_kanban", "color": "#e57a00"}, "in_use": "icon"},
-     "states": [
-       {"id": "00cbf0d2-f58d-491f-9ce1-c2a99eba5d9a", "name": "Backlog", "color": "#60646C",
-        "group": "backlog", "sequence": 15000.0, "default": true,
-        "created_at": "2026-11-22T03:46:10.136381Z", "updated_at": "2026-11-22T03:46:10.136396Z"},
-       {"id": "5fc07ad9-6040-464a-89da-47c0dc8f3031", "name": "Todo", "color": "#60646C",
-        "group": "unstarted", "sequence": 25000.0,
-        "created_at": "2026-11-22T03:46:10.136435Z", "updated_at": "2026-11-22T03:46:10.136439Z"},
-       {"id": "a2ba4cb7-c8ed-41e4-b72c-3c71f928ca1b", "name": "In Progress", "color": "#F59E0B",
-        "group": "started", "sequence": 35000.0,
-        "created_at": "2026-11-22T03:46:10.136462Z", "updated_at": "2026-11-22T03:46:10.136465Z"},
-       {"id": "20ae997a-3434-4803-9b41-ad11749d8e0d", "name": "Done", "color": "#46A758",
-        "group": "completed", "sequence": 45000.0,
-        "created_at": "2026-11-22T03:46:10.136488Z", "updated_at": "2026-11-22T03:46:10.136492Z"},
-       {"id": "ce57b34e-ae44-43e7-b674-56c55e132c35", "name": "Cancelled", "color": "#9AA4BC",
-        "group": "cancelled", "sequence": 55000.0,
-        "created_at": "2026-11-22T03:46:10.136518Z", "updated_at": "2026-11-22T03:46:10.136521Z"}
-     ],
-     "labels": [
-       {"id": "3b4ae928-8976-4fe6-96d8-170b865867a2", "name": "bug", "color": "#e5484d",
-        "sort_order": 65535.0,
-        "created_at": "2026-11-22T03:46:10.429695Z", "updated_at": "2026-11-22T03:46:10.429716Z"},
-       {"id": "4e641639-a25a-4942-995f-cb70e9a188f5", "name": "feature", "color": "#3e63dd",
-        "sort_order": 75535.0,
-        "created_at": "2026-11-22T03:46:10.484320Z", "updated_at": "2026-11-22T03:46:10.484344Z"},
-       {"id": "77bdf1fa-4010-4c9a-bcef-4be0e3b5b65f", "name": "calendar", "color": "#30a46c",
-        "sort_order": 85535.0,
-        "created_at": "2026-11-22T03:46:10.540070Z", "updated_at": "2026-11-22T03:46:10.540093Z"}
-     ]},
-    {"id": "2f843118-1eeb-4d94-a92e-44c32c03bddc", "identifier": "BETA", "name": "Beta Ops",
-     "created_at": "2026-11-22T03:46:10.302760Z", "updated_at": "2026-11-22T03:46:10.302783Z",
-     "logo_props": {"icon": {"name": "bolt", "color": "#6d7b8a"}, "in_use": "icon"}}
-  ],
-  "issues": [
-    {"id": "128f0dd1-c7fc-4220-aa67-b4a1ef0a00b4", "project": "ALPHA", "sequence_id": 1,
-     "name": "Quarterly report due (moved)", "priority": "urgent", "state": "Backlog",
-     "labels": ["calendar"], "start_date": "2026-11-19", "target_date": "2026-11-30",
-     "created_at": "2026-11-22T03:46:10.628281Z", "updated_at": "2026-11-22T03:46:11.335634Z",
-     "updated_by": "9be036ed-f8f9-4d2c-a2bb-a38f3d9b2105"},
-    {"id": "873ca394-d0d9-4286-be60-f3e2f7a8a7b6", "project": "ALPHA", "sequence_id": 2,
-     "name": "Fix login timeout",
-     "description_html": "<p>Users get logged out after <b>5 min</b>.</p>",
-     "priority": "high", "state": "Done", "labels": ["bug"], "target_date": "2026-11-24",
-     "sort_order": 75535.0,
-     "created_at": "2026-11-22T03:46:10.737430Z", "updated_at": "2026-11-22T03:46:11.271394Z",
-     "completed_at": "2026-11-22T03:46:11.233637Z",
-     "updated_by": "9be036ed-f8f9-4d2c-a2bb-a38f3d9b2105"},
-    {"id": "9d577c4e-d35e-4940-9f10-02bd22540b3b", "project": "ALPHA", "sequence_id": 3,
-     "name": "Ship CalDAV export", "priority": "medium", "state": "In Progress",
-     "labels": ["feature", "calendar"], "target_date": "2026-12-06",
-     "created_at": "2026-11-22T03:46:10.828541Z", "updated_at": "2026-11-22T03:46:10.877432Z"},
-    {"id": "7c4478ad-66ca-4ce3-94dd-074c8f14b06e", "project": "ALPHA", "sequence_id": 4,
-     "name": "Someday: refactor settings", "state": "Backlog", "sort_order": 85535.0,
-     "created_at": "2026-11-22T03:46:10.911280Z", "updated_at": "2026-11-22T03:46:10.936437Z"},
-    {"id": "eaeb2141-cea1-4b9b-9d94-f3e86d9d5c1b", "project": "ALPHA", "sequence_id": 5,
-     "name": "Delete me", "created_at": "2026-11-22T03:46:11.001000Z",
-     "deleted_at": "2026-11-22T03:46:11.101000Z"}
-  ]
-}"##,
-    )
-    .expect("the lab seed parses")
+    Seed::lab()
 }
 
 fn lab_sim() -> PlaneSim {

@@ -11,6 +11,9 @@ use calplanebot_testbed::plane_sim::{PlaneSim, Seed};
 use calplanebot_testbed::proxy::CountingProxy;
 use calplanebot_testbed::radicale::Radicale;
 
+/// The webhook secret the tests configure (the form Plane generates).
+pub const WEBHOOK_SECRET: &str = "plane_wh_0123456789abcdef0123456789abcdef";
+
 pub struct Env {
     pub sim: PlaneSim,
     pub radicale: Radicale,
@@ -61,25 +64,51 @@ impl Env {
                     .display()
                     .to_string(),
             ),
+            (
+                "CALPLANEBOT_CACHE_DIR",
+                self.radicale
+                    .storage_dir()
+                    .parent()
+                    .expect("Radicale's temp dir")
+                    .join("cache")
+                    .display()
+                    .to_string(),
+            ),
         ]
+    }
+
+    /// Runs `calplanebot webhook` with `body` on stdin and the shim's variables: the
+    /// signature (when given) and the secret [`WEBHOOK_SECRET`], plus `extra`.
+    pub fn webhook(&self, body: &[u8], signature: Option<&str>, extra: &[(&str, &str)]) -> Run {
+        let mut vars: Vec<(&str, &str)> = vec![("PLANE_WEBHOOK_SECRET", WEBHOOK_SECRET)];
+        if let Some(signature) = signature {
+            vars.push(("PLANE_WEBHOOK_SIGNATURE", signature));
+        }
+        vars.extend_from_slice(extra);
+        let mut child = self
+            .command(&["webhook"], &vars)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the binary runs");
+        {
+            use std::io::Write as _;
+            let mut stdin = child.stdin.take().expect("stdin");
+            stdin.write_all(body).expect("the body is written");
+        }
+        finish(child, &format!("webhook < ({} bytes)", body.len()))
     }
 
     /// Runs `calplanebot ARGS` with only the variables of [`Env::vars`] plus `extra`.
     pub fn run_with(&self, args: &[&str], extra: &[(&str, &str)]) -> Run {
-        let output = self.command(args, extra).output().expect("the binary runs");
-        let run = Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        };
-        eprintln!(
-            "$ calplanebot {} -> {}\n--- stdout\n{}--- stderr\n{}",
-            args.join(" "),
-            run.code,
-            run.stdout,
-            run.stderr
-        );
-        run
+        let child = self
+            .command(args, extra)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the binary runs");
+        finish(child, &args.join(" "))
     }
 
     /// The command [`Env::run_with`] runs, for tests that spawn the binary and act while it runs.
@@ -155,6 +184,21 @@ impl Env {
             .map(|m| self.proxy.count(m))
             .sum()
     }
+}
+
+/// Waits for a spawned run of the binary and prints what it said (shown when a test fails).
+pub fn finish(child: std::process::Child, label: &str) -> Run {
+    let output = child.wait_with_output().expect("the binary ends");
+    let run = Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
+    eprintln!(
+        "$ calplanebot ({label}) -> {}\n--- stdout\n{}--- stderr\n{}",
+        run.code, run.stdout, run.stderr
+    );
+    run
 }
 
 /// The values of property `name` in an iCalendar text: unfolded, parameters kept raw, values

@@ -6,7 +6,9 @@
 //! type for every crate of the workspace) it sorts keys, and Plane's key order is part of what we
 //! reproduce (e.g. `labels` before `assignees` when both are expanded). Plane's renderer is DRF's
 //! `JSONRenderer`: compact separators, `ensure_ascii=False`, U+2028/U+2029 escaped, floats in
-//! Python's `repr` form (`65535.0`).
+//! Python's `repr` form (`65535.0`). Django's `JsonResponse` and Plane's webhook sender use
+//! `json.dumps` defaults instead ([`Json::to_python_default`]): `", "`/`": "` and
+//! `ensure_ascii=True`.
 
 use std::fmt::Write as _;
 
@@ -63,6 +65,17 @@ impl Json {
         }
     }
 
+    /// Removes `key` from an object (the others keep their order) and returns its value.
+    pub fn remove(&mut self, key: &str) -> Option<Json> {
+        match self {
+            Json::Obj(entries) => {
+                let at = entries.iter().position(|(k, _)| k == key)?;
+                Some(entries.remove(at).1)
+            }
+            _ => None,
+        }
+    }
+
     /// The value of `key` in an object.
     pub fn get(&self, key: &str) -> Option<&Json> {
         match self {
@@ -111,22 +124,26 @@ impl Json {
         matches!(self, Json::Null)
     }
 
-    /// Compact text as DRF's `JSONRenderer` writes it (`separators=(",", ":")`).
+    /// Compact text as DRF's `JSONRenderer` writes it (`separators=(",", ":")`,
+    /// `ensure_ascii=False`).
     pub fn to_compact(&self) -> String {
         let mut out = String::new();
-        self.write(&mut out, ",", ":");
+        self.write(&mut out, &Style::DRF);
         out
     }
 
-    /// Text as Python's `json.dumps` writes it by default (`", "` and `": "`), which is what
-    /// Django's `JsonResponse` sends (its 404 page).
+    /// Text as Python's `json.dumps(value)` writes it with every default: separators `", "`
+    /// and `": "`, `ensure_ascii=True` (every non-ASCII character and DEL as a lowercase
+    /// `\uXXXX`, characters beyond the BMP as a surrogate pair), keys in order. That is what
+    /// Django's `JsonResponse` sends (its 404 page) and what Plane's webhook sender signs and
+    /// posts.
     pub fn to_python_default(&self) -> String {
         let mut out = String::new();
-        self.write(&mut out, ", ", ": ");
+        self.write(&mut out, &Style::PYTHON_DEFAULT);
         out
     }
 
-    fn write(&self, out: &mut String, item_sep: &str, key_sep: &str) {
+    fn write(&self, out: &mut String, style: &Style) {
         match self {
             Json::Null => out.push_str("null"),
             Json::Bool(true) => out.push_str("true"),
@@ -135,14 +152,14 @@ impl Json {
                 let _ = write!(out, "{i}");
             }
             Json::Float(f) => out.push_str(&python_float_repr(*f)),
-            Json::Str(s) => write_string(out, s),
+            Json::Str(s) => write_string(out, s, style.ensure_ascii),
             Json::Arr(items) => {
                 out.push('[');
                 for (i, item) in items.iter().enumerate() {
                     if i > 0 {
-                        out.push_str(item_sep);
+                        out.push_str(style.item_sep);
                     }
-                    item.write(out, item_sep, key_sep);
+                    item.write(out, style);
                 }
                 out.push(']');
             }
@@ -150,16 +167,36 @@ impl Json {
                 out.push('{');
                 for (i, (key, value)) in entries.iter().enumerate() {
                     if i > 0 {
-                        out.push_str(item_sep);
+                        out.push_str(style.item_sep);
                     }
-                    write_string(out, key);
-                    out.push_str(key_sep);
-                    value.write(out, item_sep, key_sep);
+                    write_string(out, key, style.ensure_ascii);
+                    out.push_str(style.key_sep);
+                    value.write(out, style);
                 }
                 out.push('}');
             }
         }
     }
+}
+
+/// How a writer separates and escapes.
+struct Style {
+    item_sep: &'static str,
+    key_sep: &'static str,
+    ensure_ascii: bool,
+}
+
+impl Style {
+    const DRF: Style = Style {
+        item_sep: ",",
+        key_sep: ":",
+        ensure_ascii: false,
+    };
+    const PYTHON_DEFAULT: Style = Style {
+        item_sep: ", ",
+        key_sep: ": ",
+        ensure_ascii: true,
+    };
 }
 
 impl From<&str> for Json {
@@ -198,9 +235,11 @@ impl From<Vec<Json>> for Json {
     }
 }
 
-/// Python's `json` string escaping with `ensure_ascii=False`, plus DRF's escaping of the two
+/// Python's `json` string escaping. With `ensure_ascii` (Python's default) everything outside
+/// printable ASCII becomes `\uXXXX` in lowercase hex, astral characters as a UTF-16 surrogate
+/// pair; without it (DRF) only control characters are escaped, plus DRF's escaping of the two
 /// JavaScript line terminators.
-fn write_string(out: &mut String, s: &str) {
+fn write_string(out: &mut String, s: &str, ensure_ascii: bool) {
     out.push('"');
     for c in s.chars() {
         match c {
@@ -211,6 +250,12 @@ fn write_string(out: &mut String, s: &str) {
             '\t' => out.push_str("\\t"),
             '\u{8}' => out.push_str("\\b"),
             '\u{c}' => out.push_str("\\f"),
+            c if ensure_ascii && !(' '..='~').contains(&c) => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    let _ = write!(out, "\\u{unit:04x}");
+                }
+            }
             '\u{2028}' => out.push_str("\\u2028"),
             '\u{2029}' => out.push_str("\\u2029"),
             c if (c as u32) < 0x20 => {
@@ -376,6 +421,38 @@ mod tests {
     fn strings_escape_like_drf() {
         let s = Json::str("ä\u{1}\n\u{2028}/");
         assert_eq!(s.to_compact(), "\"ä\\u0001\\n\\u2028/\"");
+    }
+
+    #[test]
+    fn python_default_escapes_like_json_dumps() {
+        // Checked against CPython 3: json.dumps({"n": "Jörg 😀 \u2028\x7f\x01\n", ...}).
+        let o = Json::obj()
+            .with("n", Json::str("Jörg 😀 \u{2028}\u{7f}\u{1}\n\"/"))
+            .with(
+                "f",
+                Json::Arr(vec![Json::Float(95535.0), Json::Float(1e16)]),
+            )
+            .with(
+                "z",
+                Json::Arr(vec![Json::Null, Json::Bool(true), Json::Int(-3)]),
+            );
+        assert_eq!(
+            o.to_python_default(),
+            r#"{"n": "J\u00f6rg \ud83d\ude00 \u2028\u007f\u0001\n\"/", "f": [95535.0, 1e+16], "z": [null, true, -3]}"#
+        );
+        // The compact (DRF) writer keeps non-ASCII as is.
+        assert_eq!(Json::str("Jörg 😀").to_compact(), "\"Jörg 😀\"");
+    }
+
+    #[test]
+    fn remove_keeps_the_order_of_the_rest() {
+        let mut o = Json::obj()
+            .with("a", Json::Int(1))
+            .with("b", Json::Int(2))
+            .with("c", Json::Int(3));
+        assert_eq!(o.remove("b"), Some(Json::Int(2)));
+        assert_eq!(o.remove("b"), None);
+        assert_eq!(o.keys(), ["a", "c"]);
     }
 
     #[test]

@@ -390,3 +390,273 @@ pub(crate) fn issue(world: &World, issue: &SeedIssue, shape: &Shape) -> Json {
     }
     out
 }
+
+/// LabelLite.
+fn label_lite(label: &SeedLabel) -> Json {
+    Json::obj()
+        .with("id", Json::str(&label.id))
+        .with("name", Json::str(&label.name))
+        .with("color", Json::str(&label.color))
+}
+
+/// A work item as Plane's webhook sender renders it: `IssueExpandSerializer` with
+/// `expand=["labels", "assignees"]` (`plane/api/serializers/issue.py`, `fields = "__all__"`).
+///
+/// DRF's field order for `__all__` is the pk, the declared fields, the model's plain fields,
+/// then its forward relations. Declared: `cycle` and `module` (always skipped: their source
+/// `issue_cycle.cycle` hits a reverse-relation manager, which has no `cycle`), `labels` as
+/// LabelLite, `assignees` as UserLite (both in the `IssueLabel`/`IssueAssignee` order, the same
+/// order as the REST id lists), `state` as StateLite (`null` without a state) and
+/// `description` (the `description_json` contents). Unlike the REST shape there is no
+/// `type_id`, and `description_json`, `description_stripped` and `description_binary` are
+/// present. Checked key for key against `tests/fixtures/plane/webhooks/*-0001.body`.
+pub(crate) fn issue_for_webhook(world: &World, issue: &SeedIssue) -> Json {
+    let project = world
+        .projects
+        .iter()
+        .find(|p| p.id == issue.project)
+        .expect("issues belong to a project of the world");
+    let state = issue
+        .state
+        .as_deref()
+        .and_then(|id| project.states.iter().find(|s| s.id == id));
+    let labels = issue
+        .labels
+        .iter()
+        .filter_map(|id| {
+            world
+                .projects
+                .iter()
+                .flat_map(|p| p.labels.iter())
+                .find(|l| l.id == *id)
+        })
+        .map(label_lite)
+        .collect();
+    let assignees = issue
+        .assignees
+        .iter()
+        .filter_map(|id| world.user(id))
+        .map(user_lite)
+        .collect();
+    // QUIRK: the simulator keeps no ProseMirror document; an issue created through the API
+    // with only `description_html` has Plane's default `{}` here too.
+    let description_json = Json::obj();
+    // `Issue.save` strips the HTML on every save (`None` for an empty string).
+    let stripped = if issue.description_html.is_empty() {
+        Json::Null
+    } else {
+        Json::str(strip_tags(&issue.description_html))
+    };
+    Json::obj()
+        .with("id", Json::str(&issue.id))
+        .with("labels", Json::Arr(labels))
+        .with("assignees", Json::Arr(assignees))
+        .with("state", state.map_or(Json::Null, state_lite))
+        .with("description", description_json.clone())
+        .with("created_at", Json::opt_str(issue.created_at.as_deref()))
+        .with("updated_at", Json::opt_str(issue.updated_at.as_deref()))
+        .with("deleted_at", Json::opt_str(issue.deleted_at.as_deref()))
+        .with("point", Json::Null)
+        .with("name", Json::str(&issue.name))
+        .with("description_json", description_json)
+        .with("description_html", Json::str(&issue.description_html))
+        .with("description_stripped", stripped)
+        .with("description_binary", Json::Null)
+        .with("priority", Json::str(&issue.priority))
+        .with("start_date", Json::opt_str(issue.start_date.as_deref()))
+        .with("target_date", Json::opt_str(issue.target_date.as_deref()))
+        .with("sequence_id", Json::Int(issue.sequence_id))
+        .with("sort_order", Json::Float(issue.sort_order))
+        .with("completed_at", Json::opt_str(issue.completed_at.as_deref()))
+        .with("archived_at", Json::opt_str(issue.archived_at.as_deref()))
+        .with("is_draft", Json::Bool(issue.is_draft))
+        .with(
+            "external_source",
+            Json::opt_str(issue.external_source.as_deref()),
+        )
+        .with("external_id", Json::opt_str(issue.external_id.as_deref()))
+        .with("created_by", Json::opt_str(issue.created_by.as_deref()))
+        .with("updated_by", Json::opt_str(issue.updated_by.as_deref()))
+        .with("project", Json::str(&project.id))
+        .with("workspace", Json::str(&world.workspace_id))
+        .with("parent", Json::opt_str(issue.parent.as_deref()))
+        .with("estimate_point", Json::Null)
+        .with("type", Json::Null)
+}
+
+/// A project as Plane's webhook sender renders it: `ProjectSerializer` on a plain
+/// `Project.objects.get`, so the declared fields fed by the views' annotations
+/// (`total_members`, `total_cycles`, `total_modules`, `is_member`, `sort_order`,
+/// `member_role`, `is_deployed`) are skipped and `cover_image_url` (a model property) leads.
+/// Checked key for key against `tests/fixtures/plane/webhooks/*-0005.body`.
+pub(crate) fn project_for_webhook(world: &World, project: &SeedProject) -> Json {
+    let mut out = self::project(world, project, false, &Shape::default());
+    for annotation in [
+        "total_members",
+        "total_cycles",
+        "total_modules",
+        "is_member",
+        "sort_order",
+        "member_role",
+        "is_deployed",
+    ] {
+        out.remove(annotation);
+    }
+    out
+}
+
+/// Plane's `strip_tags` (`plane/utils/html_processor.py`): the text `html.parser.HTMLParser`
+/// hands to `handle_data` with `convert_charrefs=True` after one `feed` (no `close`). So tags,
+/// comments, declarations and processing instructions go; character references are decoded;
+/// a `<` that starts nothing is text; and what the parser still holds back at the end (an
+/// unfinished tag, or trailing text whose last `&` may begin an unfinished reference) is lost.
+/// QUIRK: only `amp`, `lt`, `gt`, `quot`, `apos` and `nbsp` of the HTML5 named references are
+/// decoded (others stay as written), numeric references in the C1 range are not remapped to
+/// windows-1252, and `<script>`/`<style>` contents are treated like any other text.
+pub(crate) fn strip_tags(html: &str) -> String {
+    let bytes = html.as_bytes();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < html.len() {
+        let Some(lt) = html[i..].find('<').map(|at| i + at) else {
+            // Trailing text: held back while its last `&` could still grow into a reference.
+            let tail = &html[i..];
+            let window = html.len().saturating_sub(34).max(i);
+            if let Some(amp) = html[window..].rfind('&').map(|at| window + at)
+                && !html[amp..].contains(|c: char| c.is_whitespace() || c == ';')
+            {
+                break;
+            }
+            out.push_str(&unescape(tail));
+            break;
+        };
+        out.push_str(&unescape(&html[i..lt]));
+        let next = bytes.get(lt + 1).copied();
+        let end = match next {
+            Some(b) if b.is_ascii_alphabetic() => tag_end(html, lt + 1),
+            Some(b'/') if bytes.get(lt + 2).is_some_and(u8::is_ascii_alphabetic) => {
+                tag_end(html, lt + 2)
+            }
+            Some(b'!') if html[lt..].starts_with("<!--") => {
+                html[lt + 4..].find("-->").map(|at| lt + 4 + at + 3)
+            }
+            Some(b'!' | b'?' | b'/') => html[lt..].find('>').map(|at| lt + at + 1),
+            Some(_) => {
+                out.push('<');
+                Some(lt + 1)
+            }
+            None => None,
+        };
+        match end {
+            Some(end) => i = end,
+            // An unfinished construct at the end stays in the parser's buffer.
+            None => break,
+        }
+    }
+    out
+}
+
+/// The end (past `>`) of a tag whose name starts at `from`, skipping quoted attribute values.
+fn tag_end(html: &str, from: usize) -> Option<usize> {
+    let mut quote = None;
+    for (at, c) in html[from..].char_indices() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '>') => return Some(from + at + 1),
+            (None, _) => {}
+        }
+    }
+    None
+}
+
+/// `html.unescape` for the references [`strip_tags`] knows.
+fn unescape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        let after = &rest[amp + 1..];
+        match reference(after) {
+            Some((decoded, used)) => {
+                out.push_str(&decoded);
+                rest = &after[used..];
+            }
+            None => {
+                out.push('&');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Decodes the reference at the start of `s` (just after `&`): its text and the bytes used.
+fn reference(s: &str) -> Option<(String, usize)> {
+    if let Some(num) = s.strip_prefix('#') {
+        let (digits, radix, skip) = match num.strip_prefix(['x', 'X']) {
+            Some(hex) => (hex, 16, 2),
+            None => (num, 10, 1),
+        };
+        let len = digits
+            .find(|c: char| !c.is_digit(radix))
+            .unwrap_or(digits.len());
+        if len == 0 {
+            return None;
+        }
+        let code = u32::from_str_radix(&digits[..len], radix).unwrap_or(u32::MAX);
+        let c = match code {
+            0 => '\u{FFFD}',
+            code => char::from_u32(code).unwrap_or('\u{FFFD}'),
+        };
+        let semicolon = usize::from(digits[len..].starts_with(';'));
+        return Some((c.to_string(), skip + len + semicolon));
+    }
+    const NAMED: [(&str, &str); 6] = [
+        ("amp", "&"),
+        ("lt", "<"),
+        ("gt", ">"),
+        ("quot", "\""),
+        ("apos", "'"),
+        ("nbsp", "\u{a0}"),
+    ];
+    NAMED.iter().find_map(|(name, text)| {
+        let after = s.strip_prefix(name)?;
+        if after.starts_with(';') {
+            Some(((*text).to_owned(), name.len() + 1))
+        } else if *name != "apos" {
+            // HTML5 also accepts these legacy names without the semicolon.
+            Some(((*text).to_owned(), name.len()))
+        } else {
+            None
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_tags;
+
+    #[test]
+    fn strip_tags_follows_pythons_html_parser() {
+        // Expected values from CPython 3's `html.parser` with Plane's MLStripper.
+        assert_eq!(strip_tags("<p></p>"), "");
+        assert_eq!(
+            strip_tags("<p>Users get logged out after <b>5 min</b>.</p>"),
+            "Users get logged out after 5 min."
+        );
+        assert_eq!(
+            strip_tags(
+                "<p class=\"x>y\">a &amp; b &lt;c&gt; &#233;&#x1F600; &nbsp;x</p>\
+                 <!-- hidden --><p>2 < 3</p>"
+            ),
+            "a & b <c> é😀 \u{a0}x2 < 3"
+        );
+        assert_eq!(strip_tags("<p>AT&T</p>"), "AT&T");
+        assert_eq!(strip_tags("AT&T"), "");
+        assert_eq!(strip_tags("plain"), "plain");
+        assert_eq!(strip_tags("<p>a</p>trailing <"), "atrailing ");
+    }
+}

@@ -38,6 +38,9 @@ pub struct Seed {
     pub token: String,
     /// Requests a minute for the key (Plane's `API_KEY_RATE_LIMIT`); `None` = unlimited.
     pub rate_limit_per_minute: Option<u32>,
+    /// The id of the workspace's one webhook (`webhook_id` of every delivery); generated when
+    /// empty, from its own namespace so it does not shift the other generated ids.
+    pub webhook_id: String,
     pub users: Vec<SeedUser>,
     pub projects: Vec<SeedProject>,
     pub issues: Vec<SeedIssue>,
@@ -51,6 +54,7 @@ impl Default for Seed {
             workspace_name: String::new(),
             token: DEFAULT_TOKEN.to_owned(),
             rate_limit_per_minute: None,
+            webhook_id: String::new(),
             users: Vec::new(),
             projects: Vec::new(),
             issues: Vec::new(),
@@ -62,6 +66,14 @@ impl Seed {
     /// Reads a seed from JSON text.
     pub fn from_json(text: &str) -> Result<Seed, serde_json::Error> {
         serde_json::from_str(text)
+    }
+
+    /// The world of the real Plane server the captures in `tests/fixtures/plane/` were taken
+    /// from (workspace `acme`, projects ALPHA and BETA, five work items, one of them deleted),
+    /// rebuilt from what the captures show: ids, names, timestamps. Tests add what later
+    /// captures saw (see `plane_sim_fidelity.rs` and the webhook tests).
+    pub fn lab() -> Seed {
+        Seed::from_json(include_str!("lab_seed.json")).expect("the lab seed parses")
     }
 
     /// Reads a seed file.
@@ -335,11 +347,14 @@ pub struct World {
     pub workspace_id: String,
     pub workspace_name: String,
     pub token: String,
+    /// The id of the workspace's webhook, in every delivery.
+    pub webhook_id: String,
     pub users: Vec<SeedUser>,
     pub projects: Vec<SeedProject>,
     pub issues: Vec<SeedIssue>,
     next_id: u64,
     last_micros: i64,
+    deliveries: u64,
 }
 
 impl World {
@@ -363,14 +378,19 @@ impl World {
             } else {
                 seed.token
             },
+            webhook_id: seed.webhook_id,
             users: Vec::new(),
             projects: Vec::new(),
             issues: Vec::new(),
             next_id: 0,
             last_micros: 0,
+            deliveries: 0,
         };
         if world.workspace_id.is_empty() {
             world.workspace_id = world.new_id();
+        }
+        if world.webhook_id.is_empty() {
+            world.webhook_id = generated_id(&format!("{}/webhook", world.workspace), 1);
         }
         let mut users = seed.users;
         if users.is_empty() {
@@ -649,6 +669,13 @@ impl World {
     pub fn new_id(&mut self) -> String {
         self.next_id += 1;
         generated_id(&self.workspace, self.next_id)
+    }
+
+    /// A fresh deterministic `X-Plane-Delivery` id, from a namespace of its own so deliveries
+    /// leave the ids of new objects alone.
+    pub(crate) fn new_delivery_id(&mut self) -> String {
+        self.deliveries += 1;
+        generated_id(&format!("{}/delivery", self.workspace), self.deliveries)
     }
 
     /// The simulated clock: the real time, but always after every timestamp in the world and

@@ -1,0 +1,282 @@
+//! The calendar-location cache: which calendar holds each project's events, as the last run
+//! found it. It only saves requests (a webhook run needs no discovery); it is never a source
+//! of truth. Every full `sync` rewrites it, a run that meets a failure drops the entry it used,
+//! and a cache that is missing, unreadable, for another configuration or pointing at another
+//! server is ignored.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::caldav;
+
+/// Largest cache file read; a real one holds one URL per project.
+const MAX_SIZE: u64 = 4 * 1024 * 1024;
+const VERSION: u32 = 1;
+
+/// What the cache file holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Contents {
+    version: u32,
+    /// The configuration it was written for (the file name is only a hash of it).
+    caldav_url: String,
+    caldav_username: String,
+    workspace: String,
+    /// Project id → calendar URL.
+    calendars: BTreeMap<String, String>,
+}
+
+/// The cache of one configuration.
+#[derive(Debug)]
+pub struct CalendarCache {
+    path: Option<PathBuf>,
+    contents: Contents,
+    dirty: bool,
+}
+
+impl CalendarCache {
+    /// Reads the cache at `path` for this configuration; anything unusable gives an empty one.
+    pub fn load(
+        path: Option<&Path>,
+        caldav_url: &str,
+        caldav_username: &str,
+        workspace: &str,
+    ) -> CalendarCache {
+        let empty = Contents {
+            version: VERSION,
+            caldav_url: caldav_url.to_string(),
+            caldav_username: caldav_username.to_string(),
+            workspace: workspace.to_string(),
+            calendars: BTreeMap::new(),
+        };
+        let contents = match path.map(|p| (p, read(p))) {
+            Some((_, Ok(None))) | None => empty,
+            Some((path, Ok(Some(found)))) => match check(found, &empty) {
+                Ok(contents) => contents,
+                Err(why) => {
+                    log::warn!("ignoring the cache {}: {why}", path.display());
+                    empty
+                }
+            },
+            Some((path, Err(why))) => {
+                log::warn!("ignoring the cache {}: {why}", path.display());
+                empty
+            }
+        };
+        CalendarCache {
+            path: path.map(Path::to_path_buf),
+            contents,
+            dirty: false,
+        }
+    }
+
+    /// The calendar that held `project`'s events at the last run.
+    pub fn calendar(&self, project: &str) -> Option<&str> {
+        self.contents.calendars.get(project).map(String::as_str)
+    }
+
+    /// Every calendar in the cache, each once.
+    pub fn calendars(&self) -> Vec<String> {
+        let mut all: Vec<String> = self.contents.calendars.values().cloned().collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    pub fn set(&mut self, project: &str, calendar: &str) {
+        if self.calendar(project) != Some(calendar) {
+            self.contents
+                .calendars
+                .insert(project.to_string(), calendar.to_string());
+            self.dirty = true;
+        }
+    }
+
+    pub fn remove(&mut self, project: &str) {
+        if self.contents.calendars.remove(project).is_some() {
+            self.dirty = true;
+        }
+    }
+
+    /// Forgets every entry (a full sync starts from what it found itself).
+    pub fn clear(&mut self) {
+        if !self.contents.calendars.is_empty() {
+            self.contents.calendars.clear();
+            self.dirty = true;
+        }
+    }
+
+    /// Writes the cache if it changed: a temp file in the same directory, then a rename, so a
+    /// reader never sees half a file. A failure is only a warning: the cache saves requests,
+    /// nothing more.
+    pub fn save(&mut self) {
+        let Some(path) = &self.path else { return };
+        if !self.dirty {
+            return;
+        }
+        match write(path, &self.contents) {
+            Ok(()) => self.dirty = false,
+            Err(error) => log::warn!("cannot write the cache {}: {error}", path.display()),
+        }
+    }
+}
+
+fn read(path: &Path) -> Result<Option<Contents>, String> {
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    let mut bytes = Vec::new();
+    use std::io::Read as _;
+    file.take(MAX_SIZE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_SIZE {
+        return Err(format!("larger than {MAX_SIZE} bytes"));
+    }
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| format!("not a calplanebot cache ({e})"))
+}
+
+/// A cache is used only for the configuration that wrote it, and only with URLs on the
+/// CalDAV server's own origin: a planted file must not send our credentials elsewhere.
+fn check(found: Contents, expected: &Contents) -> Result<Contents, String> {
+    if found.version != VERSION {
+        return Err(format!("version {} is not {VERSION}", found.version));
+    }
+    if (&found.caldav_url, &found.caldav_username, &found.workspace)
+        != (
+            &expected.caldav_url,
+            &expected.caldav_username,
+            &expected.workspace,
+        )
+    {
+        return Err("written for another configuration".into());
+    }
+    let origin = caldav::origin_of(&expected.caldav_url);
+    for (project, url) in &found.calendars {
+        if !crate::plane::is_uuid(project) {
+            return Err(format!("{project:?} is not a project id"));
+        }
+        if caldav::origin_of(url) != origin || !url.ends_with('/') {
+            return Err(format!("{url:?} is not a calendar on {origin}"));
+        }
+    }
+    Ok(found)
+}
+
+fn write(path: &Path, contents: &Contents) -> std::io::Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut temp = path.as_os_str().to_owned();
+    temp.push(format!(".{}.tmp", std::process::id()));
+    let temp = PathBuf::from(temp);
+    let result = (|| {
+        let mut file = std::fs::File::create(&temp)?;
+        file.write_all(&serde_json::to_vec_pretty(contents).map_err(std::io::Error::other)?)?;
+        file.write_all(b"\n")?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROJECT: &str = "8063616e-4508-4635-b20d-f71dd7c779d3";
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "calplanebot-cache-test-{name}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn load(path: &Path) -> CalendarCache {
+        CalendarCache::load(Some(path), "https://dav.example/", "bot", "acme")
+    }
+
+    #[test]
+    fn what_is_saved_is_loaded_back() {
+        let dir = temp_dir("roundtrip");
+        let path = dir.join("sub").join("calendars.json");
+        let mut cache = load(&path);
+        assert_eq!(cache.calendar(PROJECT), None);
+        cache.set(PROJECT, "https://dav.example/bot/plane-x/");
+        cache.save();
+        let again = load(&path);
+        assert_eq!(
+            again.calendar(PROJECT),
+            Some("https://dav.example/bot/plane-x/")
+        );
+        assert_eq!(again.calendars(), vec!["https://dav.example/bot/plane-x/"]);
+        let leftovers: Vec<_> = std::fs::read_dir(dir.join("sub"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(leftovers.len(), 1, "no temp file is left: {leftovers:?}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_cache_of_another_configuration_or_server_is_ignored() {
+        let dir = temp_dir("foreign");
+        let path = dir.join("calendars.json");
+        let mut cache = load(&path);
+        cache.set(PROJECT, "https://dav.example/bot/plane-x/");
+        cache.save();
+        let other_user = CalendarCache::load(Some(&path), "https://dav.example/", "eve", "acme");
+        assert_eq!(other_user.calendar(PROJECT), None);
+
+        let planted = serde_json::json!({
+            "version": 1, "caldav_url": "https://dav.example/", "caldav_username": "bot",
+            "workspace": "acme", "calendars": {PROJECT: "https://evil.example/steal/"}
+        });
+        std::fs::write(&path, planted.to_string()).unwrap();
+        assert_eq!(load(&path).calendar(PROJECT), None);
+
+        for garbage in ["", "{", "[1,2]", "{\"version\": 99}"] {
+            std::fs::write(&path, garbage).unwrap();
+            assert_eq!(load(&path).calendar(PROJECT), None, "{garbage:?}");
+        }
+        std::fs::write(&path, vec![b' '; (MAX_SIZE + 10) as usize]).unwrap();
+        assert_eq!(load(&path).calendar(PROJECT), None);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn no_path_means_no_cache_and_no_file() {
+        let mut cache = CalendarCache::load(None, "https://dav.example/", "bot", "acme");
+        cache.set(PROJECT, "https://dav.example/bot/plane-x/");
+        cache.save();
+        assert_eq!(
+            cache.calendar(PROJECT),
+            Some("https://dav.example/bot/plane-x/")
+        );
+    }
+
+    #[test]
+    fn an_unwritable_cache_is_only_a_warning() {
+        let dir = temp_dir("unwritable");
+        let blocker = dir.join("file");
+        std::fs::write(&blocker, "x").unwrap();
+        let mut cache = load(&blocker.join("calendars.json"));
+        cache.set(PROJECT, "https://dav.example/bot/plane-x/");
+        cache.save();
+        assert!(cache.dirty, "still unsaved");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,763 @@
+//! `calplanebot webhook`: one Plane webhook delivery (on stdin) → a targeted reconcile of the
+//! one issue or project it is about.
+//!
+//! The delivery is only a hint (plane-api.md §7): its signature is checked, then the issue is
+//! read fresh from Plane and exactly its one event is created, updated or deleted through the
+//! same plan and apply as `sync`. In the common case that costs one Plane request and two
+//! CalDAV requests (GET the event, PUT it); the calendar comes from the cache the last run
+//! left (see `cache`), so no discovery and no listing. Runs serialise on the sync's lock, and
+//! each one compares fresh state, so a burst of deliveries for one edit ends in one write.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Read as _;
+use std::time::Instant;
+
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+
+use crate::cache::CalendarCache;
+use crate::caldav::{self, DavClient, StoredEvent};
+use crate::cli::WebhookArgs;
+use crate::config::{Config, Secret};
+use crate::event::{self, MappingContext};
+use crate::exit::Status;
+use crate::plan::{ActualEvent, CalendarJob, CalendarState, CalendarTarget, ProjectScope};
+use crate::plane::{self, IssueItem, PlaneClient, Project, ProjectIssues};
+use crate::render::Report;
+use crate::sync::{self, Abort, Options, Selection};
+
+/// Largest delivery accepted. Plane sends the whole issue, description included; a real one is
+/// a few kB.
+pub const MAX_BODY: u64 = 16 * 1024 * 1024;
+
+// ---------------------------------------------------------------------------------------------
+// The delivery (pure): signature and payload.
+// ---------------------------------------------------------------------------------------------
+
+/// Why a delivery's signature is refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error(
+        "the delivery has no signature (the X-Plane-Signature header, given as --signature or PLANE_WEBHOOK_SIGNATURE)"
+    )]
+    Missing,
+    #[error("the delivery's signature is not 64 hexadecimal digits")]
+    Malformed,
+    #[error(
+        "the delivery's signature does not match its body: it was not sent by this Plane webhook, was altered, or PLANE_WEBHOOK_SECRET is not this webhook's secret"
+    )]
+    Mismatch,
+}
+
+/// Checks `X-Plane-Signature`: lowercase hex HMAC-SHA256 of the raw body bytes, keyed with the
+/// webhook's secret (plane-api.md §7), compared in constant time.
+pub fn verify_signature(
+    secret: &Secret,
+    body: &[u8],
+    signature: Option<&str>,
+) -> Result<(), SignatureError> {
+    let signature = signature
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .ok_or(SignatureError::Missing)?;
+    let expected = decode_hex(signature).ok_or(SignatureError::Malformed)?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes())
+        .expect("HMAC takes a key of any length");
+    mac.update(body);
+    mac.verify_slice(&expected)
+        .map_err(|_| SignatureError::Mismatch)
+}
+
+/// 64 hex digits → 32 bytes.
+fn decode_hex(text: &str) -> Option<[u8; 32]> {
+    let digits = text.as_bytes();
+    if digits.len() != 64 {
+        return None;
+    }
+    let value = |d: u8| (d as char).to_digit(16).map(|v| v as u8);
+    let mut out = [0u8; 32];
+    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        *byte = value(pair[0])? << 4 | value(pair[1])?;
+    }
+    Some(out)
+}
+
+/// What a delivery says happened. Plane sends `created`/`updated`/`deleted`; older versions
+/// sent `create`/`update`/`delete` (plane-api.md §7).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    Created,
+    Updated,
+    Deleted,
+    Other(String),
+}
+
+impl Action {
+    /// For the log.
+    pub fn name(&self) -> &str {
+        match self {
+            Action::Created => "created",
+            Action::Updated => "updated",
+            Action::Deleted => "deleted",
+            Action::Other(other) => other,
+        }
+    }
+
+    fn parse(action: &str) -> Action {
+        match action {
+            "created" | "create" => Action::Created,
+            "updated" | "update" => Action::Updated,
+            "deleted" | "delete" => Action::Deleted,
+            other => Action::Other(other.chars().take(64).collect()),
+        }
+    }
+}
+
+/// One delivery, as far as calplanebot cares.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// An issue changed: `project` is known for created/updated (the full issue is in the
+    /// payload), absent for deleted (`data` is only `{"id": …}`).
+    Issue {
+        action: Action,
+        id: String,
+        project: Option<String>,
+    },
+    Project {
+        action: Action,
+        id: String,
+    },
+    /// `cycle`, `module`, `issue_comment`, or anything newer: nothing to do.
+    Ignored {
+        event: String,
+    },
+}
+
+/// Reads a delivery body. Only the envelope and the ids are used; the rest of the payload is a
+/// hint that is never trusted (the issue is read fresh from Plane).
+pub fn parse_delivery(body: &[u8]) -> Result<Delivery, String> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("the delivery is not JSON: {e}"))?;
+    let object = value
+        .as_object()
+        .ok_or("the delivery is not a JSON object")?;
+    let event = object
+        .get("event")
+        .and_then(Value::as_str)
+        .ok_or("the delivery has no \"event\"")?;
+    if event != "issue" && event != "project" {
+        return Ok(Delivery::Ignored {
+            event: event.chars().take(64).collect(),
+        });
+    }
+    let action = Action::parse(object.get("action").and_then(Value::as_str).unwrap_or(""));
+    let data = object
+        .get("data")
+        .and_then(Value::as_object)
+        .ok_or("the delivery has no \"data\" object")?;
+    let id = data
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|id| plane::is_uuid(id))
+        .ok_or("the delivery's data.id is missing or not a UUID")?
+        .to_string();
+    if event == "project" {
+        return Ok(Delivery::Project { action, id });
+    }
+    let project = match data.get("project") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(p)) if plane::is_uuid(p) => Some(p.clone()),
+        Some(Value::Object(p)) => match p.get("id").and_then(Value::as_str) {
+            Some(p) if plane::is_uuid(p) => Some(p.to_string()),
+            _ => return Err("the delivery's data.project.id is not a UUID".into()),
+        },
+        Some(_) => return Err("the delivery's data.project is not a UUID".into()),
+    };
+    Ok(Delivery::Issue {
+        action,
+        id,
+        project,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run.
+// ---------------------------------------------------------------------------------------------
+
+pub fn run(config: &Config, args: &WebhookArgs) -> Status {
+    let delivery_id = args
+        .delivery
+        .as_deref()
+        .map(|d| {
+            d.chars()
+                .filter(|c| c.is_ascii_graphic())
+                .take(64)
+                .collect::<String>()
+        })
+        .unwrap_or_else(|| "(no id)".into());
+    let body = match read_body(std::io::stdin().lock()) {
+        Ok(body) => body,
+        Err(why) => {
+            log::error!("delivery {delivery_id} rejected: {why}; nothing was fetched or written");
+            return Status::Rejected;
+        }
+    };
+    match &config.webhook_secret {
+        Some(secret) => {
+            if let Err(why) = verify_signature(secret, &body, args.signature.as_deref()) {
+                log::error!(
+                    "delivery {delivery_id} rejected: {why}; nothing was fetched or written"
+                );
+                return Status::Rejected;
+            }
+        }
+        None => log::warn!(
+            "PLANE_WEBHOOK_SECRET is not set: the signature of delivery {delivery_id} is not checked, so anyone who can reach the webhook can trigger runs (set it to the secret Plane showed when the webhook was created)"
+        ),
+    }
+    let delivery = match parse_delivery(&body) {
+        Ok(delivery) => delivery,
+        Err(why) => {
+            log::error!("delivery {delivery_id} rejected: {why}; nothing was fetched or written");
+            return Status::Rejected;
+        }
+    };
+    let options = Options {
+        dry_run: args.dry_run,
+        format: args.format,
+        guard: crate::plan::GuardLimits {
+            max_delete: args.guard.max_delete,
+            max_percent: args.guard.max_delete_percent,
+            force: false,
+        },
+    };
+    match delivery {
+        Delivery::Ignored { event } => {
+            log::info!("delivery {delivery_id}: event {event:?} does not concern calendars");
+            Status::Success
+        }
+        Delivery::Project {
+            action: Action::Deleted,
+            id,
+        } => {
+            log::warn!(
+                "delivery {delivery_id}: project {id} was deleted in Plane; calplanebot deletes nothing for it (a webhook never wipes a calendar past the deletion guard): its calendar and events stay until you remove them"
+            );
+            Status::Success
+        }
+        Delivery::Project { action, id } => {
+            log::info!(
+                "delivery {delivery_id}: project {id} {}: reconciling the project",
+                action.name()
+            );
+            sync::reconcile(config, &options, &Selection::Hinted(id))
+        }
+        Delivery::Issue {
+            action,
+            id,
+            project,
+        } => {
+            log::info!("delivery {delivery_id}: work item {id} {}", action.name());
+            reconcile_issue(config, &options, &id, project.as_deref())
+        }
+    }
+}
+
+/// The body, up to [`MAX_BODY`] bytes.
+fn read_body(input: impl std::io::Read) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    input
+        .take(MAX_BODY + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| format!("cannot read the delivery from stdin: {e}"))?;
+    if body.len() as u64 > MAX_BODY {
+        return Err(format!("the delivery is larger than {MAX_BODY} bytes"));
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err("the delivery is empty (it is read from stdin)".into());
+    }
+    Ok(body)
+}
+
+/// One issue: read it fresh, find its one event, plan and apply that one change.
+fn reconcile_issue(config: &Config, options: &Options, id: &str, project: Option<&str>) -> Status {
+    let started = Instant::now();
+    let _lock = match sync::lock(config, options.dry_run) {
+        Ok(lock) => lock,
+        Err(status) => return status,
+    };
+    let (plane, dav) = sync::clients(config);
+    let mut cache = sync::load_cache(config);
+    let report = Report {
+        dry_run: options.dry_run,
+        ..Report::default()
+    };
+    let gathered = match gather_issue(config, &plane, &dav, &mut cache, id, project) {
+        Ok(gathered) => gathered,
+        Err(abort) => {
+            log::error!("{abort}");
+            log::error!("nothing was changed");
+            return abort.status();
+        }
+    };
+    let jobs: Vec<CalendarJob> = gathered.job.into_iter().collect();
+    let (status, report) = sync::finish(config, options, &jobs, &plane, &dav, report, started);
+    if config.caldav_calendar_url.is_none() && !options.dry_run {
+        if report.failures.is_empty() {
+            if gathered.discovered {
+                sync::remember_calendars(&mut cache, &jobs, &report);
+            }
+        } else {
+            // The cached calendar may be gone: the next run discovers again.
+            for scope in jobs.iter().flat_map(|j| &j.scopes) {
+                cache.remove(&scope.project.id);
+            }
+        }
+        cache.save();
+    }
+    status
+}
+
+/// The one calendar job of a webhook run, or none when there is nothing to look at.
+struct Gathered {
+    job: Option<CalendarJob>,
+    /// The calendar was found by discovery (not the cache): remember it.
+    discovered: bool,
+}
+
+fn gather_issue(
+    config: &Config,
+    plane: &PlaneClient,
+    dav: &DavClient,
+    cache: &mut CalendarCache,
+    id: &str,
+    project: Option<&str>,
+) -> Result<Gathered, Abort> {
+    let nothing = Gathered {
+        job: None,
+        discovered: false,
+    };
+    // Where the event is, when the delivery does not say (an issue deletion).
+    let (project_id, mut located) = match project {
+        Some(project) => (project.to_string(), None),
+        None => match locate(config, dav, cache, id)? {
+            Some((calendar, stored, project)) => (project, Some((calendar, stored))),
+            None => {
+                log::info!("no event of work item {id} in any calendar: nothing to do");
+                return Ok(nothing);
+            }
+        },
+    };
+    let fresh = plane.issue_with_project(&project_id, id)?;
+    let (issue, project) = match fresh {
+        Some((IssueItem::Dated(issue), project)) => (Some(issue), project),
+        Some((IssueItem::Undated { .. }, project)) => (None, project),
+        None => {
+            log::info!(
+                "Plane answers 404 for work item {id} of project {project_id} (deleted, archived, or its project archived): its event goes"
+            );
+            (
+                None,
+                Project {
+                    id: project_id.clone(),
+                    identifier: String::new(),
+                    name: String::new(),
+                },
+            )
+        }
+        Some((IssueItem::Invalid { reason, .. }, _)) => {
+            return Err(Abort::Usage(format!(
+                "work item {id} of project {project_id} could not be read ({reason}); its event is kept"
+            )));
+        }
+    };
+    let known_name = !project.name.is_empty();
+    let displayname = known_name.then(|| sync::calendar_displayname(&project));
+    let mut discovered = false;
+    let target = if let Some(url) = &config.caldav_calendar_url {
+        CalendarTarget {
+            url: caldav::with_slash(url.clone()),
+            displayname: None,
+            state: CalendarState::Exists { displayname: None },
+        }
+    } else if let Some((calendar, _)) = &located {
+        existing(calendar, displayname)
+    } else if let Some(calendar) = cache.calendar(&project.id) {
+        existing(calendar, displayname)
+    } else {
+        discovered = true;
+        let home = dav.discover_home(&config.caldav_url)?;
+        let calendars = dav.calendars(&home)?;
+        let issues = ProjectIssues {
+            issues: issue.iter().cloned().collect(),
+            ..ProjectIssues::default()
+        };
+        let mut targets =
+            sync::project_calendars(dav, &home, &calendars, &[(project.clone(), issues)])?;
+        let target = targets.pop().expect("one target per project");
+        if target.state == CalendarState::Missing && issue.is_none() {
+            log::info!("no calendar for project {project_id} and no event wanted: nothing to do");
+            return Ok(nothing);
+        }
+        if !known_name {
+            // Never rename a calendar to a name this run does not know.
+            CalendarTarget {
+                displayname: None,
+                ..target
+            }
+        } else {
+            target
+        }
+    };
+    let stored: Option<StoredEvent> = match located.take() {
+        Some((_, stored)) => Some(stored),
+        None if target.state == CalendarState::Missing => None,
+        None => dav.get(&format!("{}{}", target.url, event::resource_name(id)))?,
+    };
+    let ctx = MappingContext {
+        workspace_slug: &config.workspace_slug,
+        web_url: &config.plane_web_url,
+    };
+    let scope = |project: Project| ProjectScope {
+        project,
+        // The issue was read by id just now: Plane's answer is complete for it.
+        deletions: Ok(()),
+        keep: HashSet::new(),
+        listed_nothing: false,
+    };
+    let mut scopes = vec![scope(project.clone())];
+    // An event still marked with the project the issue was in before a move is this issue's
+    // event all the same (the issue id is unique in the workspace).
+    if let Some(mark) = stored
+        .as_ref()
+        .and_then(|s| event::read_event(&s.data).ok())
+        .and_then(|fields| fields.project)
+        .filter(|mark| *mark != project.id && plane::is_uuid(mark))
+    {
+        scopes.push(scope(Project {
+            id: mark,
+            identifier: String::new(),
+            name: String::new(),
+        }));
+    }
+    let mut desired = BTreeMap::new();
+    if let Some(issue) = &issue {
+        desired.insert(
+            issue.id.clone(),
+            event::desired_event(issue, &project, &ctx),
+        );
+    }
+    let mut actual = BTreeMap::new();
+    if let Some(stored) = stored {
+        actual.insert(
+            id.to_string(),
+            ActualEvent {
+                url: stored.url,
+                etag: stored.etag,
+                data: stored.data,
+            },
+        );
+    }
+    Ok(Gathered {
+        job: Some(CalendarJob {
+            target,
+            scopes,
+            desired,
+            actual,
+        }),
+        discovered,
+    })
+}
+
+/// A calendar known to exist; it keeps its name (a project webhook renames calendars).
+fn existing(url: &str, displayname: Option<String>) -> CalendarTarget {
+    CalendarTarget {
+        url: url.to_string(),
+        displayname: displayname.clone(),
+        state: CalendarState::Exists { displayname },
+    }
+}
+
+/// Finds the event of issue `id` when the delivery names no project: in the single calendar,
+/// else in the cached calendars, else in every calplanebot calendar of the home. Returns the
+/// calendar, the event and the project its scope mark names; only an event calplanebot owns
+/// in this workspace counts.
+fn locate(
+    config: &Config,
+    dav: &DavClient,
+    cache: &CalendarCache,
+    id: &str,
+) -> Result<Option<(String, StoredEvent, String)>, Abort> {
+    let name = event::resource_name(id);
+    let look = |calendar: &str| -> Result<Option<(String, StoredEvent, String)>, Abort> {
+        let Some(stored) = dav.get(&format!("{calendar}{name}"))? else {
+            return Ok(None);
+        };
+        let Ok(fields) = event::read_event(&stored.data) else {
+            return Ok(None);
+        };
+        let ours = fields.uid == event::uid_for(id)
+            && fields.workspace.as_deref() == Some(config.workspace_slug.as_str());
+        match fields.project {
+            Some(project) if ours && plane::is_uuid(&project) => {
+                Ok(Some((calendar.to_string(), stored, project)))
+            }
+            _ => Ok(None),
+        }
+    };
+    if let Some(url) = &config.caldav_calendar_url {
+        return look(&caldav::with_slash(url.clone()));
+    }
+    let tried = cache.calendars();
+    for calendar in &tried {
+        if let Some(found) = look(calendar)? {
+            return Ok(Some(found));
+        }
+    }
+    let home = dav.discover_home(&config.caldav_url)?;
+    for calendar in dav.calendars(&home)? {
+        let plane_calendar = calendar
+            .displayname
+            .as_deref()
+            .is_some_and(|n| n.starts_with("Plane: "))
+            || caldav::xml::href_path(&calendar.url)
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .is_some_and(|n| n.starts_with("plane-"));
+        if plane_calendar
+            && !tried.contains(&calendar.url)
+            && let Some(found) = look(&calendar.url)?
+        {
+            return Ok(Some(found));
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!(
+            "{}/tests/fixtures/plane/webhooks/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn captured_signature(name: &str) -> String {
+        let headers: Value =
+            serde_json::from_slice(&fixture(&format!("{name}.headers.json"))).unwrap();
+        headers["headers"]["X-Plane-Signature"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    const LAB_SECRET: &str = "plane_wh_lab0000000000000000000000000000001";
+
+    /// The test vector of plane-api.md §7 (computed with Python's json and hmac).
+    const VECTOR_SECRET: &str = "plane_wh_00000000000000000000000000000000";
+    const VECTOR_BODY: &str = r#"{"event": "project", "action": "deleted", "webhook_id": "11111111-1111-1111-1111-111111111111", "workspace_id": "22222222-2222-2222-2222-222222222222", "data": {"id": "33333333-3333-3333-3333-333333333333"}, "activity": {"field": null, "new_value": null, "old_value": null, "actor": {"id": "44444444-4444-4444-4444-444444444444", "display_name": "J\u00f6rg"}, "old_identifier": null, "new_identifier": null}}"#;
+    const VECTOR_SIGNATURE: &str =
+        "05b96e3800fbe1e0ce619ae0111fbb41e69a94089b57bf121079ad27a4e38554";
+
+    #[test]
+    fn the_plane_api_test_vector_verifies() {
+        let secret = Secret::new(VECTOR_SECRET);
+        assert_eq!(
+            verify_signature(&secret, VECTOR_BODY.as_bytes(), Some(VECTOR_SIGNATURE)),
+            Ok(())
+        );
+        assert_eq!(
+            parse_delivery(VECTOR_BODY.as_bytes()),
+            Ok(Delivery::Project {
+                action: Action::Deleted,
+                id: "33333333-3333-3333-3333-333333333333".into()
+            })
+        );
+    }
+
+    #[test]
+    fn a_one_byte_change_to_the_body_fails() {
+        let secret = Secret::new(VECTOR_SECRET);
+        let body = VECTOR_BODY.as_bytes();
+        for position in [0, body.len() / 2, body.len() - 1] {
+            let mut altered = body.to_vec();
+            altered[position] ^= 0x01;
+            assert_eq!(
+                verify_signature(&secret, &altered, Some(VECTOR_SIGNATURE)),
+                Err(SignatureError::Mismatch),
+                "byte {position}"
+            );
+        }
+        let mut longer = body.to_vec();
+        longer.push(b' ');
+        assert_eq!(
+            verify_signature(&secret, &longer, Some(VECTOR_SIGNATURE)),
+            Err(SignatureError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn a_signature_of_the_wrong_length_or_form_fails() {
+        let secret = Secret::new(VECTOR_SECRET);
+        let body = VECTOR_BODY.as_bytes();
+        for bad in [
+            &VECTOR_SIGNATURE[..63],
+            &VECTOR_SIGNATURE[..62],
+            "",
+            "   ",
+            "05",
+            "zz96e3800fbe1e0ce619ae0111fbb41e69a94089b57bf121079ad27a4e38554",
+            "sha256=05b96e3800fbe1e0ce619ae0111fbb41e69a94089b57bf121079ad27a4e38554",
+            "05b96e3800fbe1e0ce619ae0111fbb41e69a94089b57bf121079ad27a4e3855400",
+            "05b96e3800fbe1e0ce619ae0111fbb41e69a94089b57bf121079ad27a4e3855é",
+        ] {
+            let result = verify_signature(&secret, body, Some(bad));
+            assert!(
+                matches!(
+                    result,
+                    Err(SignatureError::Malformed | SignatureError::Missing)
+                ),
+                "{bad:?} gave {result:?}"
+            );
+        }
+        assert_eq!(
+            verify_signature(&secret, body, None),
+            Err(SignatureError::Missing)
+        );
+        // The right digest under another key.
+        assert_eq!(
+            verify_signature(&Secret::new("other"), body, Some(VECTOR_SIGNATURE)),
+            Err(SignatureError::Mismatch)
+        );
+        // Upper-case hex is the same digest.
+        assert_eq!(
+            verify_signature(&secret, body, Some(&VECTOR_SIGNATURE.to_ascii_uppercase())),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn every_captured_delivery_verifies_and_parses() {
+        let secret = Secret::new(LAB_SECRET);
+        let issue = "006c0b3e-e09a-4824-a12d-e7e673cdfda2";
+        let project = "8063616e-4508-4635-b20d-f71dd7c779d3";
+        for (name, want) in [
+            (
+                "1795319269894-0001",
+                Delivery::Issue {
+                    action: Action::Created,
+                    id: issue.into(),
+                    project: Some(project.into()),
+                },
+            ),
+            (
+                "1795319272980-0002",
+                Delivery::Issue {
+                    action: Action::Updated,
+                    id: issue.into(),
+                    project: Some(project.into()),
+                },
+            ),
+            (
+                "1795319273014-0003",
+                Delivery::Issue {
+                    action: Action::Updated,
+                    id: issue.into(),
+                    project: Some(project.into()),
+                },
+            ),
+            (
+                "1795319377232-0005",
+                Delivery::Project {
+                    action: Action::Created,
+                    id: "bcefa3a3-ead4-4c43-b915-d3966e01acac".into(),
+                },
+            ),
+        ] {
+            let body = fixture(&format!("{name}.body"));
+            assert_eq!(
+                verify_signature(&secret, &body, Some(&captured_signature(name))),
+                Ok(()),
+                "{name}"
+            );
+            assert_eq!(parse_delivery(&body), Ok(want), "{name}");
+        }
+    }
+
+    #[test]
+    fn old_and_new_action_names_and_the_delete_payload() {
+        let id = "33333333-3333-3333-3333-333333333333";
+        for (action, want) in [
+            ("created", Action::Created),
+            ("create", Action::Created),
+            ("updated", Action::Updated),
+            ("update", Action::Updated),
+            ("deleted", Action::Deleted),
+            ("delete", Action::Deleted),
+            ("archived", Action::Other("archived".into())),
+        ] {
+            let body = format!(r#"{{"event":"issue","action":"{action}","data":{{"id":"{id}"}}}}"#);
+            assert_eq!(
+                parse_delivery(body.as_bytes()),
+                Ok(Delivery::Issue {
+                    action: want,
+                    id: id.into(),
+                    project: None
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn other_events_are_ignored_without_reading_their_data() {
+        for event in ["cycle", "module", "issue_comment", "intake"] {
+            let body = format!(r#"{{"event":"{event}","action":"created","data":null}}"#);
+            assert_eq!(
+                parse_delivery(body.as_bytes()),
+                Ok(Delivery::Ignored {
+                    event: event.into()
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_deliveries_are_clear_errors() {
+        for (body, says) in [
+            ("", "not JSON"),
+            ("{", "not JSON"),
+            ("[]", "not a JSON object"),
+            (r#"{"action":"created"}"#, "no \"event\""),
+            (r#"{"event":"issue","action":"created"}"#, "no \"data\""),
+            (
+                r#"{"event":"issue","action":"created","data":{"id":"../../etc"}}"#,
+                "not a UUID",
+            ),
+            (
+                r#"{"event":"issue","data":{"id":"33333333-3333-3333-3333-333333333333","project":"x/../y"}}"#,
+                "data.project",
+            ),
+            (
+                r#"{"event":"project","data":{"id":42}}"#,
+                "data.id is missing or not a UUID",
+            ),
+        ] {
+            let error = parse_delivery(body.as_bytes()).expect_err(body);
+            assert!(error.contains(says), "{body}: {error}");
+        }
+    }
+
+    #[test]
+    fn the_body_is_capped_and_must_not_be_empty() {
+        assert!(read_body(&b"{}"[..]).is_ok());
+        assert!(read_body(&b" \n"[..]).unwrap_err().contains("empty"));
+        let huge = std::io::repeat(b' ').take(MAX_BODY + 1);
+        assert!(read_body(huge).unwrap_err().contains("larger than"));
+    }
+}
