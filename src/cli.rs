@@ -47,6 +47,17 @@ pub enum Command {
     /// PLANE_WEBHOOK_SECRET is set.
     #[command(after_help = HELP_TABLE)]
     Webhook(WebhookArgs),
+    /// Check the configuration, the Plane token and workspace, and the CalDAV server (reachable,
+    /// credentials, discovery, a usable calendar home or calendar); writes nothing. Exit 0 only
+    /// when every check passes.
+    Check,
+    /// Print a shell completion script (bash, zsh, fish, elvish or powershell) to stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout, e.g. `calplanebot man > calplanebot.1`.
+    Man,
 }
 
 #[derive(Debug, Args)]
@@ -66,6 +77,16 @@ pub struct SyncArgs {
     /// Apply deletions even when the deletion guard would refuse them.
     #[arg(long)]
     pub force_delete: bool,
+
+    /// With --dry-run: exit with status 7 when the plan has changes (like `git diff
+    /// --exit-code`), for CI jobs that watch for drift.
+    #[arg(long, requires = "dry_run")]
+    pub exit_code: bool,
+
+    /// Write the run's metrics for the node-exporter textfile collector to this file
+    /// (atomically; the consecutive-failure counter is read back from it).
+    #[arg(long, env = "CALPLANEBOT_METRICS_FILE", value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
 
     #[command(flatten)]
     pub guard: GuardArgs,
@@ -303,6 +324,25 @@ where
         }
     };
     init_logging(cli.verbose, cli.quiet);
+    match &cli.command {
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut command, "calplanebot", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Command::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            return match clap_mangen::Man::new(command).render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    log::error!("cannot write the man page: {error}");
+                    Status::Usage.into()
+                }
+            };
+        }
+        Command::Check => return crate::check::run(&cli.connection, &cli.behaviour).into(),
+        Command::Sync(_) | Command::Webhook(_) => {}
+    }
     let config = match Config::from_args(&cli.connection, &cli.behaviour) {
         Ok(config) => config,
         Err(err) => {
@@ -313,6 +353,9 @@ where
     let status = match &cli.command {
         Command::Sync(args) => crate::sync::run(&config, args),
         Command::Webhook(args) => crate::webhook::run(&config, args),
+        Command::Check | Command::Completions { .. } | Command::Man => {
+            unreachable!("handled before the configuration is built")
+        }
     };
     status.into()
 }

@@ -26,6 +26,8 @@ pub enum Status {
     /// `webhook`: the delivery's signature is missing or wrong (or the delivery is not one
     /// calplanebot can read); nothing was fetched, nothing written.
     Rejected,
+    /// `sync --dry-run --exit-code`: the plan has changes (nothing was written).
+    Pending,
 }
 
 impl Status {
@@ -38,6 +40,7 @@ impl Status {
             Status::LockBusy => 4,
             Status::Unavailable => 5,
             Status::Rejected => 6,
+            Status::Pending => 7,
         }
     }
 }
@@ -60,4 +63,5 @@ Exit status:
   5  a server could not be reached or refused the credentials; nothing was changed
   6  webhook: the delivery was rejected (missing or wrong signature, or not a
      Plane delivery); nothing was fetched or written
+  7  sync --dry-run --exit-code: the plan has changes (nothing was written)
 When both 1 and 3 apply, the status is 1.";

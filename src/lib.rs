@@ -8,6 +8,7 @@
 
 pub mod apply;
 pub mod cache;
+pub mod check;
 pub mod caldav;
 pub mod cli;
 pub mod config;
