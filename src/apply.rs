@@ -44,7 +44,9 @@ pub fn apply(dav: &DavClient, plan: &Plan, workspace: &str, report: &mut Report)
             }
         }
     }
+    let bar = crate::progress::bar(plan.changes.len(), "CalDAV");
     for change in &plan.changes {
+        bar.inc(1);
         let in_broken_calendar = broken_calendars
             .iter()
             .any(|calendar| change.url().starts_with(calendar.as_str()));
@@ -59,7 +61,7 @@ pub fn apply(dav: &DavClient, plan: &Plan, workspace: &str, report: &mut Report)
             Ok(Applied::Deleted) => report.deleted += 1,
             Ok(Applied::AlreadyDone) => report.unchanged += 1,
             Err(error) => {
-                log::error!("{} {}: {error}", action_name(change), change.url());
+                bar.suspend(|| log::error!("{} {}: {error}", action_name(change), change.url()));
                 report.failures.push(Failure {
                     url: change.url().to_string(),
                     action: action_name(change).into(),
@@ -68,6 +70,7 @@ pub fn apply(dav: &DavClient, plan: &Plan, workspace: &str, report: &mut Report)
             }
         }
     }
+    bar.finish_and_clear();
 }
 
 /// What a change turned out to be once carried out: a 412 or a UID conflict can turn a

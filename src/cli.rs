@@ -331,8 +331,7 @@ where
             return ExitCode::SUCCESS;
         }
         Command::Man => {
-            let command = <Cli as clap::CommandFactory>::command();
-            return match clap_mangen::Man::new(command).render(&mut std::io::stdout()) {
+            return match man_page(&mut std::io::stdout()) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     log::error!("cannot write the man page: {error}");
@@ -360,6 +359,68 @@ where
     status.into()
 }
 
+/// The man page: clap_mangen's sections plus an ENVIRONMENT section listing every variable
+/// (clap_mangen does not show `env`), in the order of `--help`.
+fn man_page(out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let command = <Cli as clap::CommandFactory>::command();
+    let man = clap_mangen::Man::new(command.clone());
+    man.render_title(out)?;
+    man.render_name_section(out)?;
+    man.render_synopsis_section(out)?;
+    man.render_description_section(out)?;
+    man.render_options_section(out)?;
+    man.render_subcommands_section(out)?;
+    writeln!(out, ".SH ENVIRONMENT")?;
+    let mut seen = std::collections::BTreeSet::new();
+    let arguments = command
+        .get_arguments()
+        .chain(command.get_subcommands().flat_map(|c| c.get_arguments()));
+    for argument in arguments {
+        let Some(variable) = argument.get_env().and_then(|v| v.to_str()) else {
+            continue;
+        };
+        if !seen.insert(variable.to_string()) {
+            continue;
+        }
+        let help = argument
+            .get_help()
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        let flag = argument
+            .get_long()
+            .map(|l| format!(" (\\fB\\-\\-{}\\fR)", l.replace('-', "\\-")))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            ".TP\n\\fB{}\\fR{flag}\n{}",
+            roff_text(variable),
+            roff_text(&help)
+        )?;
+    }
+    writeln!(
+        out,
+        ".TP\n\\fBRUST_LOG\\fR\nLog filter on stderr (overrides \\fB\\-v\\fR and \\fB\\-q\\fR)."
+    )?;
+    man.render_extra_section(out)?;
+    man.render_version_section(out)
+}
+
+/// Text for a roff paragraph: backslashes and hyphens escaped, no line starting a request.
+fn roff_text(text: &str) -> String {
+    text.replace('\\', "\\e")
+        .replace('-', "\\-")
+        .lines()
+        .map(|line| {
+            if line.starts_with('.') || line.starts_with('\'') {
+                format!("\\&{line}")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Logs go to stderr. `RUST_LOG` overrides `-v`/`-q`, but the HTTP crates stay at `warn`
 /// whatever it says: at trace level ureq would log the Authorization header (caldav.md).
 fn init_logging(verbose: u8, quiet: u8) {
@@ -378,6 +439,52 @@ fn init_logging(verbose: u8, quiet: u8) {
     for noisy in ["ureq", "ureq_proto", "rustls"] {
         builder.filter_module(noisy, log::LevelFilter::Warn);
     }
-    builder.format_timestamp(None).format_target(false);
+    builder.format_target(false);
+    let destination = log_destination();
+    crate::progress::enable(destination == LogDestination::Terminal && quiet == 0);
+    match destination {
+        // The journal stamps and colours lines itself.
+        LogDestination::Journal => builder
+            .format_timestamp(None)
+            .write_style(env_logger::WriteStyle::Never),
+        // A person watching: short lines.
+        LogDestination::Terminal => builder.format_timestamp(None),
+        // A file or a pipe (cron, a log file): lines carry their time.
+        LogDestination::Other => builder
+            .format_timestamp_secs()
+            .write_style(env_logger::WriteStyle::Never),
+    };
     let _ = builder.try_init();
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum LogDestination {
+    Journal,
+    Terminal,
+    Other,
+}
+
+/// Where stderr goes. systemd sets `JOURNAL_STREAM` to the `device:inode` of the journal
+/// stream it connected; it counts only if stderr is still that stream (a child whose stderr
+/// was redirected inherits the variable).
+fn log_destination() -> LogDestination {
+    use std::io::IsTerminal as _;
+    use std::os::unix::fs::MetadataExt as _;
+    let stderr = std::io::stderr();
+    if let Some((device, inode)) = std::env::var("JOURNAL_STREAM").ok().and_then(|v| {
+        v.split_once(':')
+            .map(|(d, i)| (d.to_string(), i.to_string()))
+    }) && let (Ok(device), Ok(inode)) = (device.parse::<u64>(), inode.parse::<u64>())
+        && let Ok(fd) = std::os::fd::AsFd::as_fd(&stderr).try_clone_to_owned()
+        && let Ok(meta) = std::fs::File::from(fd).metadata()
+        && meta.dev() == device
+        && meta.ino() == inode
+    {
+        return LogDestination::Journal;
+    }
+    if stderr.is_terminal() {
+        LogDestination::Terminal
+    } else {
+        LogDestination::Other
+    }
 }

@@ -8,8 +8,8 @@
 
 pub mod apply;
 pub mod cache;
-pub mod check;
 pub mod caldav;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod event;
@@ -18,8 +18,10 @@ pub mod html;
 pub mod http;
 pub mod ics;
 pub mod lock;
+pub mod metrics;
 pub mod plan;
 pub mod plane;
+pub mod progress;
 pub mod render;
 pub mod sync;
 pub mod webhook;

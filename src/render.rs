@@ -33,6 +33,10 @@ pub struct Report {
     /// not be listed), as messages.
     pub errors: Vec<String>,
     pub withheld: usize,
+    /// Work items Plane listed (dated or not).
+    pub issues_seen: usize,
+    /// Calendar and event changes in the plan (what a dry run would do).
+    pub planned: usize,
     pub plane_requests: u64,
     pub caldav_requests: u64,
     pub seconds: f64,

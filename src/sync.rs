@@ -76,7 +76,31 @@ pub fn run(config: &Config, args: &SyncArgs) -> Status {
     } else {
         Selection::Named(args.projects.clone())
     };
-    reconcile(config, &Options::from(args), &selection)
+    let start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let outcome = reconcile(config, &Options::from(args), &selection);
+    let status = match (&outcome.report, outcome.status) {
+        (Some(report), Status::Success) if args.exit_code && report.planned > 0 => Status::Pending,
+        (_, status) => status,
+    };
+    // A dry run leaves the metrics alone (a preview must not hide the real runs' state), and
+    // so does a run that found the lock taken (the run holding it will write them).
+    if let Some(path) = &args.metrics_file
+        && !args.dry_run
+        && status != Status::LockBusy
+    {
+        let run =
+            crate::metrics::RunMetrics::from_report(start, status.code(), outcome.report.as_ref());
+        crate::metrics::write(path, &run);
+    }
+    status
+}
+
+/// How a reconcile ended: its status, and its report when it got as far as planning.
+pub struct Outcome {
+    pub status: Status,
+    pub report: Option<Report>,
 }
 
 /// Takes the run lock (none for a dry run, which writes nothing and never waits for a real
@@ -130,11 +154,15 @@ pub fn load_cache(config: &Config) -> CalendarCache {
 }
 
 /// A sync of the selected projects: lock, gather, then [`finish`].
-pub fn reconcile(config: &Config, options: &Options, selection: &Selection) -> Status {
+pub fn reconcile(config: &Config, options: &Options, selection: &Selection) -> Outcome {
     let started = Instant::now();
+    let failed = |status| Outcome {
+        status,
+        report: None,
+    };
     let _lock = match lock(config, options.dry_run) {
         Ok(lock) => lock,
-        Err(status) => return status,
+        Err(status) => return failed(status),
     };
     let (plane, dav) = clients(config);
     let mut report = Report {
@@ -146,7 +174,14 @@ pub fn reconcile(config: &Config, options: &Options, selection: &Selection) -> S
         Err(abort) => {
             log::error!("{abort}");
             log::error!("nothing was changed");
-            return abort.status();
+            report.plane_requests = plane.requests.get();
+            report.caldav_requests = dav.requests.get();
+            report.seconds = started.elapsed().as_secs_f64();
+            report.errors.push(abort.to_string());
+            return Outcome {
+                status: abort.status(),
+                report: Some(report),
+            };
         }
     };
     let (status, report) = finish(config, options, &jobs, &plane, &dav, report, started);
@@ -158,7 +193,10 @@ pub fn reconcile(config: &Config, options: &Options, selection: &Selection) -> S
         remember_calendars(&mut cache, &jobs, &report);
         cache.save();
     }
-    status
+    Outcome {
+        status,
+        report: Some(report),
+    }
 }
 
 /// Records where each job's projects live, unless creating that calendar failed.
@@ -202,6 +240,7 @@ pub fn finish(
     }
     report.unchanged = plan.unchanged;
     report.withheld = plan.withheld.len();
+    report.planned = plan.calendars.len() + plan.changes.len();
     for withheld in plan.withheld.iter().filter(|w| w.is_failure) {
         report.errors.push(format!(
             "{}: {}: {}",
@@ -235,8 +274,10 @@ pub fn finish(
         }
     }
     log::info!(
-        "finished in {:.2} s: {} Plane requests, {} CalDAV requests",
+        "{} in {:.2} s ({} issues seen; {} Plane requests, {} CalDAV requests)",
+        render::summary_line(&plan, &report),
         report.seconds,
+        report.issues_seen,
         report.plane_requests,
         report.caldav_requests
     );
@@ -282,8 +323,11 @@ fn gather(
     };
 
     let mut fetched: Vec<(Project, ProjectIssues)> = Vec::with_capacity(projects.len());
+    let bar = crate::progress::bar(projects.len(), "Plane");
     for project in projects {
+        bar.inc(1);
         let mut issues = plane.dated_issues(&project);
+        report.issues_seen += issues.listed;
         if let Some(error) = issues.error.take() {
             if error.is_fatal() {
                 return Err(error.into());
@@ -303,6 +347,7 @@ fn gather(
         );
         fetched.push((project, issues));
     }
+    bar.finish_and_clear();
 
     let mut jobs = match &config.caldav_calendar_url {
         Some(url) => vec![single_calendar_job(url, &fetched, &ctx)],

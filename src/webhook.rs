@@ -251,7 +251,7 @@ pub fn run(config: &Config, args: &WebhookArgs) -> Status {
                 "delivery {delivery_id}: project {id} {}: reconciling the project",
                 action.name()
             );
-            sync::reconcile(config, &options, &Selection::Hinted(id))
+            sync::reconcile(config, &options, &Selection::Hinted(id)).status
         }
         Delivery::Issue {
             action,
