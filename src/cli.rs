@@ -50,6 +50,7 @@ pub enum Command {
     /// Check the configuration, the Plane token and workspace, and the CalDAV server (reachable,
     /// credentials, discovery, a usable calendar home or calendar); writes nothing. Exit 0 only
     /// when every check passes.
+    #[command(after_help = HELP_TABLE)]
     Check,
     /// Print a shell completion script (bash, zsh, fish, elvish or powershell) to stdout.
     Completions {

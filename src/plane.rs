@@ -131,6 +131,31 @@ pub fn parse_page(body: &[u8]) -> Result<Page, String> {
     })
 }
 
+/// The user an API key belongs to (`GET users/me/`, a UserLite): who `check` says the key is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    pub display_name: String,
+    pub email: String,
+}
+
+pub fn parse_user(body: &[u8]) -> Result<User, String> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+    if !value.get("id").is_some_and(Value::is_string) {
+        return Err("not a user object (no \"id\")".into());
+    }
+    let text = |key: &str| {
+        value
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    Ok(User {
+        display_name: text("display_name"),
+        email: text("email"),
+    })
+}
+
 /// A Plane UUID as it may appear in a URL path and a calendar resource name.
 pub fn is_uuid(s: &str) -> bool {
     s.len() == 36
@@ -625,6 +650,17 @@ impl PlaneClient {
         }
     }
 
+    /// The user the API key belongs to: the cheapest request that proves the key works
+    /// (plane-api.md §1, "Key check"). It names no workspace.
+    pub fn me(&self) -> Result<User, PlaneError> {
+        let what = "the key's user (users/me/)";
+        let reply = self.get("users/me/", what)?;
+        parse_user(&reply.body).map_err(|reason| PlaneError::Invalid {
+            what: what.into(),
+            reason,
+        })
+    }
+
     /// The workspace's projects: members only, archived ones left out (plane-api.md §2).
     pub fn projects(&self) -> Result<ProjectList, PlaneError> {
         let what = format!("the projects of workspace {:?}", self.slug);
@@ -906,6 +942,21 @@ mod tests {
                 "{item:?}"
             );
         }
+    }
+
+    #[test]
+    fn captured_users_me_gives_the_keys_user() {
+        let user = parse_user(&fixture_body("25-users-me")).unwrap();
+        assert_eq!(
+            user,
+            User {
+                display_name: "labadmin".into(),
+                email: "admin@acme.test".into(),
+            }
+        );
+        // A web app's HTML page, or JSON that is not a user, is not a working API.
+        assert!(parse_user(b"<!DOCTYPE html><html></html>").is_err());
+        assert!(parse_user(b"{\"detail\": \"x\"}").is_err());
     }
 
     #[test]

@@ -321,8 +321,21 @@ impl DavClient {
     }
 
     fn is_calendar(&self, url: &str) -> Result<bool, CalDavError> {
+        Ok(self.calendar_at(url)?.is_some())
+    }
+
+    /// The collection at `url` (PROPFIND Depth 0): `Some` when it is a calendar collection,
+    /// `None` when it exists but is not one. A missing collection is an error (HTTP 404).
+    pub fn calendar_at(&self, url: &str) -> Result<Option<Calendar>, CalDavError> {
         let responses = self.propfind(url, "0", xml::PROPFIND_CALENDARS)?;
-        Ok(responses.iter().any(|r| r.is_calendar))
+        Ok(responses
+            .into_iter()
+            .find(|r| r.is_calendar)
+            .map(|r| Calendar {
+                url: with_slash(url.to_string()),
+                displayname: r.displayname,
+                components: r.supported_components,
+            }))
     }
 
     /// GET of one calendar object: `None` when it does not exist.
