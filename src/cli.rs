@@ -270,7 +270,7 @@ pub struct BehaviourArgs {
     pub retry_delay: f64,
 
     /// Lock file that keeps two runs of one configuration apart
-    /// [default: $RUNTIME_DIRECTORY, else $XDG_RUNTIME_DIR, else the temp dir; see README]
+    /// [default: $RUNTIME_DIRECTORY, else $XDG_RUNTIME_DIR, else the cache directory; see README]
     #[arg(
         long,
         env = "CALPLANEBOT_LOCK_FILE",

@@ -124,8 +124,8 @@ impl Config {
             required("PLANE_BASE_URL", "plane-base-url", &args.plane_base_url)?,
         )?;
         let plane_web_url = match &args.plane_web_url {
-            Some(web) => url("PLANE_WEB_URL", web)?,
-            None => plane_base_url.clone(),
+            Some(web) if !web.trim().is_empty() => url("PLANE_WEB_URL", web)?,
+            _ => plane_base_url.clone(),
         };
         let plane_token = required_secret(
             "PLANE_API_TOKEN",
@@ -264,7 +264,8 @@ fn config_hash(parts: &[&str]) -> u64 {
 }
 
 /// One lock per configuration, in systemd's `RuntimeDirectory=`, else `$XDG_RUNTIME_DIR`,
-/// else the temp dir.
+/// else the cache directory (cron sets neither; a fixed name in a shared /tmp could be taken
+/// by another user), else the temp dir.
 fn default_lock_file(hash: u64) -> PathBuf {
     let name = format!("calplanebot-{hash:016x}.lock");
     let from_env = |key: &str| {
@@ -279,6 +280,7 @@ fn default_lock_file(hash: u64) -> PathBuf {
         .filter(|p| !p.as_os_str().is_empty());
     runtime
         .or_else(|| from_env("XDG_RUNTIME_DIR"))
+        .or_else(default_cache_dir)
         .unwrap_or_else(std::env::temp_dir)
         .join(name)
 }
