@@ -97,6 +97,10 @@ fn the_metrics_file_matches_the_run_and_counts_failures_in_a_row() {
         run.stdout
             .contains("3 created, 0 updated, 0 deleted, 0 unchanged, 0 failed")
     );
+    eprintln!(
+        "--- metrics file\n{}",
+        std::fs::read_to_string(&path).unwrap()
+    );
     let samples = read();
     assert_eq!(value(&samples, "calplanebot_last_run_success", ""), 1.0);
     assert_eq!(value(&samples, "calplanebot_last_run_exit_status", ""), 0.0);
