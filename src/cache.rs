@@ -5,7 +5,6 @@
 //! server is ignored.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -108,8 +107,7 @@ impl CalendarCache {
         }
     }
 
-    /// Writes the cache if it changed: a temp file in the same directory, then a rename, so a
-    /// reader never sees half a file. A failure is only a warning: the cache saves requests,
+    /// Writes the cache if it changed, atomically (`atomic_file`). A failure is only a warning: the cache saves requests,
     /// nothing more.
     pub fn save(&mut self) {
         let Some(path) = &self.path else { return };
@@ -170,23 +168,9 @@ fn check(found: Contents, expected: &Contents) -> Result<Contents, String> {
 }
 
 fn write(path: &Path, contents: &Contents) -> std::io::Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
-    }
-    let mut temp = path.as_os_str().to_owned();
-    temp.push(format!(".{}.tmp", std::process::id()));
-    let temp = PathBuf::from(temp);
-    let result = (|| {
-        let mut file = std::fs::File::create(&temp)?;
-        file.write_all(&serde_json::to_vec_pretty(contents).map_err(std::io::Error::other)?)?;
-        file.write_all(b"\n")?;
-        file.sync_all()?;
-        std::fs::rename(&temp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    result
+    let mut bytes = serde_json::to_vec_pretty(contents).map_err(std::io::Error::other)?;
+    bytes.push(b'\n');
+    crate::atomic_file::write(path, &bytes, 0o644)
 }
 
 #[cfg(test)]

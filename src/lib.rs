@@ -7,6 +7,7 @@
 //! [`exit`] owns the exit statuses.
 
 pub mod apply;
+pub mod atomic_file;
 pub mod cache;
 pub mod caldav;
 pub mod check;

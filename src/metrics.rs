@@ -4,8 +4,7 @@
 //! last success are carried over from the previous file.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::render::Report;
 
@@ -157,27 +156,9 @@ pub fn render(run: &RunMetrics, previous: Option<&str>) -> String {
 pub fn write(path: &Path, run: &RunMetrics) {
     let previous = std::fs::read_to_string(path).ok();
     let text = render(run, previous.as_deref());
-    if let Err(error) = write_atomically(path, text.as_bytes()) {
+    if let Err(error) = crate::atomic_file::write(path, text.as_bytes(), 0o644) {
         log::warn!("cannot write the metrics file {}: {error}", path.display());
     }
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let mut temp = path.as_os_str().to_owned();
-    temp.push(format!(".{}.tmp", std::process::id()));
-    let temp = PathBuf::from(temp);
-    let result = (|| {
-        let mut file = std::fs::File::create(&temp)?;
-        file.set_permissions(std::fs::Permissions::from_mode(0o644))?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&temp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    result
 }
 
 #[cfg(test)]
