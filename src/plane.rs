@@ -143,17 +143,20 @@ pub fn parse_user(body: &[u8]) -> Result<User, String> {
     if !value.get("id").is_some_and(Value::is_string) {
         return Err("not a user object (no \"id\")".into());
     }
-    let text = |key: &str| {
-        value
-            .get(key)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
+    let text = |key: &str| string_field(&value, key);
     Ok(User {
         display_name: text("display_name"),
         email: text("email"),
     })
+}
+
+/// A string member of a JSON object, empty when absent or not a string.
+fn string_field(value: &Value, key: &str) -> String {
+    value
+        .get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// A Plane UUID as it may appear in a URL path and a calendar resource name.
@@ -199,11 +202,7 @@ pub fn project_from_json(value: &Value) -> ProjectEntry {
     if !value.get("archived_at").is_none_or(Value::is_null) {
         return skipped("archived");
     }
-    let identifier = value
-        .get("identifier")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+    let identifier = string_field(value, "identifier");
     ProjectEntry::Syncable(Project {
         id: id.to_string(),
         identifier,
@@ -820,13 +819,7 @@ impl PlaneClient {
 /// A project object's id, identifier and name (a full project or an expanded ProjectLite).
 pub fn project_lite(value: &Value) -> Option<Project> {
     let id = value.get("id")?.as_str().filter(|id| is_uuid(id))?;
-    let text = |key: &str| {
-        value
-            .get(key)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
+    let text = |key: &str| string_field(value, key);
     Some(Project {
         id: id.to_string(),
         identifier: text("identifier"),
