@@ -25,6 +25,9 @@ struct Contents {
     workspace: String,
     /// Project id → calendar URL.
     calendars: BTreeMap<String, String>,
+    /// `CALDAV_URL` turned out to be a calendar: single-calendar mode into this URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    single_calendar: Option<String>,
 }
 
 /// The cache of one configuration.
@@ -49,6 +52,7 @@ impl CalendarCache {
             caldav_username: caldav_username.to_string(),
             workspace: workspace.to_string(),
             calendars: BTreeMap::new(),
+            single_calendar: None,
         };
         let contents = match path.map(|p| (p, read(p))) {
             Some((_, Ok(None))) | None => empty,
@@ -101,8 +105,21 @@ impl CalendarCache {
 
     /// Forgets every entry (a full sync starts from what it found itself).
     pub fn clear(&mut self) {
-        if !self.contents.calendars.is_empty() {
+        if !self.contents.calendars.is_empty() || self.contents.single_calendar.is_some() {
             self.contents.calendars.clear();
+            self.contents.single_calendar = None;
+            self.dirty = true;
+        }
+    }
+
+    /// The calendar `CALDAV_URL` named at the last run, if it named a calendar.
+    pub fn single_calendar(&self) -> Option<&str> {
+        self.contents.single_calendar.as_deref()
+    }
+
+    pub fn set_single_calendar(&mut self, url: Option<&str>) {
+        if self.single_calendar() != url {
+            self.contents.single_calendar = url.map(str::to_string);
             self.dirty = true;
         }
     }
@@ -156,10 +173,12 @@ fn check(found: Contents, expected: &Contents) -> Result<Contents, String> {
         return Err("written for another configuration".into());
     }
     let origin = caldav::origin_of(&expected.caldav_url);
-    for (project, url) in &found.calendars {
+    for project in found.calendars.keys() {
         if !crate::plane::is_uuid(project) {
             return Err(format!("{project:?} is not a project id"));
         }
+    }
+    for url in found.calendars.values().chain(&found.single_calendar) {
         if caldav::origin_of(url) != origin || !url.ends_with('/') {
             return Err(format!("{url:?} is not a calendar on {origin}"));
         }

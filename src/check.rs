@@ -11,7 +11,7 @@
 
 use std::io::Write as _;
 
-use crate::caldav::{self, CalDavError, Calendar, DavClient};
+use crate::caldav::{self, CalDavError, Calendar, DavClient, Discovery, Target};
 use crate::cli::{BehaviourArgs, ConnectionArgs};
 use crate::config::{Config, ConfigError};
 use crate::exit::Status;
@@ -46,9 +46,9 @@ impl Check {
             Check::Workspace => "Plane workspace",
             Check::CalDavServer => "CalDAV server",
             Check::CalDavCredentials => "CalDAV credentials",
-            Check::Discovery => "calendar home discovery",
+            Check::Discovery => "discovery",
             Check::CalendarHome => "calendar home",
-            Check::SingleCalendar => "calendar (CALDAV_CALENDAR_URL)",
+            Check::SingleCalendar => "single calendar",
         }
     }
 
@@ -257,6 +257,9 @@ fn configuration_hint(error: &ConfigError) -> String {
             "use https://; only on a network you trust, pass --allow-insecure-http".into()
         }
         ConfigError::Seconds { .. } => "give a number of seconds, e.g. 30 or 0.5".into(),
+        ConfigError::CaFile { .. } => {
+            "CALDAV_CA_FILE must name a readable PEM file with the CA certificate(s) that signed the CalDAV server's certificate (or the self-signed certificate itself)".into()
+        }
     }
 }
 
@@ -389,7 +392,7 @@ fn caldav_checks(config: &Config, dav: &DavClient) -> Vec<CheckResult> {
             results
         }
         None => {
-            let discovered = dav.discover_home(&config.caldav_url);
+            let discovered = dav.discover(&config.caldav_url);
             let mut results = server_checks(
                 "CALDAV_URL",
                 &config.caldav_url,
@@ -397,10 +400,18 @@ fn caldav_checks(config: &Config, dav: &DavClient) -> Vec<CheckResult> {
                 discovered.as_ref().err(),
             );
             match discovered {
-                Ok(home) => {
-                    let listed = dav.calendars(&home);
-                    results.push(CheckResult::passed(Check::Discovery, home));
-                    results.push(calendar_home_result(listed));
+                Ok(discovery) => {
+                    results.push(CheckResult::passed(
+                        Check::Discovery,
+                        discovery_summary(&discovery),
+                    ));
+                    results.push(match discovery.target {
+                        Target::Home(home) => calendar_home_result(dav.calendars(&home)),
+                        Target::Calendar(calendar) => {
+                            let url = calendar.url.clone();
+                            single_calendar_result(&url, Ok(Some(calendar)))
+                        }
+                    });
                 }
                 Err(error) => match earlier_failure(&error) {
                     Some(failed) => {
@@ -429,7 +440,10 @@ fn earlier_failure(error: &CalDavError) -> Option<Check> {
         CalDavError::Status { status, .. } if crate::http::is_unavailable_status(*status) => {
             Some(Check::CalDavServer)
         }
-        CalDavError::Unauthorized { .. } => Some(Check::CalDavCredentials),
+        CalDavError::Certificate { .. } => Some(Check::CalDavServer),
+        CalDavError::Unauthorized { .. } | CalDavError::AuthScheme { .. } => {
+            Some(Check::CalDavCredentials)
+        }
         CalDavError::Status { .. }
         | CalDavError::PreconditionFailed { .. }
         | CalDavError::Invalid { .. }
@@ -460,6 +474,7 @@ pub fn server_checks(
             let hint = match error {
                 CalDavError::Status { .. } => "a gateway in front of the CalDAV server answered instead of it: the server behind it is down or unreachable from the gateway".to_string(),
                 CalDavError::Broken { .. } => "the server answered but the answer broke off: check a reverse proxy or TLS terminator in front of it".to_string(),
+                CalDavError::Certificate { .. } => "for a private CA or a self-signed certificate, set CALDAV_CA_FILE to the CA certificate (PEM), or add it to the system trust store (update-ca-certificates); for a public server, check the server's certificate chain and the machine's clock".to_string(),
                 _ => format!("check {variable} (scheme, host, port) and that this machine can reach it (DNS, firewall, proxy); --connect-timeout and --retries set how long calplanebot tries"),
             };
             vec![
@@ -473,7 +488,14 @@ pub fn server_checks(
             CheckResult::failed(
                 Check::CalDavCredentials,
                 error.to_string(),
-                "check CALDAV_USERNAME and CALDAV_PASSWORD (or CALDAV_PASSWORD_FILE); servers with two-factor authentication (Nextcloud, iCloud, Google) need an app password",
+                match error {
+                    CalDavError::AuthScheme { .. } => {
+                        "calplanebot authenticates with a user name and password (Basic or Digest): use an app password or a server (or reverse proxy) that accepts one; OAuth-only services such as Google need a CalDAV bridge"
+                    }
+                    _ => {
+                        "check CALDAV_USERNAME and CALDAV_PASSWORD (or CALDAV_PASSWORD_FILE); servers with two-factor authentication (Nextcloud, iCloud, Google) need an app password"
+                    }
+                },
             ),
         ],
         // The server answered something other than 401: it did not refuse the credentials,
@@ -486,6 +508,30 @@ pub fn server_checks(
             ),
         ],
     }
+}
+
+/// What discovery found, in one line: the way there and where events will go.
+pub fn discovery_summary(discovery: &Discovery) -> String {
+    let mut parts = Vec::new();
+    for redirect in &discovery.redirects {
+        parts.push(format!("redirected to {redirect}"));
+    }
+    if let Some(principal) = &discovery.principal {
+        parts.push(format!("principal {principal}"));
+    }
+    match &discovery.target {
+        Target::Home(home) => {
+            parts.push(format!("calendar home {home} (one calendar per project)"));
+        }
+        Target::Calendar(calendar) => parts.push(format!(
+            "CALDAV_URL is the calendar {} itself: single-calendar mode, every project in it (give the calendar home or the server's URL for one calendar per project)",
+            calendar
+                .displayname
+                .as_deref()
+                .map_or_else(|| calendar.url.clone(), |name| format!("{name:?}"))
+        )),
+    }
+    parts.join("; ")
 }
 
 fn discovery_failed(error: &CalDavError) -> CheckResult {
@@ -628,7 +674,7 @@ mod tests {
         results[6] = CheckResult::needs(Check::CalendarHome, Check::CalDavCredentials);
         let text = render(&results);
         assert!(
-            text.contains("✗ CalDAV credentials: HTTP 401\n  hint: check X\n- calendar home discovery: skipped (needs the CalDAV credentials check)\n"),
+            text.contains("✗ CalDAV credentials: HTTP 401\n  hint: check X\n- discovery: skipped (needs the CalDAV credentials check)\n"),
             "{text}"
         );
         assert!(

@@ -196,7 +196,8 @@ pub struct ConnectionArgs {
     )]
     pub plane_webhook_secret_file: Option<PathBuf>,
 
-    /// CalDAV server, principal or calendar-home URL.
+    /// CalDAV URL: the server, /.well-known/caldav, the principal, the calendar home, or one
+    /// calendar (which means single-calendar mode).
     #[arg(long, env = "CALDAV_URL", value_name = "URL", global = true)]
     pub caldav_url: Option<String>,
 
@@ -222,6 +223,11 @@ pub struct ConnectionArgs {
     /// Single-calendar mode: put every project into this one existing calendar.
     #[arg(long, env = "CALDAV_CALENDAR_URL", value_name = "URL", global = true)]
     pub caldav_calendar_url: Option<String>,
+
+    /// Trust only the CA certificates in this PEM file for the CalDAV server (a private CA or
+    /// a self-signed certificate). Default: the system trust store.
+    #[arg(long, env = "CALDAV_CA_FILE", value_name = "PATH", global = true)]
+    pub caldav_ca_file: Option<PathBuf>,
 }
 
 /// How a run behaves towards servers and other runs: timeouts, retries, the lock.

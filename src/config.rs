@@ -48,6 +48,9 @@ pub struct Config {
     pub caldav_username: String,
     pub caldav_password: Secret,
     pub caldav_calendar_url: Option<String>,
+    /// `CALDAV_CA_FILE`: the only certificates trusted for the CalDAV server (DER), or `None`
+    /// for the system trust store.
+    pub caldav_roots: Option<Vec<Vec<u8>>>,
     pub network: Network,
     /// The lock that keeps two runs of this configuration apart.
     pub lock_file: PathBuf,
@@ -110,6 +113,8 @@ pub enum ConfigError {
         "{variable} is a plain http:// URL of a host that is not loopback: credentials would cross the network unencrypted; use https://, or pass --allow-insecure-http (CALPLANEBOT_ALLOW_INSECURE_HTTP=1) to accept that"
     )]
     Insecure { variable: &'static str },
+    #[error("CALDAV_CA_FILE ({path}): {reason}")]
+    CaFile { path: String, reason: String },
     #[error("{option} must be a number of seconds (0 or more), got {value}")]
     Seconds { option: &'static str, value: f64 },
 }
@@ -170,6 +175,10 @@ impl Config {
             }
             _ => None,
         };
+        let caldav_roots = match &args.caldav_ca_file {
+            Some(path) if !path.as_os_str().is_empty() => Some(ca_certificates(path)?),
+            _ => None,
+        };
         if !behaviour.allow_insecure_http {
             for (variable, url) in [
                 ("PLANE_BASE_URL", Some(&plane_base_url)),
@@ -219,8 +228,35 @@ impl Config {
             caldav_username,
             caldav_password,
             caldav_calendar_url,
+            caldav_roots,
         })
     }
+}
+
+/// The certificates of a PEM file, as DER. Anything else in the file (keys, text) is ignored;
+/// a file without a single certificate is an error, not "trust nothing".
+fn ca_certificates(path: &Path) -> Result<Vec<Vec<u8>>, ConfigError> {
+    let error = |reason: String| ConfigError::CaFile {
+        path: path.display().to_string(),
+        reason,
+    };
+    let pem = std::fs::read(path).map_err(|e| error(e.to_string()))?;
+    let mut certificates = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(certificate)) => {
+                certificates.push(certificate.der().to_vec());
+            }
+            Ok(_) => {}
+            Err(e) => return Err(error(format!("not a readable PEM file ({e})"))),
+        }
+    }
+    if certificates.is_empty() {
+        return Err(error(
+            "holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into(),
+        ));
+    }
+    Ok(certificates)
 }
 
 /// Plain `http://` to a host other than loopback (127.0.0.0/8, ::1, localhost).
@@ -392,6 +428,7 @@ mod tests {
             caldav_password: Some("hunter2".into()),
             caldav_password_file: None,
             caldav_calendar_url: None,
+            caldav_ca_file: None,
         }
     }
 
@@ -444,6 +481,62 @@ mod tests {
         let mut allowed = behaviour();
         allowed.allow_insecure_http = true;
         assert!(Config::from_args(&a, &allowed).is_ok());
+    }
+
+    #[test]
+    fn a_ca_file_must_hold_at_least_one_certificate() {
+        let dir = std::env::temp_dir().join(format!("calplanebot-ca-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fixture = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/tls/private-ca.pem"
+        );
+        let mut a = args();
+        a.caldav_ca_file = Some(fixture.into());
+        let roots = Config::from_test_args(&a).unwrap().caldav_roots.unwrap();
+        assert_eq!(roots.len(), 1);
+        // DER of a certificate: a SEQUENCE with a two-byte length.
+        assert_eq!(&roots[0][..2], &[0x30, 0x82]);
+        let pem = std::fs::read_to_string(fixture).unwrap();
+        for (name, text, expected) in [
+            ("empty.pem", String::new(), "holds no PEM certificate"),
+            ("notes.txt", "just some text\n".to_string(), "holds no PEM certificate"),
+            (
+                "key.pem",
+                "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n".to_string(),
+                "holds no PEM certificate",
+            ),
+            (
+                "broken.pem",
+                pem.replace("-----END CERTIFICATE-----", ""),
+                "not a readable PEM file",
+            ),
+        ] {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            a.caldav_ca_file = Some(path.clone());
+            let err = Config::from_test_args(&a).unwrap_err().to_string();
+            assert!(err.starts_with("CALDAV_CA_FILE ("), "{name}: {err}");
+            assert!(err.contains(expected), "{name}: {err}");
+        }
+        a.caldav_ca_file = Some(dir.join("missing.pem"));
+        let err = Config::from_test_args(&a).unwrap_err().to_string();
+        assert!(err.contains("No such file"), "{err}");
+        // Two certificates in one bundle are both trusted.
+        let bundle = dir.join("bundle.pem");
+        std::fs::write(&bundle, format!("{pem}{pem}")).unwrap();
+        a.caldav_ca_file = Some(bundle);
+        assert_eq!(
+            Config::from_test_args(&a)
+                .unwrap()
+                .caldav_roots
+                .unwrap()
+                .len(),
+            2
+        );
+        a.caldav_ca_file = Some(PathBuf::new());
+        assert_eq!(Config::from_test_args(&a).unwrap().caldav_roots, None);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -18,8 +18,26 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// The longest `Retry-After` honoured; a longer one is cut to this.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
-pub fn agent(network: &Network) -> ureq::Agent {
+/// The agent for one server. Connections are pooled and kept alive where the server allows.
+/// QUIRK: Radicale's built-in server speaks HTTP/1.0 and closes every connection; ureq then
+/// opens a new one per request, which costs a TCP handshake but nothing else.
+///
+/// TLS certificates are checked against the system trust store
+/// (rustls-platform-verifier, which honours `SSL_CERT_FILE` and `SSL_CERT_DIR`), or only
+/// against `roots` when given (`CALDAV_CA_FILE`).
+pub fn agent(network: &Network, roots: Option<&[Vec<u8>]>) -> ureq::Agent {
+    use ureq::tls::{Certificate, RootCerts, TlsConfig};
+    let roots = match roots {
+        Some(ders) => RootCerts::new_with_certs(
+            &ders
+                .iter()
+                .map(|der| Certificate::from_der(der).to_owned())
+                .collect::<Vec<_>>(),
+        ),
+        None => RootCerts::PlatformVerifier,
+    };
     ureq::Agent::config_builder()
+        .tls_config(TlsConfig::builder().root_certs(roots).build())
         .http_status_as_error(false)
         .max_redirects(0)
         .allow_non_standard_methods(true)
@@ -105,14 +123,35 @@ pub fn is_transient_status(status: u16) -> bool {
 
 /// Errors worth another attempt: the connection failed, broke or timed out.
 pub fn is_transient_error(error: &ureq::Error) -> bool {
+    !is_certificate_error(error)
+        && matches!(
+            error,
+            ureq::Error::Io(_)
+                | ureq::Error::Timeout(_)
+                | ureq::Error::ConnectionFailed
+                | ureq::Error::HostNotFound
+                | ureq::Error::Protocol(_)
+                | ureq::Error::Decompress(..)
+        )
+}
+
+/// The server's TLS certificate could not be verified (unknown issuer, wrong name, expired):
+/// retrying cannot help, and the operator has to act.
+pub fn is_certificate_error(error: &ureq::Error) -> bool {
+    match error {
+        ureq::Error::Rustls(e) => is_certificate_problem(e),
+        ureq::Error::Io(e) => e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            .is_some_and(is_certificate_problem),
+        _ => false,
+    }
+}
+
+fn is_certificate_problem(error: &rustls::Error) -> bool {
     matches!(
         error,
-        ureq::Error::Io(_)
-            | ureq::Error::Timeout(_)
-            | ureq::Error::ConnectionFailed
-            | ureq::Error::HostNotFound
-            | ureq::Error::Protocol(_)
-            | ureq::Error::Decompress(..)
+        rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
     )
 }
 

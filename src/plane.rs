@@ -533,7 +533,7 @@ pub struct PlaneClient {
 impl PlaneClient {
     pub fn new(base_url: &str, slug: &str, token: Secret, network: &Network) -> PlaneClient {
         PlaneClient {
-            agent: crate::http::agent(network),
+            agent: crate::http::agent(network, None),
             origin: base_url.trim_end_matches('/').to_string(),
             slug: slug.to_string(),
             token,

@@ -135,6 +135,7 @@ pub fn clients(config: &Config) -> (PlaneClient, DavClient) {
             &config.caldav_username,
             &config.caldav_password,
             &config.network,
+            config.caldav_roots.as_deref(),
         ),
     )
 }
@@ -169,8 +170,8 @@ pub fn reconcile(config: &Config, options: &Options, selection: &Selection) -> O
         dry_run: options.dry_run,
         ..Report::default()
     };
-    let jobs = match gather(config, selection, &plane, &dav, &mut report) {
-        Ok(jobs) => jobs,
+    let (jobs, layout) = match gather(config, selection, &plane, &dav, &mut report) {
+        Ok(gathered) => gathered,
         Err(abort) => {
             log::error!("{abort}");
             log::error!("nothing was changed");
@@ -190,7 +191,14 @@ pub fn reconcile(config: &Config, options: &Options, selection: &Selection) -> O
         if *selection == Selection::All && report.errors.is_empty() {
             cache.clear();
         }
-        remember_calendars(&mut cache, &jobs, &report);
+        match &layout {
+            Some(Layout::Single(url)) => cache.set_single_calendar(Some(url)),
+            Some(Layout::Home(_)) => {
+                cache.set_single_calendar(None);
+                remember_calendars(&mut cache, &jobs, &report);
+            }
+            None => {}
+        }
         cache.save();
     }
     Outcome {
@@ -298,7 +306,7 @@ fn gather(
     plane: &PlaneClient,
     dav: &DavClient,
     report: &mut Report,
-) -> Result<Vec<CalendarJob>, Abort> {
+) -> Result<(Vec<CalendarJob>, Option<Layout>), Abort> {
     let list = plane.projects()?;
     for (name, reason) in &list.skipped {
         log::info!("skipping project {name:?}: {reason}");
@@ -312,7 +320,7 @@ fn gather(
                 log::info!(
                     "project {id} is not a syncable project of the workspace (archived, deleted, or the token's user is not a member): nothing to do"
                 );
-                return Ok(Vec::new());
+                return Ok((Vec::new(), None));
             }
             found
         }
@@ -349,13 +357,13 @@ fn gather(
     }
     bar.finish_and_clear();
 
-    let mut jobs = match &config.caldav_calendar_url {
-        Some(url) => vec![single_calendar_job(url, &fetched, &ctx)],
-        None => {
-            let home = dav.discover_home(&config.caldav_url)?;
+    let layout = layout(config, dav)?;
+    let mut jobs = match &layout {
+        Layout::Single(url) => vec![single_calendar_job(url, &fetched, &ctx)],
+        Layout::Home(home) => {
             log::debug!("calendar home: {home}");
-            let calendars = dav.calendars(&home)?;
-            let targets = project_calendars(dav, &home, &calendars, &fetched)?;
+            let calendars = dav.calendars(home)?;
+            let targets = project_calendars(dav, home, &calendars, &fetched)?;
             fetched
                 .iter()
                 .zip(targets)
@@ -398,7 +406,35 @@ fn gather(
         confirm_absences(plane, &fetched, &mut job, &ctx)?;
         listed.push(job);
     }
-    Ok(listed)
+    Ok((listed, Some(layout)))
+}
+
+/// Where a run's events live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// One calendar for every project (single-calendar mode).
+    Single(String),
+    /// The calendar home, with one calendar per project.
+    Home(String),
+}
+
+/// `CALDAV_CALENDAR_URL` when set; else what discovery finds at `CALDAV_URL`, where a calendar
+/// means single-calendar mode.
+pub fn layout(config: &Config, dav: &DavClient) -> Result<Layout, CalDavError> {
+    if let Some(url) = &config.caldav_calendar_url {
+        return Ok(Layout::Single(caldav::with_slash(url.clone())));
+    }
+    let discovery = dav.discover(&config.caldav_url)?;
+    Ok(match discovery.target {
+        caldav::Target::Home(home) => Layout::Home(home),
+        caldav::Target::Calendar(calendar) => {
+            log::info!(
+                "CALDAV_URL is a calendar ({}): single-calendar mode, every project's events go into it",
+                calendar.displayname.as_deref().unwrap_or(&calendar.url)
+            );
+            Layout::Single(calendar.url)
+        }
+    })
 }
 
 /// `--project` takes identifiers (case-insensitive) or UUIDs; an unknown one is a usage error.

@@ -25,7 +25,7 @@ use crate::exit::Status;
 use crate::plan::{ActualEvent, CalendarJob, CalendarState, CalendarTarget, ProjectScope};
 use crate::plane::{self, IssueItem, PlaneClient, Project, ProjectIssues};
 use crate::render::Report;
-use crate::sync::{self, Abort, Options, Selection};
+use crate::sync::{self, Abort, Layout, Options, Selection};
 
 /// Largest delivery accepted. Plane sends the whole issue, description included; a real one is
 /// a few kB.
@@ -305,7 +305,7 @@ fn reconcile_issue(config: &Config, options: &Options, id: &str, project: Option
     let (status, report) = sync::finish(config, options, &jobs, &plane, &dav, report, started);
     if config.caldav_calendar_url.is_none() && !options.dry_run {
         if report.failures.is_empty() {
-            if gathered.discovered {
+            if gathered.discovered && !gathered.single {
                 sync::remember_calendars(&mut cache, &jobs, &report);
             }
         } else {
@@ -313,6 +313,7 @@ fn reconcile_issue(config: &Config, options: &Options, id: &str, project: Option
             for scope in jobs.iter().flat_map(|j| &j.scopes) {
                 cache.remove(&scope.project.id);
             }
+            cache.set_single_calendar(None);
         }
         cache.save();
     }
@@ -324,6 +325,8 @@ struct Gathered {
     job: Option<CalendarJob>,
     /// The calendar was found by discovery (not the cache): remember it.
     discovered: bool,
+    /// Single-calendar mode: the project → calendar entries of the cache do not apply.
+    single: bool,
 }
 
 fn gather_issue(
@@ -337,6 +340,7 @@ fn gather_issue(
     let nothing = Gathered {
         job: None,
         discovered: false,
+        single: false,
     };
     // Where the event is, when the delivery does not say (an issue deletion).
     let (project_id, mut located) = match project {
@@ -375,39 +379,52 @@ fn gather_issue(
     let known_name = !project.name.is_empty();
     let displayname = known_name.then(|| sync::calendar_displayname(&project));
     let mut discovered = false;
-    let target = if let Some(url) = &config.caldav_calendar_url {
-        CalendarTarget {
-            url: caldav::with_slash(url.clone()),
-            displayname: None,
-            state: CalendarState::Exists { displayname: None },
-        }
+    let single_target = |url: &str| CalendarTarget {
+        url: caldav::with_slash(url.to_string()),
+        displayname: None,
+        state: CalendarState::Exists { displayname: None },
+    };
+    let mut single = single_calendar(config, cache);
+    let target = if let Some(url) = &single {
+        single_target(url)
     } else if let Some((calendar, _)) = &located {
         existing(calendar, displayname)
     } else if let Some(calendar) = cache.calendar(&project.id) {
         existing(calendar, displayname)
     } else {
         discovered = true;
-        let home = dav.discover_home(&config.caldav_url)?;
-        let calendars = dav.calendars(&home)?;
-        let issues = ProjectIssues {
-            issues: issue.iter().cloned().collect(),
-            ..ProjectIssues::default()
-        };
-        let mut targets =
-            sync::project_calendars(dav, &home, &calendars, &[(project.clone(), issues)])?;
-        let target = targets.pop().expect("one target per project");
-        if target.state == CalendarState::Missing && issue.is_none() {
-            log::info!("no calendar for project {project_id} and no event wanted: nothing to do");
-            return Ok(nothing);
-        }
-        if !known_name {
-            // Never rename a calendar to a name this run does not know.
-            CalendarTarget {
-                displayname: None,
-                ..target
+        match sync::layout(config, dav)? {
+            Layout::Single(url) => {
+                cache.set_single_calendar(Some(&url));
+                let target = single_target(&url);
+                single = Some(url);
+                target
             }
-        } else {
-            target
+            Layout::Home(home) => {
+                let calendars = dav.calendars(&home)?;
+                let issues = ProjectIssues {
+                    issues: issue.iter().cloned().collect(),
+                    ..ProjectIssues::default()
+                };
+                let mut targets =
+                    sync::project_calendars(dav, &home, &calendars, &[(project.clone(), issues)])?;
+                let target = targets.pop().expect("one target per project");
+                if target.state == CalendarState::Missing && issue.is_none() {
+                    log::info!(
+                        "no calendar for project {project_id} and no event wanted: nothing to do"
+                    );
+                    return Ok(nothing);
+                }
+                if !known_name {
+                    // Never rename a calendar to a name this run does not know.
+                    CalendarTarget {
+                        displayname: None,
+                        ..target
+                    }
+                } else {
+                    target
+                }
+            }
         }
     };
     let stored: Option<StoredEvent> = match located.take() {
@@ -467,7 +484,17 @@ fn gather_issue(
             actual,
         }),
         discovered,
+        single: single.is_some(),
     })
+}
+
+/// The one calendar of single-calendar mode: `CALDAV_CALENDAR_URL`, or the calendar an earlier
+/// run found `CALDAV_URL` to be.
+fn single_calendar(config: &Config, cache: &CalendarCache) -> Option<String> {
+    match &config.caldav_calendar_url {
+        Some(url) => Some(caldav::with_slash(url.clone())),
+        None => cache.single_calendar().map(str::to_string),
+    }
 }
 
 /// A calendar known to exist; it keeps its name (a project webhook renames calendars).
@@ -506,8 +533,8 @@ fn locate(
             _ => Ok(None),
         }
     };
-    if let Some(url) = &config.caldav_calendar_url {
-        return look(&caldav::with_slash(url.clone()));
+    if let Some(url) = single_calendar(config, cache) {
+        return look(&url);
     }
     let tried = cache.calendars();
     for calendar in &tried {
@@ -515,7 +542,10 @@ fn locate(
             return Ok(Some(found));
         }
     }
-    let home = dav.discover_home(&config.caldav_url)?;
+    let home = match sync::layout(config, dav)? {
+        Layout::Single(url) => return look(&url),
+        Layout::Home(home) => home,
+    };
     for calendar in dav.calendars(&home)? {
         let plane_calendar = calendar
             .displayname

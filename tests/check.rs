@@ -99,7 +99,11 @@ fn every_check_passes_against_plane_and_radicale_and_nothing_is_written() {
         "✓ Plane workspace: \"acme\" has 4 projects, 2 synced (members, not archived)"
     );
     assert!(
-        line(&run, "✓", "calendar home discovery").ends_with(&env.home()),
+        line(&run, "✓", "discovery").ends_with(&format!(
+            "calendar home {}{} (one calendar per project)",
+            env.proxy.url(),
+            env.home()
+        )),
         "{}",
         run.stdout
     );
@@ -175,7 +179,7 @@ fn a_wrong_caldav_password_fails_the_credentials_line() {
         run.stdout
     );
     assert!(hint(&run, "CalDAV credentials").contains("CALDAV_USERNAME and CALDAV_PASSWORD"));
-    line(&run, "-", "calendar home discovery");
+    line(&run, "-", "discovery");
     line(&run, "-", "calendar home:");
     assert_eq!(last_line(&run), "1 of 7 checks failed, 2 skipped");
     assert_no_secret(&env, &run, &["not-the-password"]);
@@ -202,11 +206,7 @@ fn an_unreachable_caldav_server_fails_the_server_line_quickly() {
         run.stdout
     );
     assert!(hint(&run, "CalDAV server").contains("CALDAV_URL"));
-    for label in [
-        "CalDAV credentials",
-        "calendar home discovery",
-        "calendar home:",
-    ] {
+    for label in ["CalDAV credentials", "discovery", "calendar home:"] {
         line(&run, "-", label);
     }
     // Plane is checked all the same.
@@ -261,12 +261,12 @@ fn single_calendar_mode_checks_that_calendar_instead_of_the_home() {
     let run = check(&env, &[("CALDAV_CALENDAR_URL", url.as_str())]);
     assert_eq!(run.code, 0, "{}", run.stdout);
     assert_eq!(
-        line(&run, "-", "calendar home discovery"),
-        "- calendar home discovery: skipped (single-calendar mode: CALDAV_CALENDAR_URL is set)"
+        line(&run, "-", "discovery"),
+        "- discovery: skipped (single-calendar mode: CALDAV_CALENDAR_URL is set)"
     );
     assert_eq!(
-        line(&run, "✓", "calendar (CALDAV_CALENDAR_URL)"),
-        format!("✓ calendar (CALDAV_CALENDAR_URL): \"Team\" at {url}, takes events")
+        line(&run, "✓", "single calendar"),
+        format!("✓ single calendar: \"Team\" at {url}, takes events")
     );
     assert_eq!(last_line(&run), "all 6 checks passed, 1 skipped");
     assert_no_secret(&env, &run, &[]);
@@ -276,16 +276,16 @@ fn single_calendar_mode_checks_that_calendar_instead_of_the_home() {
     let run = check(&env, &[("CALDAV_CALENDAR_URL", missing.as_str())]);
     assert_eq!(run.code, 5, "{}", run.stdout);
     assert!(
-        line(&run, "✗", "calendar (CALDAV_CALENDAR_URL)").contains("404"),
+        line(&run, "✗", "single calendar").contains("404"),
         "{}",
         run.stdout
     );
-    assert!(hint(&run, "calendar (CALDAV_CALENDAR_URL)").contains("no calendar at"));
+    assert!(hint(&run, "single calendar").contains("no calendar at"));
 
     // The calendar home is a collection, but not a calendar.
     let home = format!("{}{}", env.proxy.url(), env.home());
     let run = check(&env, &[("CALDAV_CALENDAR_URL", home.as_str())]);
     assert_eq!(run.code, 5, "{}", run.stdout);
-    assert!(line(&run, "✗", "calendar (CALDAV_CALENDAR_URL)").contains("not a calendar"));
+    assert!(line(&run, "✗", "single calendar").contains("not a calendar"));
     assert_eq!(env.writes(), 0);
 }

@@ -4,6 +4,7 @@
 //! Every call is split into *send* (here) and *parse* ([`xml`], pure and tested with captured
 //! answers of real servers).
 
+pub mod auth;
 pub mod xml;
 
 use ureq::http;
@@ -58,6 +59,14 @@ pub enum CalDavError {
         "PUT {url}: the server already holds this event's UID under another name (HTTP {status}, no-uid-conflict)"
     )]
     UidConflict { url: String, status: u16 },
+    #[error(
+        "the CalDAV server at {url} asks for an authentication scheme calplanebot does not speak ({schemes}); calplanebot speaks Basic and Digest"
+    )]
+    AuthScheme { url: String, schemes: String },
+    #[error(
+        "cannot verify the TLS certificate of the CalDAV server at {url} ({source}): if the server uses a private CA or a self-signed certificate, set CALDAV_CA_FILE to that CA certificate (PEM) or add it to the system trust store"
+    )]
+    Certificate { url: String, source: ureq::Error },
     #[error("not sending {method} {url}: the CalDAV server stopped answering earlier in this run")]
     GaveUp { method: &'static str, url: String },
 }
@@ -69,6 +78,8 @@ impl CalDavError {
             self,
             CalDavError::Transport { .. }
                 | CalDavError::Unauthorized { .. }
+                | CalDavError::AuthScheme { .. }
+                | CalDavError::Certificate { .. }
                 | CalDavError::GaveUp { .. }
         )
     }
@@ -82,6 +93,26 @@ pub struct Calendar {
     pub displayname: Option<String>,
     /// `None` when the server did not say (then it accepts anything).
     pub components: Option<Vec<String>>,
+}
+
+/// What discovery found at the configured URL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Discovery {
+    /// The URL that answered, after redirects.
+    pub url: String,
+    /// Each redirect followed, in order.
+    pub redirects: Vec<String>,
+    /// The current user's principal, when the server named one.
+    pub principal: Option<String>,
+    pub target: Target,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// The calendar home: one calendar per project goes here.
+    Home(String),
+    /// The URL is a calendar: single-calendar mode, every project in it.
+    Calendar(Calendar),
 }
 
 /// One stored calendar object that calplanebot may own (its resource name has our form).
@@ -104,20 +135,23 @@ pub enum Precondition<'a> {
 
 pub struct DavClient {
     agent: ureq::Agent,
-    authorization: Secret,
+    auth: auth::Auth,
     retry: Retry,
     breaker: Breaker,
     pub requests: Counter,
 }
 
 impl DavClient {
-    pub fn new(username: &str, password: &Secret, network: &Network) -> DavClient {
-        use base64::Engine as _;
-        let credentials = base64::engine::general_purpose::STANDARD
-            .encode(format!("{username}:{}", password.expose()));
+    /// `roots`: the only certificates to trust (`CALDAV_CA_FILE`), or the system trust store.
+    pub fn new(
+        username: &str,
+        password: &Secret,
+        network: &Network,
+        roots: Option<&[Vec<u8>]>,
+    ) -> DavClient {
         DavClient {
-            agent: crate::http::agent(network),
-            authorization: Secret::new(format!("Basic {credentials}")),
+            agent: crate::http::agent(network, roots),
+            auth: auth::Auth::new(username, password),
             retry: Retry::new(
                 network,
                 network.retry_delay.max(std::time::Duration::from_secs(1)),
@@ -134,6 +168,9 @@ impl DavClient {
 
     /// Sends one request, retried on transient failures: every request calplanebot sends is
     /// safe to repeat (reads, and writes under a precondition or that set a fixed value).
+    ///
+    /// A 401 that asks for another scheme (Digest), or says the Digest nonce went stale, is
+    /// answered by sending the request again with the credentials the server asked for.
     fn send(
         &self,
         method: &'static str,
@@ -148,62 +185,99 @@ impl DavClient {
                 url: url.to_string(),
             });
         }
+        // What the last attempt carried, for judging a 401 (each attempt gets a fresh Digest
+        // nonce count, so a retried request is not a replay).
+        let sent = std::cell::RefCell::new(auth::Sent::Nothing);
         let build = || {
-            let mut request = http::Request::builder()
-                .method(method)
-                .uri(url)
-                .header("Authorization", self.authorization.expose());
+            let mut request = http::Request::builder().method(method).uri(url);
+            let (authorization, carried) = self.auth.authorization(method, url);
+            if let Some(value) = authorization {
+                request = request.header("Authorization", value.expose());
+            }
+            *sent.borrow_mut() = carried;
             for (name, value) in headers {
                 request = request.header(*name, *value);
             }
             log::debug!("{method} {url}");
             request.body(body.clone())
         };
-        if let Err(e) = build() {
+        if let Err(e) = http::Request::builder().method(method).uri(url).body(()) {
             return Err(CalDavError::Invalid {
                 url: url.to_string(),
                 reason: format!("cannot build a request: {e}"),
             });
         }
         let what = format!("{method} {url}");
-        let reply = self
-            .retry
-            .send(
-                &self.agent,
-                &|| build().expect("checked above"),
-                limit,
-                &self.requests,
-                &what,
-            )
-            .map_err(|error| match error.source {
-                ureq::Error::BodyExceedsLimit(limit) => CalDavError::Invalid {
-                    url: url.to_string(),
-                    reason: format!("the answer is larger than {} MiB", limit / (1024 * 1024)),
-                },
-                _ if error.is_unreachable() => {
-                    self.breaker.trip();
-                    CalDavError::Transport {
-                        url: url.to_string(),
-                        source: error.source,
-                    }
+        // A challenge for another scheme, then a stale nonce: at most two more rounds.
+        for _ in 0..3 {
+            let reply = self
+                .retry
+                .send(
+                    &self.agent,
+                    &|| build().expect("method and URL checked above"),
+                    limit,
+                    &self.requests,
+                    &what,
+                )
+                .map_err(|error| self.send_error(url, error))?;
+            if crate::http::is_unavailable_status(reply.status) {
+                // Still 502/503/504 after every attempt: the server or its gateway is down.
+                self.breaker.trip();
+            }
+            log::trace!("{method} {url} -> {}", reply.status);
+            if reply.status != 401 {
+                return Ok(reply);
+            }
+            let challenges = reply
+                .headers
+                .get_all("WWW-Authenticate")
+                .iter()
+                .filter_map(|v| v.to_str().ok());
+            let carried = sent.borrow().clone();
+            match self.auth.challenged(challenges, &carried) {
+                auth::Verdict::Retry => {
+                    log::debug!("{what}: the server asked for authentication; sending it again");
                 }
-                // Reachable, but the answer broke off or was garbled: that request failed.
-                source => CalDavError::Broken {
-                    url: url.to_string(),
-                    source,
-                },
-            })?;
-        if crate::http::is_unavailable_status(reply.status) {
-            // Still 502/503/504 after every attempt: the server or its gateway is down.
-            self.breaker.trip();
+                auth::Verdict::Refused => break,
+                auth::Verdict::Unsupported(schemes) => {
+                    return Err(CalDavError::AuthScheme {
+                        url: url.to_string(),
+                        schemes,
+                    });
+                }
+            }
         }
-        log::trace!("{method} {url} -> {}", reply.status);
-        if reply.status == 401 {
-            return Err(CalDavError::Unauthorized {
+        Err(CalDavError::Unauthorized {
+            url: url.to_string(),
+        })
+    }
+
+    fn send_error(&self, url: &str, error: crate::http::SendError) -> CalDavError {
+        match error.source {
+            ureq::Error::BodyExceedsLimit(limit) => CalDavError::Invalid {
                 url: url.to_string(),
-            });
+                reason: format!("the answer is larger than {} MiB", limit / (1024 * 1024)),
+            },
+            _ if crate::http::is_certificate_error(&error.source) => {
+                self.breaker.trip();
+                CalDavError::Certificate {
+                    url: url.to_string(),
+                    source: error.source,
+                }
+            }
+            _ if error.is_unreachable() => {
+                self.breaker.trip();
+                CalDavError::Transport {
+                    url: url.to_string(),
+                    source: error.source,
+                }
+            }
+            // Reachable, but the answer broke off or was garbled: that request failed.
+            source => CalDavError::Broken {
+                url: url.to_string(),
+                source,
+            },
         }
-        Ok(reply)
     }
 
     /// PROPFIND returning the parsed multistatus; any non-207 answer is an error.
@@ -226,17 +300,22 @@ impl DavClient {
         multistatus(url, "PROPFIND", &reply)
     }
 
-    /// Finds the calendar home from a server, principal or calendar-home URL (RFC 6764 §6,
-    /// RFC 5397, RFC 4791 §6.2.1). Redirects are followed by hand, re-sending the PROPFIND,
-    /// and only within the same host.
-    pub fn discover_home(&self, start: &str) -> Result<String, CalDavError> {
+    /// Finds where events go from whatever URL the operator pasted: the server root,
+    /// `/.well-known/caldav` (RFC 6764 §6), the principal (RFC 5397), the calendar home
+    /// (RFC 4791 §6.2.1), or one calendar. Redirects are followed by hand, re-sending the
+    /// PROPFIND (an HTTP client would turn it into a GET without credentials), and only within
+    /// the same host.
+    ///
+    /// Requests: one when the URL is a calendar or a principal that is its own home (Radicale's
+    /// `/alice/`), two otherwise, plus one per redirect.
+    pub fn discover(&self, start: &str) -> Result<Discovery, CalDavError> {
         let discovery = |reason: String| CalDavError::Discovery {
             url: start.to_string(),
             reason,
         };
         let mut url = start.to_string();
-        let mut redirects = 0;
-        let principal = loop {
+        let mut redirects = Vec::new();
+        let responses = loop {
             let reply = self.send(
                 "PROPFIND",
                 &url,
@@ -244,37 +323,47 @@ impl DavClient {
                     ("Depth", "0"),
                     ("Content-Type", "application/xml; charset=utf-8"),
                 ],
-                xml::PROPFIND_CURRENT_USER_PRINCIPAL.as_bytes().to_vec(),
+                xml::PROPFIND_DISCOVERY.as_bytes().to_vec(),
                 MAX_LISTING_BODY,
             )?;
             if matches!(reply.status, 301 | 302 | 303 | 307 | 308) {
-                redirects += 1;
                 let location = reply.header("Location").ok_or_else(|| {
                     discovery(format!("HTTP {} without a Location", reply.status))
                 })?;
                 let next = resolve(&url, location);
-                if host_of(&next) != host_of(&url) || redirects > MAX_REDIRECTS {
+                if host_of(&next) != host_of(&url) || redirects.len() >= MAX_REDIRECTS {
                     return Err(discovery(format!(
                         "redirected to {next}, which calplanebot does not follow (another host, or too many redirects); set CALDAV_URL to it"
                     )));
                 }
+                redirects.push(next.clone());
                 url = next;
                 continue;
             }
-            let responses = multistatus(&url, "PROPFIND", &reply)?;
-            break responses
-                .iter()
-                .find_map(|r| r.current_user_principal.clone())
-                .map(|href| resolve(&url, href.as_str()));
+            break multistatus(&url, "PROPFIND", &reply)?;
         };
-        // The principal names the home; without a principal, the URL may itself be the home.
-        let probe = principal.unwrap_or_else(|| url.clone());
-        let responses = self.propfind(&probe, "0", xml::PROPFIND_CALENDAR_HOME_SET)?;
-        match responses.iter().find_map(|r| r.calendar_home_set.clone()) {
-            Some(home) => Ok(with_slash(resolve(&probe, &home))),
-            None if probe == url => Ok(with_slash(url)),
+        let (principal, step) = classify(&url, &responses);
+        let found = |target: Target| Discovery {
+            url: url.clone(),
+            redirects: redirects.clone(),
+            principal: principal.clone(),
+            target,
+        };
+        let principal_url = match step {
+            Step::Found(target) => return Ok(found(target)),
+            Step::AskPrincipal(principal_url) => principal_url,
+        };
+        let responses = self.propfind(&principal_url, "0", xml::PROPFIND_CALENDAR_HOME_SET)?;
+        match responses
+            .iter()
+            .find_map(|r| r.calendar_home_set.as_deref())
+        {
+            Some(home) => Ok(found(Target::Home(with_slash(resolve(
+                &principal_url,
+                home,
+            ))))),
             None => Err(discovery(format!(
-                "the principal {probe} names no calendar-home-set"
+                "the principal {principal_url} names no calendar-home-set"
             ))),
         }
     }
@@ -306,8 +395,9 @@ impl DavClient {
         if reply.is_success() {
             return Ok(());
         }
-        // A retried MKCALENDAR whose first attempt took effect meets its own calendar
-        // (Radicale 409, Xandikos 403, RFC 4791 §5.3.1 405): that is success.
+        // A retried MKCALENDAR whose first attempt took effect meets its own calendar.
+        // QUIRK: Radicale answers that with 409, Xandikos with 403, RFC 4791 §5.3.1 says 405;
+        // so a refusal is only a refusal when no calendar is there.
         if self.is_calendar(url).unwrap_or(false) {
             return Ok(());
         }
@@ -447,6 +537,7 @@ impl DavClient {
             let responses = multistatus(calendar, "REPORT", &reply)?;
             let mut missing = 0;
             for href in batch {
+                // QUIRK: Radicale answers `@` as `%40`, Xandikos raw: compare decoded paths.
                 let path = xml::href_path(href);
                 let found = responses
                     .iter()
@@ -497,8 +588,11 @@ impl DavClient {
             MAX_WRITE_BODY,
         )?;
         match reply.status {
+            // QUIRK: some servers omit the ETag on PUT (caldav.md; Radicale and Xandikos send
+            // it). Nothing in a run depends on it: the next run lists the stored ETag afresh.
             200..=299 => Ok(reply.header("ETag").map(str::to_string)),
-            // RFC 4791 §5.3.2.1: QUIRK: Radicale answers 409, Xandikos 412 (caldav.md).
+            // RFC 4791 §5.3.2.1 names the precondition, not the status. QUIRK: Radicale answers
+            // 409, Xandikos 412, both with `no-uid-conflict`; a 412 without it is a stale ETag.
             400 | 403 | 409 | 412 if reply.text().contains("no-uid-conflict") => {
                 Err(CalDavError::UidConflict {
                     url: url.to_string(),
@@ -524,7 +618,8 @@ impl DavClient {
             MAX_WRITE_BODY,
         )?;
         match reply.status {
-            // QUIRK: Radicale answers 200 with a multistatus body, others 204 (caldav.md).
+            // QUIRK: Radicale answers 200 with a multistatus body, Xandikos 204: any 2xx is
+            // success, and `http::send` reads the body to the end so the connection stays usable.
             200..=299 | 404 => Ok(()),
             412 => Err(CalDavError::PreconditionFailed {
                 method: "DELETE",
@@ -574,6 +669,46 @@ fn status_error(method: &'static str, url: &str, status: u16, reply: &Reply) -> 
         status,
         detail,
     }
+}
+
+/// Where the first discovery answer leads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Step {
+    Found(Target),
+    /// Ask this principal for its calendar-home-set.
+    AskPrincipal(String),
+}
+
+/// Reads the answer to [`xml::PROPFIND_DISCOVERY`] at `url` (after redirects): the principal
+/// the server names, and what `url` is.
+fn classify(url: &str, responses: &[DavResponse]) -> (Option<String>, Step) {
+    // Depth 0 answers describe the URL itself; a server may add others, which say nothing.
+    let path = xml::href_path(url);
+    let own = responses
+        .iter()
+        .find(|r| same_path(&xml::href_path(&r.href), &path))
+        .or(responses.first());
+    let principal = responses
+        .iter()
+        .find_map(|r| r.current_user_principal.as_deref())
+        .map(|href| resolve(url, href));
+    let step = if let Some(calendar) = own.filter(|r| r.is_calendar) {
+        Step::Found(Target::Calendar(Calendar {
+            url: with_slash(url.to_string()),
+            displayname: calendar.displayname.clone(),
+            components: calendar.supported_components.clone(),
+        }))
+    } else if let Some(home) = own.and_then(|r| r.calendar_home_set.as_deref()) {
+        // The URL is a principal (or a server answering for the current user anywhere).
+        Step::Found(Target::Home(with_slash(resolve(url, home))))
+    } else if let Some(principal) = &principal {
+        Step::AskPrincipal(principal.clone())
+    } else {
+        // Neither principal nor home named: the URL may be the home of a server without
+        // RFC 5397, the form older servers documented.
+        Step::Found(Target::Home(with_slash(url.to_string())))
+    };
+    (principal, step)
 }
 
 /// `scheme://authority` of an absolute URL.
@@ -648,6 +783,81 @@ mod tests {
         assert_eq!(
             resolve("http://127.0.0.1:5232", "/alice/"),
             "http://127.0.0.1:5232/alice/"
+        );
+    }
+
+    fn fixture_responses(server: &str, name: &str) -> Vec<DavResponse> {
+        let path = format!(
+            "{}/tests/fixtures/caldav/{server}/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(&path).expect("the fixture exists");
+        xml::parse_multistatus(&text).expect("the fixture parses")
+    }
+
+    /// Discovery's first step on the real answers of both servers, from every URL form.
+    #[test]
+    fn discovery_classifies_every_url_form_on_both_servers() {
+        let base = "https://dav.example:8443";
+        let principal = Some(format!("{base}/alice/"));
+        let ask = Step::AskPrincipal(format!("{base}/alice/"));
+        let home = |path: &str| Step::Found(Target::Home(format!("{base}{path}")));
+        let cases = [
+            ("radicale", "09-discovery-root.xml", "/", ask.clone()),
+            (
+                "radicale",
+                "09-discovery-principal.xml",
+                "/alice/",
+                home("/alice/"),
+            ),
+            ("xandikos", "09-discovery-root.xml", "/", ask.clone()),
+            (
+                "xandikos",
+                "09-discovery-principal.xml",
+                "/alice/",
+                home("/alice/calendars/"),
+            ),
+            // The home itself is neither a calendar nor a principal: ask its principal.
+            (
+                "xandikos",
+                "09-discovery-home.xml",
+                "/alice/calendars/",
+                ask,
+            ),
+        ];
+        for (server, fixture, path, expected) in cases {
+            let responses = fixture_responses(server, fixture);
+            let (named, step) = classify(&format!("{base}{path}"), &responses);
+            assert_eq!(named, principal, "{server} {fixture}");
+            assert_eq!(step, expected, "{server} {fixture}");
+        }
+        for (server, path) in [
+            ("radicale", "/alice/team"),
+            ("xandikos", "/alice/calendars/team/"),
+        ] {
+            let responses = fixture_responses(server, "09-discovery-calendar.xml");
+            let (_, step) = classify(&format!("{base}{path}"), &responses);
+            let Step::Found(Target::Calendar(calendar)) = step else {
+                panic!("{server}: a calendar URL is a calendar, got {step:?}");
+            };
+            assert_eq!(
+                calendar.url,
+                format!("{base}{}", with_slash(path.to_string()))
+            );
+            assert_eq!(calendar.displayname.as_deref(), Some("Team"));
+            assert_eq!(calendar.components, Some(vec!["VEVENT".to_string()]));
+        }
+    }
+
+    #[test]
+    fn a_server_without_principals_makes_the_url_the_home() {
+        let answer = r#"<?xml version="1.0"?><d:multistatus xmlns:d="DAV:"><d:response><d:href>/dav/</d:href><d:propstat><d:prop><d:resourcetype><d:collection/></d:resourcetype></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response></d:multistatus>"#;
+        let responses = xml::parse_multistatus(answer).expect("parses");
+        let (principal, step) = classify("http://127.0.0.1:1/dav", &responses);
+        assert_eq!(principal, None);
+        assert_eq!(
+            step,
+            Step::Found(Target::Home("http://127.0.0.1:1/dav/".into()))
         );
     }
 

@@ -35,6 +35,14 @@ pub const PROPFIND_CURRENT_USER_PRINCIPAL: &str = r#"<?xml version="1.0" encodin
 <d:propfind xmlns:d="DAV:"><d:prop><d:current-user-principal/></d:prop></d:propfind>
 "#;
 
+/// PROPFIND body, sent with `Depth: 0` to the URL the operator gave (discovery): one request
+/// says whether it is a calendar (single-calendar mode), a principal (it names its
+/// calendar-home-set), or anything else on the server (it names the current user's principal,
+/// RFC 5397). The displayname and components describe a calendar found this way.
+pub const PROPFIND_DISCOVERY: &str = r#"<?xml version="1.0" encoding="utf-8"?>
+<d:propfind xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:prop><d:current-user-principal/><c:calendar-home-set/><d:resourcetype/><d:displayname/><c:supported-calendar-component-set/></d:prop></d:propfind>
+"#;
+
 /// PROPFIND body, sent with `Depth: 0` to the principal: asks where the user's calendars
 /// live (RFC 4791 §6.2.1).
 pub const PROPFIND_CALENDAR_HOME_SET: &str = r#"<?xml version="1.0" encoding="utf-8"?>
