@@ -225,9 +225,9 @@ pub struct ConnectionArgs {
     pub caldav_calendar_url: Option<String>,
 
     /// Trust only the CA certificates in this PEM file for the CalDAV server (a private CA or
-    /// a self-signed certificate). Default: the system trust store.
+    /// a self-signed certificate). Default (or empty): the system trust store.
     #[arg(long, env = "CALDAV_CA_FILE", value_name = "PATH", global = true)]
-    pub caldav_ca_file: Option<PathBuf>,
+    pub caldav_ca_file: Option<String>,
 }
 
 /// How a run behaves towards servers and other runs: timeouts, retries, the lock.

@@ -176,7 +176,7 @@ impl Config {
             _ => None,
         };
         let caldav_roots = match &args.caldav_ca_file {
-            Some(path) if !path.as_os_str().is_empty() => Some(ca_certificates(path)?),
+            Some(path) if !path.is_empty() => Some(ca_certificates(Path::new(path))?),
             _ => None,
         };
         if !behaviour.allow_insecure_http {
@@ -514,18 +514,18 @@ mod tests {
         ] {
             let path = dir.join(name);
             std::fs::write(&path, text).unwrap();
-            a.caldav_ca_file = Some(path.clone());
+            a.caldav_ca_file = Some(path.display().to_string());
             let err = Config::from_test_args(&a).unwrap_err().to_string();
             assert!(err.starts_with("CALDAV_CA_FILE ("), "{name}: {err}");
             assert!(err.contains(expected), "{name}: {err}");
         }
-        a.caldav_ca_file = Some(dir.join("missing.pem"));
+        a.caldav_ca_file = Some(dir.join("missing.pem").display().to_string());
         let err = Config::from_test_args(&a).unwrap_err().to_string();
         assert!(err.contains("No such file"), "{err}");
         // Two certificates in one bundle are both trusted.
         let bundle = dir.join("bundle.pem");
         std::fs::write(&bundle, format!("{pem}{pem}")).unwrap();
-        a.caldav_ca_file = Some(bundle);
+        a.caldav_ca_file = Some(bundle.display().to_string());
         assert_eq!(
             Config::from_test_args(&a)
                 .unwrap()
@@ -534,7 +534,7 @@ mod tests {
                 .len(),
             2
         );
-        a.caldav_ca_file = Some(PathBuf::new());
+        a.caldav_ca_file = Some(String::new());
         assert_eq!(Config::from_test_args(&a).unwrap().caldav_roots, None);
         std::fs::remove_dir_all(&dir).unwrap();
     }

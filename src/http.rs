@@ -149,10 +149,12 @@ pub fn is_certificate_error(error: &ureq::Error) -> bool {
 }
 
 fn is_certificate_problem(error: &rustls::Error) -> bool {
-    matches!(
-        error,
-        rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
-    )
+    match error {
+        rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => true,
+        // rustls-platform-verifier found no CA certificate on the system at all.
+        rustls::Error::General(message) => message.contains("CA certificates"),
+        _ => false,
+    }
 }
 
 /// Statuses that, after all attempts, mean the server (or the gateway in front of it) is down.

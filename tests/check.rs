@@ -2,11 +2,12 @@
 //! check passes on a good configuration, each kind of broken configuration fails its own line
 //! with a hint, the exit status says which kind, no secret is printed, and nothing is written.
 
+#[macro_use]
 mod support;
 
 use base64::Engine as _;
 use serde_json::json;
-use support::{Env, Run};
+use support::{Env, Run, ServerKind};
 
 fn seed() -> serde_json::Value {
     json!({
@@ -64,10 +65,10 @@ fn last_line(run: &Run) -> &str {
 /// No secret, in any form the binary could leak it, on stdout or stderr (the runs above are
 /// at RUST_LOG=trace). `extra` are secrets a test set itself.
 fn assert_no_secret(env: &Env, run: &Run, extra: &[&str]) {
-    let password = env.radicale.password().to_string();
+    let password = env.server.password().to_string();
     let token = env.sim.token();
     let basic = base64::engine::general_purpose::STANDARD
-        .encode(format!("{}:{password}", env.radicale.username()));
+        .encode(format!("{}:{password}", env.server.username()));
     let mut secrets = vec![password.as_str(), token.as_str(), basic.as_str()];
     secrets.extend_from_slice(extra);
     for secret in secrets {
@@ -76,9 +77,9 @@ fn assert_no_secret(env: &Env, run: &Run, extra: &[&str]) {
     }
 }
 
-#[test]
-fn every_check_passes_against_plane_and_radicale_and_nothing_is_written() {
-    let env = Env::start(seed());
+on_both_servers!(every_check_passes_against_plane_and_radicale_and_nothing_is_written);
+fn every_check_passes_against_plane_and_radicale_and_nothing_is_written(server: ServerKind) {
+    let env = Env::start(server, seed());
     let run = check(&env, &[]);
     assert_eq!(run.code, 0, "{}", run.stdout);
     let lines: Vec<&str> = run.stdout.lines().collect();
@@ -134,9 +135,9 @@ fn every_check_passes_against_plane_and_radicale_and_nothing_is_written() {
     assert_eq!(env.writes(), 0, "{:?}", env.proxy.counts());
 }
 
-#[test]
-fn a_wrong_plane_token_fails_its_line_with_a_hint_and_skips_the_workspace() {
-    let env = Env::start(seed());
+on_both_servers!(a_wrong_plane_token_fails_its_line_with_a_hint_and_skips_the_workspace);
+fn a_wrong_plane_token_fails_its_line_with_a_hint_and_skips_the_workspace(server: ServerKind) {
+    let env = Env::start(server, seed());
     let run = check(&env, &[("PLANE_API_TOKEN", "plane_api_wrong")]);
     assert_eq!(run.code, 5, "{}", run.stdout);
     assert!(
@@ -156,9 +157,9 @@ fn a_wrong_plane_token_fails_its_line_with_a_hint_and_skips_the_workspace() {
     assert_eq!(env.writes(), 0);
 }
 
-#[test]
-fn a_wrong_workspace_slug_fails_the_workspace_line() {
-    let env = Env::start(seed());
+on_both_servers!(a_wrong_workspace_slug_fails_the_workspace_line);
+fn a_wrong_workspace_slug_fails_the_workspace_line(server: ServerKind) {
+    let env = Env::start(server, seed());
     let run = check(&env, &[("PLANE_WORKSPACE_SLUG", "other")]);
     assert_eq!(run.code, 5, "{}", run.stdout);
     assert!(line(&run, "✓", "Plane API and token").contains("ada"));
@@ -167,9 +168,9 @@ fn a_wrong_workspace_slug_fails_the_workspace_line() {
     assert_eq!(last_line(&run), "1 of 7 checks failed");
 }
 
-#[test]
-fn a_wrong_caldav_password_fails_the_credentials_line() {
-    let env = Env::start(seed());
+on_both_servers!(a_wrong_caldav_password_fails_the_credentials_line);
+fn a_wrong_caldav_password_fails_the_credentials_line(server: ServerKind) {
+    let env = Env::start(server, seed());
     let run = check(&env, &[("CALDAV_PASSWORD", "not-the-password")]);
     assert_eq!(run.code, 5, "{}", run.stdout);
     line(&run, "✓", "CalDAV server");
@@ -186,9 +187,9 @@ fn a_wrong_caldav_password_fails_the_credentials_line() {
     assert_eq!(env.writes(), 0);
 }
 
-#[test]
-fn an_unreachable_caldav_server_fails_the_server_line_quickly() {
-    let env = Env::start(seed());
+on_both_servers!(an_unreachable_caldav_server_fails_the_server_line_quickly);
+fn an_unreachable_caldav_server_fails_the_server_line_quickly(server: ServerKind) {
+    let env = Env::start(server, seed());
     // A port that was free a moment ago: nothing listens on it.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -215,9 +216,9 @@ fn an_unreachable_caldav_server_fails_the_server_line_quickly() {
     assert_no_secret(&env, &run, &[]);
 }
 
-#[test]
-fn an_unreachable_plane_fails_the_plane_line() {
-    let env = Env::start(seed());
+on_both_servers!(an_unreachable_plane_fails_the_plane_line);
+fn an_unreachable_plane_fails_the_plane_line(server: ServerKind) {
+    let env = Env::start(server, seed());
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -231,9 +232,9 @@ fn an_unreachable_plane_fails_the_plane_line() {
     line(&run, "✓", "calendar home:");
 }
 
-#[test]
-fn a_missing_variable_exits_2_naming_it_and_contacts_no_server() {
-    let env = Env::start(seed());
+on_both_servers!(a_missing_variable_exits_2_naming_it_and_contacts_no_server);
+fn a_missing_variable_exits_2_naming_it_and_contacts_no_server(server: ServerKind) {
+    let env = Env::start(server, seed());
     let mut command = env.command(&["check"], &[]);
     command.env_remove("CALDAV_USERNAME");
     let output = command.output().unwrap();
@@ -252,9 +253,9 @@ fn a_missing_variable_exits_2_naming_it_and_contacts_no_server() {
     assert!(env.proxy.requests().is_empty());
 }
 
-#[test]
-fn single_calendar_mode_checks_that_calendar_instead_of_the_home() {
-    let env = Env::start(seed());
+on_both_servers!(single_calendar_mode_checks_that_calendar_instead_of_the_home);
+fn single_calendar_mode_checks_that_calendar_instead_of_the_home(server: ServerKind) {
+    let env = Env::start(server, seed());
     let href = format!("{}team/", env.home());
     assert_eq!(env.user.mkcalendar(&href, "Team").unwrap(), 201);
     let url = format!("{}{href}", env.proxy.url());

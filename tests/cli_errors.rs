@@ -2,11 +2,12 @@
 //! unreachable servers, `--project` selection, `_FILE` secrets — and that no secret reaches
 //! stdout, stderr or `--help` at any verbosity.
 
+#[macro_use]
 mod support;
 
 use base64::Engine as _;
 use serde_json::json;
-use support::Env;
+use support::{Env, ServerKind};
 
 fn seed() -> serde_json::Value {
     json!({
@@ -26,10 +27,10 @@ fn closed_port() -> u16 {
 }
 
 fn assert_no_secret(env: &Env, run: &support::Run) {
-    let password = env.radicale.password().to_string();
+    let password = env.server.password().to_string();
     let token = env.sim.token();
     let basic = base64::engine::general_purpose::STANDARD
-        .encode(format!("{}:{password}", env.radicale.username()));
+        .encode(format!("{}:{password}", env.server.username()));
     for secret in [password.as_str(), token.as_str(), basic.as_str()] {
         assert!(!run.stdout.contains(secret), "secret on stdout");
         assert!(!run.stderr.contains(secret), "secret on stderr");
@@ -48,9 +49,9 @@ fn missing_configuration_names_the_variable_and_exits_2() {
     assert!(stderr.contains("PLANE_BASE_URL is not set"), "{stderr}");
 }
 
-#[test]
-fn usage_errors_exit_2_and_help_lists_the_exit_statuses() {
-    let env = Env::start(seed());
+on_both_servers!(usage_errors_exit_2_and_help_lists_the_exit_statuses);
+fn usage_errors_exit_2_and_help_lists_the_exit_statuses(server: ServerKind) {
+    let env = Env::start(server, seed());
     let run = env.run_with(&["sync", "--format", "yaml"], &[]);
     assert_eq!(run.code, 2);
     let run = env.run_with(&["sync", "--project", "NOPE"], &[]);
@@ -74,9 +75,9 @@ fn usage_errors_exit_2_and_help_lists_the_exit_statuses() {
     assert_no_secret(&env, &help);
 }
 
-#[test]
-fn a_wrong_plane_token_exits_5_with_a_hint_and_changes_nothing() {
-    let env = Env::start(seed());
+on_both_servers!(a_wrong_plane_token_exits_5_with_a_hint_and_changes_nothing);
+fn a_wrong_plane_token_exits_5_with_a_hint_and_changes_nothing(server: ServerKind) {
+    let env = Env::start(server, seed());
     let run = env.run_with(&["sync"], &[("PLANE_API_TOKEN", "plane_api_wrong")]);
     assert_eq!(run.code, 5, "{}", run.stderr);
     assert!(
@@ -89,9 +90,9 @@ fn a_wrong_plane_token_exits_5_with_a_hint_and_changes_nothing() {
     assert_eq!(env.proxy.requests().len(), 0, "CalDAV is not touched");
 }
 
-#[test]
-fn a_wrong_caldav_password_exits_5_with_a_hint() {
-    let env = Env::start(seed());
+on_both_servers!(a_wrong_caldav_password_exits_5_with_a_hint);
+fn a_wrong_caldav_password_exits_5_with_a_hint(server: ServerKind) {
+    let env = Env::start(server, seed());
     let run = env.run_with(&["sync"], &[("CALDAV_PASSWORD", "not-the-password")]);
     assert_eq!(run.code, 5, "{}", run.stderr);
     assert!(
@@ -104,9 +105,9 @@ fn a_wrong_caldav_password_exits_5_with_a_hint() {
     assert_eq!(env.writes(), 0);
 }
 
-#[test]
-fn unreachable_servers_exit_5() {
-    let env = Env::start(seed());
+on_both_servers!(unreachable_servers_exit_5);
+fn unreachable_servers_exit_5(server: ServerKind) {
+    let env = Env::start(server, seed());
     let caldav = format!("http://127.0.0.1:{}/", closed_port());
     let run = env.run_with(&["sync"], &[("CALDAV_URL", caldav.as_str())]);
     assert_eq!(run.code, 5, "{}", run.stderr);
@@ -123,9 +124,9 @@ fn unreachable_servers_exit_5() {
     assert_eq!(env.proxy.requests().len(), 0);
 }
 
-#[test]
-fn secrets_never_reach_the_output_even_at_trace_level() {
-    let env = Env::start(seed());
+on_both_servers!(secrets_never_reach_the_output_even_at_trace_level);
+fn secrets_never_reach_the_output_even_at_trace_level(server: ServerKind) {
+    let env = Env::start(server, seed());
     let run = env.run_with(&["sync", "-vv"], &[("RUST_LOG", "trace")]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
@@ -141,9 +142,9 @@ fn secrets_never_reach_the_output_even_at_trace_level() {
     assert_no_secret(&env, &json);
 }
 
-#[test]
-fn project_selection_syncs_only_the_named_project() {
-    let env = Env::start(seed());
+on_both_servers!(project_selection_syncs_only_the_named_project);
+fn project_selection_syncs_only_the_named_project(server: ServerKind) {
+    let env = Env::start(server, seed());
     let run = env.sync(&["--project", "ops"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains("1 created"), "{}", run.stdout);
@@ -164,15 +165,15 @@ fn project_selection_syncs_only_the_named_project() {
     assert!(env.event("WEB", "Launch").is_some());
 }
 
-#[test]
-fn secrets_can_come_from_files() {
-    let env = Env::start(seed());
-    let dir = env.radicale.storage_dir().join("../secrets");
+on_both_servers!(secrets_can_come_from_files);
+fn secrets_can_come_from_files(server: ServerKind) {
+    let env = Env::start(server, seed());
+    let dir = env.scratch("secrets");
     std::fs::create_dir_all(&dir).unwrap();
     let token_file = dir.join("token");
     let password_file = dir.join("password");
     std::fs::write(&token_file, format!("{}\n", env.sim.token())).unwrap();
-    std::fs::write(&password_file, env.radicale.password()).unwrap();
+    std::fs::write(&password_file, env.server.password()).unwrap();
     let mut command = env.command(&["sync"], &[]);
     command
         .env_remove("PLANE_API_TOKEN")
@@ -189,10 +190,10 @@ fn secrets_can_come_from_files() {
     assert!(env.event("WEB", "Launch").is_some());
 }
 
-#[test]
-fn a_plane_429_is_waited_out_for_its_retry_after() {
+on_both_servers!(a_plane_429_is_waited_out_for_its_retry_after);
+fn a_plane_429_is_waited_out_for_its_retry_after(server: ServerKind) {
     use calplanebot_testbed::plane_sim::{Fault, FaultRule};
-    let env = Env::start(seed());
+    let env = Env::start(server, seed());
     env.sim.inject_fault(FaultRule::new(
         "/projects/",
         Fault::RateLimited {

@@ -2,6 +2,7 @@
 //! lines under systemd and elsewhere, no progress bars off a terminal, completions and the man
 //! page.
 
+#[macro_use]
 mod support;
 
 use std::collections::BTreeMap;
@@ -9,7 +10,7 @@ use std::process::{Command, Stdio};
 
 use calplanebot_testbed::plane_sim::{Fault, FaultRule, SeedIssue};
 use serde_json::json;
-use support::Env;
+use support::{Env, ServerKind};
 
 fn seed() -> serde_json::Value {
     json!({
@@ -82,10 +83,10 @@ fn value(samples: &[Sample], name: &str, labels: &str) -> f64 {
         .2
 }
 
-#[test]
-fn the_metrics_file_matches_the_run_and_counts_failures_in_a_row() {
-    let env = Env::start(seed());
-    let dir = env.radicale.storage_dir().parent().unwrap().join("metrics");
+on_both_servers!(the_metrics_file_matches_the_run_and_counts_failures_in_a_row);
+fn the_metrics_file_matches_the_run_and_counts_failures_in_a_row(server: ServerKind) {
+    let env = Env::start(server, seed());
+    let dir = env.scratch("metrics");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("calplanebot.prom");
     let metrics = path.display().to_string();
@@ -251,9 +252,9 @@ fn the_metrics_file_matches_the_run_and_counts_failures_in_a_row() {
     assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
 }
 
-#[test]
-fn dry_run_exit_code_says_whether_changes_are_pending() {
-    let env = Env::start(seed());
+on_both_servers!(dry_run_exit_code_says_whether_changes_are_pending);
+fn dry_run_exit_code_says_whether_changes_are_pending(server: ServerKind) {
+    let env = Env::start(server, seed());
     let run = env.sync(&["--dry-run", "--exit-code"]);
     assert_eq!(run.code, 7, "{}", run.stderr);
     assert!(run.stdout.contains("3 to create"), "{}", run.stdout);
@@ -359,9 +360,9 @@ fn log_lines_carry_no_time_or_colour_in_the_journal_and_a_time_elsewhere() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-#[test]
-fn a_run_off_a_terminal_draws_no_progress_bar() {
-    let env = Env::start(seed());
+on_both_servers!(a_run_off_a_terminal_draws_no_progress_bar);
+fn a_run_off_a_terminal_draws_no_progress_bar(server: ServerKind) {
+    let env = Env::start(server, seed());
     let web = env.project_id("WEB");
     env.sim.with_world(|w| {
         for n in 0..30 {

@@ -2,22 +2,26 @@
 //! syncs completely without ever provoking a 429, because calplanebot paces itself by
 //! `X-RateLimit-Remaining` (the simulator's window is shortened to keep the test fast).
 
+#[macro_use]
 mod support;
 
 use std::time::Duration;
 
 use serde_json::json;
-use support::Env;
+use support::{Env, ServerKind};
 
-#[test]
-fn a_workspace_bigger_than_the_budget_syncs_without_a_single_429() {
+on_both_servers!(a_workspace_bigger_than_the_budget_syncs_without_a_single_429);
+fn a_workspace_bigger_than_the_budget_syncs_without_a_single_429(server: ServerKind) {
     let projects: Vec<_> = (0..24)
         .map(|n| json!({"identifier": format!("P{n}"), "name": format!("Project {n}")}))
         .collect();
     let issues: Vec<_> = (0..24)
         .map(|n| json!({"project": format!("P{n}"), "name": format!("Task {n}"), "target_date": "2026-12-10"}))
         .collect();
-    let env = Env::start(json!({"workspace": "acme", "projects": projects, "issues": issues}));
+    let env = Env::start(
+        server,
+        json!({"workspace": "acme", "projects": projects, "issues": issues}),
+    );
     // 10 requests per 2-second window; the run needs 25.
     env.sim.set_rate_limit(Some(10));
     env.sim.set_rate_limit_window(Duration::from_secs(2));

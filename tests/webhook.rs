@@ -2,13 +2,14 @@
 //! Plane simulator, against a real Radicale behind the counting proxy — and once through the
 //! real Debian `webhook` shim with the repository's own hooks file and wrapper.
 
+#[macro_use]
 mod support;
 
 use std::time::{Duration, Instant};
 
 use calplanebot_testbed::plane_sim::SeedIssue;
 use serde_json::json;
-use support::{Env, WEBHOOK_SECRET, prop, with_alarm};
+use support::{Env, ServerKind, WEBHOOK_SECRET, prop, with_alarm};
 
 fn seed() -> serde_json::Value {
     json!({
@@ -63,9 +64,13 @@ fn caldav_requests(env: &Env) -> usize {
     env.proxy.counts().values().sum()
 }
 
-#[test]
-fn a_new_dated_issue_gets_its_event_in_three_requests_and_a_date_move_updates_it_in_place() {
-    let env = Env::start(seed());
+on_both_servers!(
+    a_new_dated_issue_gets_its_event_in_three_requests_and_a_date_move_updates_it_in_place
+);
+fn a_new_dated_issue_gets_its_event_in_three_requests_and_a_date_move_updates_it_in_place(
+    server: ServerKind,
+) {
+    let env = Env::start(server, seed());
     assert_eq!(env.sync(&[]).code, 0);
     reset_counts(&env);
 
@@ -129,9 +134,9 @@ fn a_new_dated_issue_gets_its_event_in_three_requests_and_a_date_move_updates_it
     );
 }
 
-#[test]
-fn wrong_missing_and_malformed_deliveries_are_rejected_before_any_request() {
-    let env = Env::start(seed());
+on_both_servers!(wrong_missing_and_malformed_deliveries_are_rejected_before_any_request);
+fn wrong_missing_and_malformed_deliveries_are_rejected_before_any_request(server: ServerKind) {
+    let env = Env::start(server, seed());
     assert_eq!(env.sync(&[]).code, 0);
     let id = env.issue_id("Existing");
     env.sim
@@ -212,9 +217,9 @@ fn sign(body: &[u8]) -> String {
     calplanebot_testbed::plane_sim::webhook_signature(WEBHOOK_SECRET, body)
 }
 
-#[test]
-fn an_issue_gone_from_plane_loses_its_event_and_a_live_one_keeps_it() {
-    let env = Env::start(seed());
+on_both_servers!(an_issue_gone_from_plane_loses_its_event_and_a_live_one_keeps_it);
+fn an_issue_gone_from_plane_loses_its_event_and_a_live_one_keeps_it(server: ServerKind) {
+    let env = Env::start(server, seed());
     assert_eq!(env.sync(&[]).code, 0);
     let existing = env.issue_id("Existing");
     let second = env.issue_id("Second");
@@ -259,9 +264,9 @@ fn an_issue_gone_from_plane_loses_its_event_and_a_live_one_keeps_it() {
     assert_eq!(plane_requests(&env), 0, "no event, no question to Plane");
 }
 
-#[test]
-fn a_burst_of_five_deliveries_for_one_issue_ends_in_one_put() {
-    let env = Env::start(seed());
+on_both_servers!(a_burst_of_five_deliveries_for_one_issue_ends_in_one_put);
+fn a_burst_of_five_deliveries_for_one_issue_ends_in_one_put(server: ServerKind) {
+    let env = Env::start(server, seed());
     assert_eq!(env.sync(&[]).code, 0);
     let id = add_issue(&env, "WEB", "Edited in the web app", "2027-02-02");
     // One edit in the web app: one delivery per changed field, all sent at once.
@@ -290,9 +295,9 @@ fn a_burst_of_five_deliveries_for_one_issue_ends_in_one_put() {
     assert!(env.event("WEB", "Edited in the web app").is_some());
 }
 
-#[test]
-fn project_deliveries_rename_the_calendar_and_never_delete() {
-    let env = Env::start(seed());
+on_both_servers!(project_deliveries_rename_the_calendar_and_never_delete);
+fn project_deliveries_rename_the_calendar_and_never_delete(server: ServerKind) {
+    let env = Env::start(server, seed());
     assert_eq!(env.sync(&[]).code, 0);
     let web = env.project_id("WEB");
     env.sim
@@ -331,9 +336,9 @@ fn project_deliveries_rename_the_calendar_and_never_delete() {
     assert!(env.event("WEB", "Existing").is_some());
 }
 
-#[test]
-fn other_events_need_no_request() {
-    let env = Env::start(seed());
+on_both_servers!(other_events_need_no_request);
+fn other_events_need_no_request(server: ServerKind) {
+    let env = Env::start(server, seed());
     reset_counts(&env);
     for event in ["cycle", "module", "issue_comment"] {
         let body = format!(
@@ -345,9 +350,9 @@ fn other_events_need_no_request() {
     assert_eq!(plane_requests(&env) + caldav_requests(&env), 0);
 }
 
-#[test]
-fn without_a_cache_the_calendar_is_discovered_created_and_remembered() {
-    let env = Env::start(seed());
+on_both_servers!(without_a_cache_the_calendar_is_discovered_created_and_remembered);
+fn without_a_cache_the_calendar_is_discovered_created_and_remembered(server: ServerKind) {
+    let env = Env::start(server, seed());
     // No sync yet: no calendar, no cache.
     let id = add_issue(&env, "OPS", "First ever", "2027-04-04");
     let run = deliver(&env, "issue", "created", &id);
@@ -383,9 +388,9 @@ fn without_a_cache_the_calendar_is_discovered_created_and_remembered() {
     assert!(env.event("OPS", "First ever").is_some());
 }
 
-#[test]
-fn single_calendar_mode_needs_no_discovery() {
-    let env = Env::start(seed());
+on_both_servers!(single_calendar_mode_needs_no_discovery);
+fn single_calendar_mode_needs_no_discovery(server: ServerKind) {
+    let env = Env::start(server, seed());
     let calendar = format!("{}shared/", env.home());
     env.user.mkcalendar(&calendar, "Team").unwrap();
     let url = format!("{}{calendar}", env.proxy.url());
@@ -406,11 +411,11 @@ fn single_calendar_mode_needs_no_discovery() {
     assert_eq!(env.user.get(&href).unwrap(), None);
 }
 
+on_both_servers!(through_the_real_webhook_shim);
 /// The real Debian `webhook` binary, the repository's `webhook/hooks.json` and wrapper, and the
 /// real calplanebot binary: what an operator installs.
-#[test]
-fn through_the_real_webhook_shim() {
-    let env = Env::start(seed());
+fn through_the_real_webhook_shim(server: ServerKind) {
+    let env = Env::start(server, seed());
     assert_eq!(env.sync(&[]).code, 0);
     let repo = env!("CARGO_MANIFEST_DIR");
     let mut vars: Vec<(String, String)> = env

@@ -297,7 +297,7 @@ impl DavClient {
             body.as_bytes().to_vec(),
             MAX_LISTING_BODY,
         )?;
-        multistatus(url, "PROPFIND", &reply)
+        propfind_answer(url, &reply)
     }
 
     /// Finds where events go from whatever URL the operator pasted: the server root,
@@ -340,7 +340,7 @@ impl DavClient {
                 url = next;
                 continue;
             }
-            break multistatus(&url, "PROPFIND", &reply)?;
+            break propfind_answer(&url, &reply)?;
         };
         let (principal, step) = classify(&url, &responses);
         let found = |target: Target| Discovery {
@@ -648,6 +648,26 @@ fn multistatus(
     })
 }
 
+/// The multistatus of a PROPFIND of `url`. QUIRK: Xandikos answers a PROPFIND of a missing
+/// resource with 207 and one response whose status is 404 (Radicale answers 404): that is a
+/// 404 too.
+fn propfind_answer(url: &str, reply: &Reply) -> Result<Vec<DavResponse>, CalDavError> {
+    let responses = multistatus(url, "PROPFIND", reply)?;
+    let path = xml::href_path(url);
+    let missing = responses
+        .iter()
+        .any(|r| r.status == Some(404) && same_path(&xml::href_path(&r.href), &path));
+    if missing {
+        return Err(CalDavError::Status {
+            method: "PROPFIND",
+            url: url.to_string(),
+            status: 404,
+            detail: String::new(),
+        });
+    }
+    Ok(responses)
+}
+
 fn status_error(method: &'static str, url: &str, status: u16, reply: &Reply) -> CalDavError {
     // A short, single-line excerpt of the server's explanation helps; a whole HTML page doesn't.
     let text = reply.text();
@@ -847,6 +867,28 @@ mod tests {
             assert_eq!(calendar.displayname.as_deref(), Some("Team"));
             assert_eq!(calendar.components, Some(vec!["VEVENT".to_string()]));
         }
+    }
+
+    #[test]
+    fn a_propfind_answered_207_with_a_404_response_is_a_404() {
+        let body = std::fs::read(format!(
+            "{}/tests/fixtures/caldav/xandikos/10-propfind-missing.xml",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("the fixture exists");
+        let reply = Reply {
+            status: 207,
+            headers: http::HeaderMap::new(),
+            body,
+        };
+        // The fixture's href is absolute, on the port it was captured from: paths compare.
+        let error = propfind_answer("https://dav.example/alice/calendars/nope/", &reply)
+            .expect_err("missing");
+        assert!(
+            matches!(error, CalDavError::Status { status: 404, .. }),
+            "{error}"
+        );
+        assert!(propfind_answer("https://dav.example/alice/calendars/other/", &reply).is_ok());
     }
 
     #[test]

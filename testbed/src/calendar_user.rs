@@ -6,17 +6,27 @@
 //! that knows what Radicale and Xandikos answer. hrefs are absolute paths such as
 //! `/alice/plane-x/plane-issue-y.ics`, appended verbatim to the base URL (so they must already
 //! be valid URI paths); hrefs returned by the server are percent-decoded (`%40` → `@`).
+//!
+//! [`CalendarUser::for_server`] sets it up for a [`CalDavServer`] the way a calendar app of that
+//! account would be: Xandikos's self-signed certificate as the only trusted root, and for a
+//! Radicale behind an authenticating front the `X-Remote-User` header that front would add.
 
 use std::io;
+use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine as _;
 use ureq::http;
 
+use crate::caldav_server::{CalDavServer, trusting_only};
+use crate::radicale::{REMOTE_USER_HEADER, RadicaleAuth};
+
 /// A calendar app's view of one account on a CalDAV server.
 pub struct CalendarUser {
     base_url: String,
     authorization: String,
+    /// Sent with every request (`X-Remote-User` for a Radicale that trusts it).
+    extra_headers: Vec<(String, String)>,
     agent: ureq::Agent,
 }
 
@@ -36,22 +46,92 @@ pub fn basic_auth(username: &str, password: &str) -> String {
 }
 
 impl CalendarUser {
-    /// `base_url` is `http://host:port` (a trailing slash is ignored).
+    /// `base_url` is `http://host:port` (a trailing slash is ignored); `https://` URLs are
+    /// checked against ureq's built-in public roots.
     pub fn new(base_url: &str, username: &str, password: &str) -> Self {
-        let agent = ureq::Agent::config_builder()
+        CalendarUser::build(base_url, username, password, None)
+    }
+
+    /// Like [`CalendarUser::new`] for an `https://` server whose certificate (or CA) is the PEM
+    /// file `cert_pem`: the only root trusted.
+    pub fn with_root_certificate(
+        base_url: &str,
+        username: &str,
+        password: &str,
+        cert_pem: &Path,
+    ) -> io::Result<Self> {
+        let pem = std::fs::read(cert_pem)?;
+        let certificate = ureq::tls::Certificate::from_pem(&pem).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("certificate {}: {e}", cert_pem.display()),
+            )
+        })?;
+        Ok(CalendarUser::build(
+            base_url,
+            username,
+            password,
+            Some(trusting_only(&certificate)),
+        ))
+    }
+
+    /// Alice on `server`, talking to it directly: its URL and credentials, its certificate as
+    /// the only trusted root (Xandikos), and `X-Remote-User: alice` on every request for a
+    /// Radicale started with [`RadicaleAuth::RemoteUserHeader`].
+    pub fn for_server(server: &CalDavServer) -> Self {
+        let (username, password) = (server.username(), server.password());
+        match server {
+            CalDavServer::Radicale(radicale) => {
+                let mut user = CalendarUser::new(&server.url(), username, password);
+                if radicale.options().auth == RadicaleAuth::RemoteUserHeader {
+                    user.extra_headers
+                        .push((REMOTE_USER_HEADER.to_string(), username.to_string()));
+                }
+                user
+            }
+            CalDavServer::Xandikos(xandikos) => CalendarUser::build(
+                &server.url(),
+                username,
+                password,
+                Some(trusting_only(xandikos.certificate())),
+            ),
+        }
+    }
+
+    /// The same user, credentials and trust, talking to `base_url` instead — e.g. a
+    /// [`CountingProxy`](crate::proxy::CountingProxy) in front of the server.
+    pub fn through(mut self, base_url: &str) -> Self {
+        self.base_url = base_url.trim_end_matches('/').to_string();
+        self
+    }
+
+    /// The URL requests go to, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    fn build(
+        base_url: &str,
+        username: &str,
+        password: &str,
+        tls: Option<ureq::tls::TlsConfig>,
+    ) -> Self {
+        let mut config = ureq::Agent::config_builder()
             // 207, 404, 409, 412 are answers to look at, not errors.
             .http_status_as_error(false)
             // PROPFIND and MKCALENDAR are refused by ureq without this.
             .allow_non_standard_methods(true)
             // ureq would re-send a PROPFIND as a GET without credentials on a redirect.
             .max_redirects(0)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into();
+            .timeout_global(Some(Duration::from_secs(30)));
+        if let Some(tls) = tls {
+            config = config.tls_config(tls);
+        }
         CalendarUser {
             base_url: base_url.trim_end_matches('/').to_string(),
             authorization: basic_auth(username, password),
-            agent,
+            extra_headers: Vec::new(),
+            agent: config.build().into(),
         }
     }
 
@@ -151,6 +231,9 @@ impl CalendarUser {
             .method(method)
             .uri(&url)
             .header("Authorization", &self.authorization);
+        for (name, value) in &self.extra_headers {
+            builder = builder.header(name, value);
+        }
         for (name, value) in headers {
             builder = builder.header(*name, *value);
         }

@@ -1,13 +1,20 @@
 //! Test and demo support for calplanebot: the real components a run needs, started for real.
 //!
 //! - [`plane_sim`]: an in-process Plane API simulator, faithful to `shared/plane-api.md`.
+//! - [`caldav_server`]: one API over both real CalDAV servers, so tests run against each.
 //! - [`radicale`]: installs Radicale into a git-ignored virtual environment and starts it.
-//! - [`proxy`]: a counting HTTP proxy placed in front of a CalDAV server.
+//! - [`xandikos`]: installs Xandikos there too and starts it with its own TLS and Basic auth.
+//! - [`proxy`]: a counting HTTP(S) proxy placed in front of a CalDAV server.
+//! - [`calendar_user`]: the calendar app's view, to look at what calplanebot left behind.
 //! - [`webhook_shim`]: starts the real `webhook` server with the repository's hooks file.
+//! - [`digest_front`]: lighttpd demanding HTTP Digest (MD5, SHA-256) in front of a CalDAV server.
 
+pub mod caldav_server;
 pub mod calendar_user;
+pub mod digest_front;
 mod launch;
 pub mod plane_sim;
 pub mod proxy;
 pub mod radicale;
 pub mod webhook_shim;
+pub mod xandikos;

@@ -15,14 +15,29 @@
 //! real servers and networks break: an error status (with `Retry-After`), a server that accepts
 //! and never answers, a slow one, a dropped connection, a body cut short, a made-up answer, and
 //! a gigantic answer streamed without ever being held in memory.
+//!
+//! In front of an HTTPS server ([`CountingProxy::start_tls`]) the proxy speaks TLS on both sides
+//! with rustls (the version and `ring` provider ureq uses): to the client it presents the
+//! server's own certificate and key, so a client that trusts the server's self-signed
+//! certificate trusts the proxy too, and it connects upstream trusting only that certificate.
+//! Its URL is then `https://localhost:PORT`; it listens on `127.0.0.1` and, where the machine
+//! has it, on `[::1]` with the same port, so a client reaches it whichever address `localhost`
+//! resolves to first. Faults that drop or cut a connection close the TCP connection without a
+//! TLS `close_notify`, which a client sees as an unexpected end of the stream.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+use crate::caldav_server::{CalDavServer, TlsFiles};
 
 /// Largest request or response head (start line + headers) accepted.
 const MAX_HEAD: u64 = 64 * 1024;
@@ -68,6 +83,9 @@ pub struct ProxiedRequest {
     /// `true` if the request reached the server (it may have taken effect even when the client
     /// saw an injected answer, e.g. with [`ProxyFault::ReplaceBody`]).
     pub forwarded: bool,
+    /// The request's `Authorization` header with any Basic credentials replaced by
+    /// `Basic (redacted)` (a Digest answer carries no secret); `None` when it sent none.
+    pub authorization: Option<String>,
 }
 
 /// A failure the proxy can simulate for a request. Faults that forward the request say so;
@@ -171,12 +189,22 @@ impl FaultRule {
 /// A running proxy on 127.0.0.1 in front of one upstream server. Stops on drop.
 pub struct CountingProxy {
     shared: Arc<Shared>,
-    accept_thread: Option<JoinHandle<()>>,
+    accept_threads: Vec<JoinHandle<()>>,
 }
 
 struct Shared {
     upstream: SocketAddr,
     own_addr: SocketAddr,
+    /// Every address the proxy listens on (`own_addr` first), to wake the accept loops on drop.
+    listen_addrs: Vec<SocketAddr>,
+    /// `None`: plain HTTP on both sides.
+    tls: Option<ProxyTls>,
+    /// The `Host` header sent upstream.
+    upstream_host: String,
+    /// Origins by which the upstream server may name itself in `Location` headers.
+    upstream_origins: Vec<String>,
+    /// The proxy's own origin, what [`CountingProxy::url`] returns.
+    own_origin: String,
     requests: Mutex<Vec<ProxiedRequest>>,
     /// Requests by method as they arrive, before any answer (so also those still in flight).
     received: Mutex<BTreeMap<String, usize>>,
@@ -194,31 +222,108 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl CountingProxy {
-    /// Starts a proxy on a free loopback port that forwards to `upstream`.
+    /// Starts a plain HTTP proxy on a free loopback port that forwards to `upstream`.
     pub fn start(upstream: SocketAddr) -> io::Result<CountingProxy> {
         let listener = TcpListener::bind("127.0.0.1:0")?;
+        let own_addr = listener.local_addr()?;
+        CountingProxy::serve(
+            vec![listener],
+            upstream,
+            None,
+            upstream.to_string(),
+            vec![format!("http://{upstream}")],
+            format!("http://{own_addr}"),
+        )
+    }
+
+    /// Starts an HTTPS proxy in front of the HTTPS server at `upstream` whose identity is `tls`:
+    /// clients get the server's own certificate (so trusting the server means trusting the
+    /// proxy), and the upstream connection trusts that certificate only, checked for
+    /// `tls.server_name`. Listens on `127.0.0.1` and, if the machine has it, on `[::1]` with the
+    /// same port.
+    pub fn start_tls(upstream: SocketAddr, tls: &TlsFiles) -> io::Result<CountingProxy> {
+        let proxy_tls = ProxyTls::new(tls)?;
+        let listeners = bind_loopback_dual_stack()?;
+        let port = listeners[0].local_addr()?.port();
+        let name = &tls.server_name;
+        CountingProxy::serve(
+            listeners,
+            upstream,
+            Some(proxy_tls),
+            format!("{name}:{}", upstream.port()),
+            vec![
+                format!("https://{name}:{}", upstream.port()),
+                format!("https://{upstream}"),
+            ],
+            format!("https://{name}:{port}"),
+        )
+    }
+
+    /// A proxy in front of `server`: plain for a plain HTTP server, [`CountingProxy::start_tls`]
+    /// with the server's identity for an HTTPS one.
+    pub fn start_for(server: &CalDavServer) -> io::Result<CountingProxy> {
+        match server.tls() {
+            None => CountingProxy::start(server.addr()),
+            Some(tls) => CountingProxy::start_tls(server.addr(), tls),
+        }
+    }
+
+    fn serve(
+        listeners: Vec<TcpListener>,
+        upstream: SocketAddr,
+        tls: Option<ProxyTls>,
+        upstream_host: String,
+        upstream_origins: Vec<String>,
+        own_origin: String,
+    ) -> io::Result<CountingProxy> {
+        let listen_addrs = listeners
+            .iter()
+            .map(TcpListener::local_addr)
+            .collect::<io::Result<Vec<_>>>()?;
         let shared = Arc::new(Shared {
             upstream,
-            own_addr: listener.local_addr()?,
+            own_addr: listen_addrs[0],
+            listen_addrs,
+            tls,
+            upstream_host,
+            upstream_origins,
+            own_origin,
             requests: Mutex::new(Vec::new()),
             received: Mutex::new(BTreeMap::new()),
             faults: Mutex::new(Vec::new()),
             clients: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
         });
-        let accept_shared = Arc::clone(&shared);
-        let accept_thread = thread::Builder::new()
-            .name(format!("proxy-accept-{}", shared.own_addr.port()))
-            .spawn(move || accept_loop(&listener, &accept_shared))?;
-        Ok(CountingProxy {
+        let mut proxy = CountingProxy {
             shared,
-            accept_thread: Some(accept_thread),
-        })
+            accept_threads: Vec::new(),
+        };
+        // Client ids are unique across the listeners.
+        let next_id = Arc::new(AtomicU64::new(0));
+        for (i, listener) in listeners.into_iter().enumerate() {
+            let accept_shared = Arc::clone(&proxy.shared);
+            let next_id = Arc::clone(&next_id);
+            let suffix = if i == 0 {
+                String::new()
+            } else {
+                format!("-{i}")
+            };
+            // On error, dropping `proxy` stops the threads already running.
+            let thread = thread::Builder::new()
+                .name(format!(
+                    "proxy-accept-{}{suffix}",
+                    proxy.shared.own_addr.port()
+                ))
+                .spawn(move || accept_loop(&listener, &accept_shared, &next_id))?;
+            proxy.accept_threads.push(thread);
+        }
+        Ok(proxy)
     }
 
-    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    /// `http://127.0.0.1:PORT`, or `https://localhost:PORT` for a TLS proxy (the server name
+    /// of the certificate); without a trailing slash.
     pub fn url(&self) -> String {
-        format!("http://{}", self.shared.own_addr)
+        self.shared.own_origin.clone()
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -277,9 +382,11 @@ impl CountingProxy {
 impl Drop for CountingProxy {
     fn drop(&mut self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
-        // Wake the blocking accept() so the thread sees the flag.
-        let _ = TcpStream::connect_timeout(&self.shared.own_addr, Duration::from_secs(1));
-        if let Some(thread) = self.accept_thread.take() {
+        // Wake the blocking accept()s so the threads see the flag.
+        for addr in &self.shared.listen_addrs {
+            let _ = TcpStream::connect_timeout(addr, Duration::from_secs(1));
+        }
+        for thread in self.accept_threads.drain(..) {
             let _ = thread.join();
         }
         for (_, client) in lock(&self.shared.clients).drain() {
@@ -293,12 +400,101 @@ impl std::fmt::Debug for CountingProxy {
         f.debug_struct("CountingProxy")
             .field("addr", &self.shared.own_addr)
             .field("upstream", &self.shared.upstream)
+            .field("tls", &self.shared.tls.is_some())
             .finish_non_exhaustive()
     }
 }
 
-fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
-    let next_id = AtomicU64::new(0);
+/// The TLS side of a proxy: its server identity towards clients, its trust towards upstream.
+struct ProxyTls {
+    server: Arc<rustls::ServerConfig>,
+    client: Arc<rustls::ClientConfig>,
+    server_name: ServerName<'static>,
+}
+
+impl ProxyTls {
+    fn new(tls: &TlsFiles) -> io::Result<ProxyTls> {
+        let certs = read_certificates(&tls.cert_pem)?;
+        let key = PrivateKeyDer::from_pem_file(&tls.key_pem)
+            .map_err(|e| invalid_file(&tls.key_pem, &e))?;
+        // Explicit provider: the process-wide default may be unset, or ambiguous.
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let server = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .map_err(io::Error::other)?
+            .with_no_client_auth()
+            .with_single_cert(certs.clone(), key)
+            .map_err(|e| invalid_file(&tls.key_pem, &e))?;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| invalid_file(&tls.cert_pem, &e))?;
+        }
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(io::Error::other)?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let server_name = ServerName::try_from(tls.server_name.clone()).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("TLS server name {:?}: {e}", tls.server_name),
+            )
+        })?;
+        Ok(ProxyTls {
+            server: Arc::new(server),
+            client: Arc::new(client),
+            server_name,
+        })
+    }
+}
+
+/// Every certificate in a PEM file (at least one).
+fn read_certificates(path: &Path) -> io::Result<Vec<CertificateDer<'static>>> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| invalid_file(path, &e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid_file(path, &e))?;
+    if certs.is_empty() {
+        return Err(invalid_file(path, &"no certificate"));
+    }
+    Ok(certs)
+}
+
+fn invalid_file(path: &Path, error: &dyn std::fmt::Display) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("{}: {error}", path.display()),
+    )
+}
+
+/// A listener on a free port of `127.0.0.1` and, when the machine has an IPv6 loopback, one on
+/// `[::1]` with the same port: `localhost` may resolve to either first. A port whose IPv6 twin
+/// is taken is given up for another.
+fn bind_loopback_dual_stack() -> io::Result<Vec<TcpListener>> {
+    for _ in 0..10 {
+        let v4 = TcpListener::bind("127.0.0.1:0")?;
+        let port = v4.local_addr()?.port();
+        match TcpListener::bind((Ipv6Addr::LOCALHOST, port)) {
+            Ok(v6) => return Ok(vec![v4, v6]),
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
+            // No IPv6 loopback here: clients cannot try `::1` either.
+            Err(_) => return Ok(vec![v4]),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AddrInUse,
+        "no port free on both 127.0.0.1 and [::1]",
+    ))
+}
+
+/// A byte stream to a client or to the upstream server: plain TCP or TLS over it.
+trait Stream: Read + Write + Send {}
+
+impl<S: Read + Write + Send> Stream for S {}
+
+fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, next_id: &AtomicU64) {
     for stream in listener.incoming() {
         if shared.stopping.load(Ordering::SeqCst) {
             break;
@@ -389,8 +585,18 @@ impl Response {
 }
 
 fn serve_client(shared: &Shared, stream: TcpStream) -> io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut writer = stream;
+    // For hanging up without a (TLS) goodbye; also what `Drop` shuts down.
+    let control = stream.try_clone()?;
+    let stream: Box<dyn Stream> = match &shared.tls {
+        None => Box::new(stream),
+        Some(tls) => {
+            let connection =
+                rustls::ServerConnection::new(Arc::clone(&tls.server)).map_err(io::Error::other)?;
+            Box::new(rustls::StreamOwned::new(connection, stream))
+        }
+    };
+    // Requests and answers alternate: the answer is written through the reader's stream.
+    let mut reader = BufReader::new(stream);
     loop {
         let request = match read_request(&mut reader) {
             Ok(Some(request)) => request,
@@ -403,7 +609,7 @@ fn serve_client(shared: &Shared, stream: TcpStream) -> io::Result<()> {
                     413
                 };
                 return write_response(
-                    &mut writer,
+                    reader.get_mut(),
                     &Response::own(status, &e.to_string()),
                     false,
                     true,
@@ -411,7 +617,7 @@ fn serve_client(shared: &Shared, stream: TcpStream) -> io::Result<()> {
             }
             Err(e @ ReadError::Malformed(_)) => {
                 return write_response(
-                    &mut writer,
+                    reader.get_mut(),
                     &Response::own(400, &e.to_string()),
                     false,
                     true,
@@ -430,6 +636,9 @@ fn serve_client(shared: &Shared, stream: TcpStream) -> io::Result<()> {
                 status,
                 injected,
                 forwarded,
+                authorization: header_values(&request.headers, "authorization")
+                    .next()
+                    .map(redact_basic),
             });
         };
         let fault = take_fault(shared, &request.method, &request.path);
@@ -440,7 +649,7 @@ fn serve_client(shared: &Shared, stream: TcpStream) -> io::Result<()> {
             let mut response = forward(shared, &request).unwrap_or_else(|e| {
                 Response::own(502, &format!("proxy: upstream {}: {e}", shared.upstream))
             });
-            rewrite_locations(&mut response, shared.upstream, shared.own_addr);
+            rewrite_locations(&mut response, &shared.upstream_origins, &shared.own_origin);
             response
         };
         let response = match fault {
@@ -470,26 +679,26 @@ fn serve_client(shared: &Shared, stream: TcpStream) -> io::Result<()> {
             Some(ProxyFault::Hang(duration)) => {
                 record(0, true, false);
                 pause(shared, duration);
-                return hang_up(&writer);
+                return hang_up(&control);
             }
             Some(ProxyFault::DropConnection) => {
                 record(0, true, false);
-                return hang_up(&writer);
+                return hang_up(&control);
             }
             Some(ProxyFault::TruncatedBody) => {
                 let response = relay();
                 record(response.status, true, true);
-                let _ = write_truncated(&mut writer, &response, head_request);
-                return hang_up(&writer);
+                let _ = write_truncated(reader.get_mut(), &response, head_request);
+                return hang_up(&control);
             }
             Some(ProxyFault::HugeBody { status, bytes }) => {
                 record(status, true, false);
-                let _ = write_huge(shared, &mut writer, status, bytes, head_request);
-                return hang_up(&writer);
+                let _ = write_huge(shared, reader.get_mut(), status, bytes, head_request);
+                return hang_up(&control);
             }
         };
         record(response.status, injected, forwarded);
-        write_response(&mut writer, &response, head_request, close)?;
+        write_response(reader.get_mut(), &response, head_request, close)?;
         if close {
             return Ok(());
         }
@@ -752,18 +961,32 @@ fn read_chunked(reader: &mut impl BufRead, body: &mut Vec<u8>) -> Result<(), Rea
 
 /// Sends `request` to the upstream server on a fresh connection and reads the whole answer.
 fn forward(shared: &Shared, request: &Request) -> Result<Response, ReadError> {
-    let mut upstream = TcpStream::connect_timeout(&shared.upstream, UPSTREAM_CONNECT_TIMEOUT)?;
-    upstream.set_read_timeout(Some(UPSTREAM_READ_TIMEOUT))?;
+    let tcp = TcpStream::connect_timeout(&shared.upstream, UPSTREAM_CONNECT_TIMEOUT)?;
+    tcp.set_read_timeout(Some(UPSTREAM_READ_TIMEOUT))?;
+    let mut upstream: Box<dyn Stream> = match &shared.tls {
+        None => Box::new(tcp),
+        Some(tls) => {
+            let connection =
+                rustls::ClientConnection::new(Arc::clone(&tls.client), tls.server_name.clone())
+                    .map_err(io::Error::other)?;
+            Box::new(rustls::StreamOwned::new(connection, tcp))
+        }
+    };
     let mut head = format!("{} {} HTTP/1.1\r\n", request.method, request.path);
     let dropped = connection_tokens(&request.headers);
     for (name, value) in &request.headers {
         let lower = name.to_ascii_lowercase();
-        if is_hop_by_hop(&lower) || dropped.contains(&lower) || lower == "host" {
+        // Host and Content-Length are set below; a second Content-Length is a 400 on aiohttp.
+        if is_hop_by_hop(&lower)
+            || dropped.contains(&lower)
+            || lower == "host"
+            || lower == "content-length"
+        {
             continue;
         }
         head.push_str(&format!("{name}: {value}\r\n"));
     }
-    head.push_str(&format!("Host: {}\r\n", shared.upstream));
+    head.push_str(&format!("Host: {}\r\n", shared.upstream_host));
     if request.has_body || !request.body.is_empty() {
         head.push_str(&format!("Content-Length: {}\r\n", request.body.len()));
     }
@@ -854,17 +1077,22 @@ fn response_head(response: &Response, head_request: bool, close: bool, length: u
     head
 }
 
-/// Makes absolute `Location`/`Content-Location` URLs that point at the upstream server point at
-/// the proxy, so a client following them stays behind the proxy.
-fn rewrite_locations(response: &mut Response, upstream: SocketAddr, own: SocketAddr) {
-    let from = format!("http://{upstream}");
-    let to = format!("http://{own}");
+/// Makes absolute `Location`/`Content-Location` URLs that point at the upstream server (by one
+/// of its origins `from`) point at the proxy (`to`), so a client following them stays behind
+/// the proxy.
+fn rewrite_locations(response: &mut Response, from: &[String], to: &str) {
     for (name, value) in &mut response.headers {
         let lower = name.to_ascii_lowercase();
-        if (lower == "location" || lower == "content-location") && value.starts_with(&from) {
-            let rest = &value[from.len()..];
+        if lower != "location" && lower != "content-location" {
+            continue;
+        }
+        for origin in from {
+            let Some(rest) = value.strip_prefix(origin.as_str()) else {
+                continue;
+            };
             if rest.is_empty() || rest.starts_with('/') || rest.starts_with('?') {
                 *value = format!("{to}{rest}");
+                break;
             }
         }
     }
@@ -909,6 +1137,14 @@ fn header_values<'a>(headers: &'a Headers, lower_name: &'a str) -> impl Iterator
         .iter()
         .filter(move |(name, _)| name.eq_ignore_ascii_case(lower_name))
         .map(|(_, value)| value.as_str())
+}
+
+/// An `Authorization` value fit for a test log: Basic credentials are a password in base64.
+fn redact_basic(value: &str) -> String {
+    match value.split_once(' ') {
+        Some((scheme, _)) if scheme.eq_ignore_ascii_case("basic") => "Basic (redacted)".into(),
+        _ => value.to_string(),
+    }
 }
 
 /// `http://host:port/a?b` → `/a?b`; origin-form stays as it is.
@@ -965,18 +1201,30 @@ mod tests {
 
     #[test]
     fn rewrites_only_locations_pointing_at_upstream() {
-        let upstream: SocketAddr = "127.0.0.1:1000".parse().unwrap();
-        let own: SocketAddr = "127.0.0.1:2000".parse().unwrap();
+        let upstream = ["http://127.0.0.1:1000".to_string()];
         let mut response = Response::own(302, "");
         response.headers = vec![
             ("Location".into(), "http://127.0.0.1:1000/alice/".into()),
             ("Content-Location".into(), "http://127.0.0.1:10000/x".into()),
             ("X-Other".into(), "http://127.0.0.1:1000/".into()),
         ];
-        rewrite_locations(&mut response, upstream, own);
+        rewrite_locations(&mut response, &upstream, "http://127.0.0.1:2000");
         assert_eq!(response.headers[0].1, "http://127.0.0.1:2000/alice/");
         assert_eq!(response.headers[1].1, "http://127.0.0.1:10000/x");
         assert_eq!(response.headers[2].1, "http://127.0.0.1:1000/");
+
+        // Behind TLS the server may name itself by its certificate's name or its address.
+        let upstream = [
+            "https://localhost:1000".to_string(),
+            "https://127.0.0.1:1000".to_string(),
+        ];
+        response.headers = vec![
+            ("Location".into(), "https://localhost:1000/alice/".into()),
+            ("Content-Location".into(), "https://127.0.0.1:1000?x".into()),
+        ];
+        rewrite_locations(&mut response, &upstream, "https://localhost:2000");
+        assert_eq!(response.headers[0].1, "https://localhost:2000/alice/");
+        assert_eq!(response.headers[1].1, "https://localhost:2000?x");
     }
 
     #[test]

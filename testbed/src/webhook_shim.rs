@@ -11,7 +11,7 @@
 //! There is no fallback when `/usr/bin/webhook` is missing: [`WebhookShim::start`] fails with a
 //! message that names the package to install.
 
-use crate::launch::{LaunchError, free_loopback_port, log_tail, unique_temp_dir};
+use crate::launch::{self, Launch, LaunchError, Probe, Startup, log_tail, unique_temp_dir};
 use std::fs::{self, OpenOptions};
 use std::io;
 use std::net::{SocketAddr, TcpStream};
@@ -31,9 +31,6 @@ pub const HOOK_ID: &str = "plane";
 /// How long a fresh server may take to listen.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How often a fresh port is tried when another process grabbed the one we picked.
-const PORT_ATTEMPTS: usize = 5;
-
 /// Sent by `webhook` once it listens (the listener is opened before this line is logged).
 const SERVING: &str = "serving hooks on http://";
 
@@ -49,6 +46,9 @@ const WATCHDOG_SCRIPT: &str = r#"read -r _ || :; kill "$1" 2>/dev/null; exit 0"#
 pub struct WebhookShim {
     dir: PathBuf,
     addr: SocketAddr,
+    /// What every launch serves: the canonical hooks file and the server's environment.
+    hooks_file: PathBuf,
+    env: Vec<(String, String)>,
     server: Option<Server>,
     agent: ureq::Agent,
     keep_dir: bool,
@@ -85,7 +85,9 @@ impl WebhookShim {
         })?;
         let mut shim = WebhookShim {
             dir: unique_temp_dir("webhook")?,
-            addr: free_loopback_port()?,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            hooks_file,
+            env: env.to_vec(),
             server: None,
             agent: ureq::Agent::config_builder()
                 // 403, 405 and 500 are answers to look at, not errors.
@@ -96,21 +98,8 @@ impl WebhookShim {
                 .into(),
             keep_dir: false,
         };
-        for attempt in 1..=PORT_ATTEMPTS {
-            match shim.launch(&hooks_file, env) {
-                Ok(()) => return Ok(shim),
-                // Someone bound the port between our probe and webhook's listen: take another.
-                Err(LaunchError::PortTaken(_)) if attempt < PORT_ATTEMPTS => {
-                    shim.addr = free_loopback_port()?;
-                }
-                Err(LaunchError::PortTaken(e) | LaunchError::Other(e)) => {
-                    // The error names the log; keep it readable.
-                    shim.keep_dir = true;
-                    return Err(e);
-                }
-            }
-        }
-        unreachable!("the last attempt returns")
+        launch::start_on_free_port(&mut shim)?;
+        Ok(shim)
     }
 
     /// `http://127.0.0.1:PORT/hooks/plane`.
@@ -199,9 +188,12 @@ impl WebhookShim {
             let _ = server.webhook.wait();
         }
     }
+}
 
-    /// Starts the server on the current port and waits until it listens.
-    fn launch(&mut self, hooks_file: &Path, env: &[(String, String)]) -> Result<(), LaunchError> {
+impl Launch for WebhookShim {
+    /// Starts the server on `addr` and waits until it listens.
+    fn launch_on(&mut self, addr: SocketAddr) -> Result<(), LaunchError> {
+        self.addr = addr;
         let log_path = self.log_path();
         let log = OpenOptions::new()
             .create(true)
@@ -211,13 +203,13 @@ impl WebhookShim {
         let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
         let mut webhook = Command::new(WEBHOOK_EXECUTABLE)
             .arg("-hooks")
-            .arg(hooks_file)
+            .arg(&self.hooks_file)
             .args(["-template", "-ip", "127.0.0.1", "-port"])
             .arg(self.addr.port().to_string())
             .arg("-verbose")
             .env_clear()
             .env("PATH", &path)
-            .envs(env.iter().map(|(k, v)| (k, v)))
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .current_dir(&self.dir)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -253,46 +245,39 @@ impl WebhookShim {
         });
 
         let serving = format!("{SERVING}{}/", self.addr);
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
+        let startup = Startup {
+            server: "webhook",
+            addr,
+            log_path: &log_path,
+            log_start,
+            timeout: READY_TIMEOUT,
+            poll: Duration::from_millis(20),
+            awaited: "listening",
+        };
+        // `serving` is logged after the listener is open: once it is there, the port is ours.
+        let result = startup.wait(|| {
             if let Some(status) = self
                 .server
                 .as_mut()
                 .and_then(|s| s.webhook.try_wait().ok()?)
             {
-                self.stop();
-                let tail = log_tail(&log_path, log_start);
-                let message = format!(
-                    "webhook exited during startup ({status}) on {}; log {}:\n{tail}",
-                    self.addr,
-                    log_path.display()
-                );
-                return Err(if tail.contains("address already in use") {
-                    LaunchError::PortTaken(io::Error::new(io::ErrorKind::AddrInUse, message))
-                } else {
-                    LaunchError::Other(io::Error::other(message))
-                });
-            }
-            // The line is logged after the listener is open, so the port is ours.
-            if log_tail(&log_path, log_start).contains(&serving)
-                && TcpStream::connect_timeout(&self.addr, Duration::from_secs(1)).is_ok()
+                Probe::Exited(status)
+            } else if log_tail(&log_path, log_start).contains(&serving)
+                && TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok()
             {
-                return Ok(());
+                Probe::Ready
+            } else {
+                Probe::NotYet
             }
-            if Instant::now() > deadline {
-                self.stop();
-                let tail = log_tail(&log_path, log_start);
-                return Err(LaunchError::Other(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!(
-                        "webhook on {} not listening after {READY_TIMEOUT:?}; log {}:\n{tail}",
-                        self.addr,
-                        log_path.display()
-                    ),
-                )));
-            }
-            thread::sleep(Duration::from_millis(20));
+        });
+        if result.is_err() {
+            self.stop();
         }
+        result
+    }
+
+    fn keep_dir(&mut self) {
+        self.keep_dir = true;
     }
 }
 

@@ -37,6 +37,7 @@ fn recorded(method: &str, path: &str, status: u16) -> ProxiedRequest {
         status,
         injected: false,
         forwarded: true,
+        authorization: Some("Basic (redacted)".into()),
     }
 }
 
@@ -626,6 +627,7 @@ fn hang_accepts_and_answers_nothing_until_it_closes() -> TestResult {
             status: 0,
             injected: true,
             forwarded: false,
+            authorization: None,
         }]
     );
     Ok(())
@@ -746,6 +748,7 @@ fn delay_holds_a_request_while_the_server_changes_then_forwards_it() -> TestResu
             status: 200,
             injected: true,
             forwarded: true,
+            authorization: Some("Basic (redacted)".into()),
         }]
     );
     Ok(())

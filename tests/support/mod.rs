@@ -1,22 +1,45 @@
-//! Shared set-up of the end-to-end tests: the Plane simulator, a real Radicale behind a
-//! counting proxy, a "calendar user" acting like a person's calendar app, and a runner for the
-//! real `calplanebot` binary with a hermetic environment.
+//! Shared set-up of the end-to-end tests: the Plane simulator, a real CalDAV server (Radicale
+//! or Xandikos) behind a counting proxy, a "calendar user" acting like a person's calendar app,
+//! and a runner for the real `calplanebot` binary with a hermetic environment.
+//!
+//! Every test that talks to a CalDAV server runs once per server: write it as
+//! `fn name(server: ServerKind)` and put `on_both_servers!(name);` above it.
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 use std::process::Command;
 
+use calplanebot_testbed::caldav_server::CalDavServer;
+pub use calplanebot_testbed::caldav_server::ServerKind;
 use calplanebot_testbed::calendar_user::CalendarUser;
 use calplanebot_testbed::plane_sim::{PlaneSim, Seed};
 use calplanebot_testbed::proxy::CountingProxy;
-use calplanebot_testbed::radicale::Radicale;
+
+/// Turns `fn name(server: ServerKind)` into two tests, `name::radicale` and `name::xandikos`.
+#[macro_export]
+macro_rules! on_both_servers {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn radicale() {
+                    super::$name(calplanebot_testbed::caldav_server::ServerKind::Radicale)
+                }
+                #[test]
+                fn xandikos() {
+                    super::$name(calplanebot_testbed::caldav_server::ServerKind::Xandikos)
+                }
+            }
+        )+
+    };
+}
 
 /// The webhook secret the tests configure (the form Plane generates).
 pub const WEBHOOK_SECRET: &str = "plane_wh_0123456789abcdef0123456789abcdef";
 
 pub struct Env {
     pub sim: PlaneSim,
-    pub radicale: Radicale,
+    pub server: CalDavServer,
     pub proxy: CountingProxy,
     pub user: CalendarUser,
 }
@@ -30,51 +53,57 @@ pub struct Run {
 }
 
 impl Env {
-    pub fn start(seed: serde_json::Value) -> Env {
+    pub fn start(kind: ServerKind, seed: serde_json::Value) -> Env {
+        let server = CalDavServer::start(kind).expect("the CalDAV server starts");
+        Env::with_server(server, seed)
+    }
+
+    /// The simulator seeded with `seed`, `server` behind a counting proxy, a calendar user.
+    pub fn with_server(server: CalDavServer, seed: serde_json::Value) -> Env {
         let seed = Seed::from_json(&seed.to_string()).expect("a valid seed");
         let sim = PlaneSim::start(seed).expect("the Plane simulator starts");
-        let radicale = Radicale::start().expect("Radicale starts");
-        let proxy = CountingProxy::start(radicale.addr()).expect("the proxy starts");
-        let user = CalendarUser::new(&radicale.url(), radicale.username(), radicale.password());
+        let proxy = CountingProxy::start_for(&server).expect("the proxy starts");
+        let user = CalendarUser::for_server(&server);
         Env {
             sim,
-            radicale,
+            server,
             proxy,
             user,
         }
     }
 
-    /// The environment a real deployment would set (secrets included).
+    pub fn kind(&self) -> ServerKind {
+        self.server.kind()
+    }
+
+    /// A file or directory inside the server's private temp dir (gone with the test).
+    pub fn scratch(&self, name: &str) -> std::path::PathBuf {
+        self.server.scratch_dir().join(name)
+    }
+
+    /// The environment a real deployment would set (secrets included). A TLS server's
+    /// certificate is trusted through `CALDAV_CA_FILE`, as for a private CA.
     pub fn vars(&self) -> Vec<(&'static str, String)> {
-        vec![
+        let mut vars = vec![
             ("PLANE_BASE_URL", self.sim.base_url()),
             ("PLANE_API_TOKEN", self.sim.token()),
             ("PLANE_WORKSPACE_SLUG", self.sim.workspace_slug()),
             ("CALDAV_URL", format!("{}/", self.proxy.url())),
-            ("CALDAV_USERNAME", self.radicale.username().to_string()),
-            ("CALDAV_PASSWORD", self.radicale.password().to_string()),
-            // Inside Radicale's temp dir, so it goes away with the test.
+            ("CALDAV_USERNAME", self.server.username().to_string()),
+            ("CALDAV_PASSWORD", self.server.password().to_string()),
             (
                 "CALPLANEBOT_LOCK_FILE",
-                self.radicale
-                    .storage_dir()
-                    .parent()
-                    .expect("Radicale's temp dir")
-                    .join("calplanebot.lock")
-                    .display()
-                    .to_string(),
+                self.scratch("calplanebot.lock").display().to_string(),
             ),
             (
                 "CALPLANEBOT_CACHE_DIR",
-                self.radicale
-                    .storage_dir()
-                    .parent()
-                    .expect("Radicale's temp dir")
-                    .join("cache")
-                    .display()
-                    .to_string(),
+                self.scratch("cache").display().to_string(),
             ),
-        ]
+        ];
+        if let Some(tls) = self.server.tls() {
+            vars.push(("CALDAV_CA_FILE", tls.cert_pem.display().to_string()));
+        }
+        vars
     }
 
     /// Runs `calplanebot webhook` with `body` on stdin and the shim's variables: the
@@ -150,8 +179,9 @@ impl Env {
         })
     }
 
+    /// The calendar home's path: `/alice/` on Radicale, `/alice/calendars/` on Xandikos.
     pub fn home(&self) -> String {
-        format!("/{}/", self.radicale.username())
+        self.server.home_href()
     }
 
     pub fn calendar_href(&self, identifier: &str) -> String {
@@ -173,7 +203,7 @@ impl Env {
             .expect("GET works")
     }
 
-    /// Requests by method that reached Radicale since the last reset.
+    /// Requests by method that reached the CalDAV server since the last reset.
     pub fn caldav_count(&self, method: &str) -> usize {
         self.proxy.count(method)
     }

@@ -2,10 +2,11 @@
 //! Radicale (issue 2's acceptance list). Events are read back from Radicale and checked with a
 //! minimal reader of the test's own, not with calplanebot's parser.
 
+#[macro_use]
 mod support;
 
 use serde_json::json;
-use support::{Env, categories, prop, props, with_alarm};
+use support::{Env, ServerKind, categories, prop, props, with_alarm};
 
 fn seed() -> serde_json::Value {
     json!({
@@ -51,9 +52,9 @@ const DATED_WEB: [&str; 5] = [
     "No priority",
 ];
 
-#[test]
-fn first_sync_creates_one_event_per_dated_issue_with_every_mapping_row() {
-    let env = Env::start(seed());
+on_both_servers!(first_sync_creates_one_event_per_dated_issue_with_every_mapping_row);
+fn first_sync_creates_one_event_per_dated_issue_with_every_mapping_row(server: ServerKind) {
+    let env = Env::start(server, seed());
     let run = env.sync(&[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
@@ -184,9 +185,9 @@ fn first_sync_creates_one_event_per_dated_issue_with_every_mapping_row() {
     }
 }
 
-#[test]
-fn second_sync_with_nothing_changed_makes_no_writes() {
-    let env = Env::start(seed());
+on_both_servers!(second_sync_with_nothing_changed_makes_no_writes);
+fn second_sync_with_nothing_changed_makes_no_writes(server: ServerKind) {
+    let env = Env::start(server, seed());
     assert_eq!(env.sync(&[]).code, 0);
     env.proxy.reset();
     env.sim.reset_requests();
@@ -213,9 +214,9 @@ fn second_sync_with_nothing_changed_makes_no_writes() {
     assert_eq!(env.sim.requests().len(), 1 + 2, "{:?}", env.sim.requests());
 }
 
-#[test]
-fn changed_issue_is_updated_in_place_and_keeps_a_users_alarm() {
-    let env = Env::start(seed());
+on_both_servers!(changed_issue_is_updated_in_place_and_keeps_a_users_alarm);
+fn changed_issue_is_updated_in_place_and_keeps_a_users_alarm(server: ServerKind) {
+    let env = Env::start(server, seed());
     assert_eq!(env.sync(&[]).code, 0);
     let name = "Low one";
     let href = env.event_href("WEB", name);
@@ -281,9 +282,9 @@ fn changed_issue_is_updated_in_place_and_keeps_a_users_alarm() {
     assert_eq!(env.writes(), 0);
 }
 
-#[test]
-fn removed_date_and_deleted_issue_delete_their_events() {
-    let env = Env::start(seed());
+on_both_servers!(removed_date_and_deleted_issue_delete_their_events);
+fn removed_date_and_deleted_issue_delete_their_events(server: ServerKind) {
+    let env = Env::start(server, seed());
     assert_eq!(env.sync(&[]).code, 0);
     let undated = env.event_href("WEB", "Low one");
     let deleted = env.event_href("OPS", "Rotate keys");
@@ -308,9 +309,9 @@ fn removed_date_and_deleted_issue_delete_their_events() {
     assert!(env.event("OPS", "Backup check").is_some());
 }
 
-#[test]
-fn foreign_events_and_other_workspaces_events_are_untouched_byte_for_byte() {
-    let env = Env::start(seed());
+on_both_servers!(foreign_events_and_other_workspaces_events_are_untouched_byte_for_byte);
+fn foreign_events_and_other_workspaces_events_are_untouched_byte_for_byte(server: ServerKind) {
+    let env = Env::start(server, seed());
     assert_eq!(env.sync(&[]).code, 0);
     let calendar = env.calendar_href("WEB");
     let foreign_href = format!("{calendar}team-meeting.ics");
@@ -362,9 +363,9 @@ fn foreign_events_and_other_workspaces_events_are_untouched_byte_for_byte() {
     assert!(env.event("WEB", "Brand new").is_some());
 }
 
-#[test]
-fn dry_run_prints_the_plan_with_a_diff_and_writes_nothing() {
-    let env = Env::start(seed());
+on_both_servers!(dry_run_prints_the_plan_with_a_diff_and_writes_nothing);
+fn dry_run_prints_the_plan_with_a_diff_and_writes_nothing(server: ServerKind) {
+    let env = Env::start(server, seed());
     // A dry run before anything exists plans the calendars and every event.
     let run = env.sync(&["--dry-run"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -447,8 +448,10 @@ fn dry_run_prints_the_plan_with_a_diff_and_writes_nothing() {
     assert_eq!(env.writes(), 0);
 }
 
-#[test]
-fn plane_500_during_one_projects_pagination_deletes_nothing_there_and_syncs_the_rest() {
+on_both_servers!(plane_500_during_one_projects_pagination_deletes_nothing_there_and_syncs_the_rest);
+fn plane_500_during_one_projects_pagination_deletes_nothing_there_and_syncs_the_rest(
+    server: ServerKind,
+) {
     // WEB gets 150 more dated issues, so its walk takes two pages of 100.
     let mut seed = seed();
     let issues = seed["issues"].as_array_mut().unwrap();
@@ -457,7 +460,7 @@ fn plane_500_during_one_projects_pagination_deletes_nothing_there_and_syncs_the_
             json!({"project": "WEB", "name": format!("Bulk {n}"), "target_date": "2027-01-20"}),
         );
     }
-    let env = Env::start(seed);
+    let env = Env::start(server, seed);
     assert_eq!(env.sync(&[]).code, 0);
 
     let web_gone = env.event_href("WEB", "Low one");
@@ -495,9 +498,9 @@ fn plane_500_during_one_projects_pagination_deletes_nothing_there_and_syncs_the_
     assert!(env.event("OPS", "New in ops").is_some());
 }
 
-#[test]
-fn an_existing_plane_calendar_is_adopted_and_a_rename_follows_the_project() {
-    let env = Env::start(seed());
+on_both_servers!(an_existing_plane_calendar_is_adopted_and_a_rename_follows_the_project);
+fn an_existing_plane_calendar_is_adopted_and_a_rename_follows_the_project(server: ServerKind) {
+    let env = Env::start(server, seed());
     // What the original Python CalPlaneBot left behind: a calendar named `Plane: Website`.
     let legacy = format!("{}legacy-web/", env.home());
     assert!(matches!(
