@@ -15,7 +15,20 @@ use crate::render::{Failure, Report};
 
 /// Applies `plan`, recording successes and failures in `report`. `workspace` is the run's
 /// scope mark: a re-read event is written only if it is still calplanebot's.
-pub fn apply(dav: &DavClient, plan: &Plan, workspace: &str, report: &mut Report) {
+///
+/// Calendars are created and renamed first, one after the other; then the event writes of up
+/// to `concurrency` calendars are in flight at once, each calendar's one after the other.
+/// QUIRK: Xandikos answers a second concurrent write into one calendar (one git repository)
+/// with 423 Locked, so writes never overlap within a calendar. Everything about one event —
+/// the write, a re-read after 412, the retry — happens in one worker, in order. Outcomes are
+/// recorded in plan order, so the report does not depend on timing.
+pub fn apply(
+    dav: &DavClient,
+    plan: &Plan,
+    workspace: &str,
+    report: &mut Report,
+    concurrency: usize,
+) {
     let mut broken_calendars: Vec<String> = Vec::new();
     for change in &plan.calendars {
         let (url, action, result) = match change {
@@ -45,8 +58,7 @@ pub fn apply(dav: &DavClient, plan: &Plan, workspace: &str, report: &mut Report)
         }
     }
     let bar = crate::progress::bar(plan.changes.len(), "CalDAV");
-    for change in &plan.changes {
-        bar.inc(1);
+    let one = |change: &Change| -> Result<Applied, String> {
         let in_broken_calendar = broken_calendars
             .iter()
             .any(|calendar| change.url().starts_with(calendar.as_str()));
@@ -55,22 +67,87 @@ pub fn apply(dav: &DavClient, plan: &Plan, workspace: &str, report: &mut Report)
         } else {
             apply_change(dav, change, workspace)
         };
+        if let Err(error) = &result {
+            bar.suspend(|| log::error!("{} {}: {error}", action_name(change), change.url()));
+        }
+        bar.inc(1);
+        result
+    };
+    // The changes of each calendar, in plan order.
+    let mut by_calendar: Vec<(&str, Vec<usize>)> = Vec::new();
+    for (i, change) in plan.changes.iter().enumerate() {
+        let calendar = calendar_of(change.url());
+        match by_calendar.iter_mut().find(|(c, _)| *c == calendar) {
+            Some((_, indices)) => indices.push(i),
+            None => by_calendar.push((calendar, vec![i])),
+        }
+    }
+    let mut outcomes: Vec<(usize, Result<Applied, String>)> =
+        in_parallel(&by_calendar, concurrency, |(_, indices)| {
+            indices
+                .iter()
+                .map(|&i| (i, one(&plan.changes[i])))
+                .collect::<Vec<_>>()
+        })
+        .into_iter()
+        .flatten()
+        .collect();
+    outcomes.sort_by_key(|(i, _)| *i);
+    let outcomes = outcomes.into_iter().map(|(_, outcome)| outcome);
+    bar.finish_and_clear();
+    for (change, result) in plan.changes.iter().zip(outcomes) {
         match result {
             Ok(Applied::Created) => report.created += 1,
             Ok(Applied::Updated) => report.updated += 1,
             Ok(Applied::Deleted) => report.deleted += 1,
             Ok(Applied::AlreadyDone) => report.unchanged += 1,
-            Err(error) => {
-                bar.suspend(|| log::error!("{} {}: {error}", action_name(change), change.url()));
-                report.failures.push(Failure {
-                    url: change.url().to_string(),
-                    action: action_name(change).into(),
-                    error,
-                });
-            }
+            Err(error) => report.failures.push(Failure {
+                url: change.url().to_string(),
+                action: action_name(change).into(),
+                error,
+            }),
         }
     }
-    bar.finish_and_clear();
+}
+
+/// The calendar collection an event URL is in (everything up to the last `/`).
+fn calendar_of(url: &str) -> &str {
+    url.rfind('/').map_or(url, |i| &url[..=i])
+}
+
+/// `work` on every item, by at most `workers` threads taking the next item as they become
+/// free; the results in the items' order. With one worker (or one item) it runs on this thread.
+fn in_parallel<T: Sync, R: Send>(
+    items: &[T],
+    workers: usize,
+    work: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let workers = workers.clamp(1, items.len().max(1));
+    if workers == 1 {
+        return items.iter().map(work).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break };
+                        done.push((i, work(item)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a write worker panicked"))
+            .collect()
+    });
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
 }
 
 /// What a change turned out to be once carried out: a 412 or a UID conflict can turn a
@@ -261,4 +338,34 @@ fn update_uid_holder(
     update(dav, &holder.url, &holder.data, etag, fields)
         .map(|()| Applied::Updated)
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod parallel_tests {
+    use super::in_parallel;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    #[test]
+    fn every_item_once_results_in_order_and_never_more_workers_than_asked() {
+        let items: Vec<usize> = (0..200).collect();
+        for workers in [1, 2, 4, 7, 500] {
+            let running = AtomicUsize::new(0);
+            let most = AtomicUsize::new(0);
+            let results = in_parallel(&items, workers, |i| {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_micros(200));
+                running.fetch_sub(1, Ordering::SeqCst);
+                i * 2
+            });
+            assert_eq!(results, items.iter().map(|i| i * 2).collect::<Vec<_>>());
+            let most = most.load(Ordering::SeqCst);
+            assert!(most <= workers.min(items.len()), "{workers}: {most}");
+            if workers > 1 {
+                assert!(most > 1, "{workers} workers ran one at a time");
+            }
+        }
+        assert!(in_parallel(&[] as &[u8], 4, |b| *b).is_empty());
+    }
 }

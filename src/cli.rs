@@ -301,6 +301,18 @@ pub struct BehaviourArgs {
     )]
     pub lock_wait: f64,
 
+    /// How many CalDAV writes (PUT, DELETE) may be in flight at once, each on its own pooled
+    /// keep-alive connection; 1 writes one after the other.
+    #[arg(
+        long,
+        env = "CALPLANEBOT_CONCURRENCY",
+        value_name = "N",
+        default_value_t = 4,
+        value_parser = clap::value_parser!(u16).range(1..=32),
+        global = true
+    )]
+    pub concurrency: u16,
+
     /// Allow sending credentials over plain http:// to a host that is not loopback.
     #[arg(
         long,

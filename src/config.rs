@@ -57,6 +57,8 @@ pub struct Config {
     pub lock_wait: Duration,
     /// Where the calendar-location cache lives (`None`: no cache, discover every time).
     pub cache_file: Option<PathBuf>,
+    /// CalDAV writes in flight at once (1: one after the other).
+    pub concurrency: usize,
 }
 
 /// Timeouts and retries, for both servers.
@@ -219,6 +221,7 @@ impl Config {
             lock_file,
             lock_wait: seconds("--lock-wait", behaviour.lock_wait)?,
             cache_file,
+            concurrency: usize::from(behaviour.concurrency.max(1)),
             plane_base_url: plane_base_url.trim_end_matches('/').to_string(),
             plane_web_url: plane_web_url.trim_end_matches('/').to_string(),
             plane_token,
@@ -441,6 +444,7 @@ mod tests {
             lock_file: None,
             lock_wait: 60.0,
             cache_dir: None,
+            concurrency: 4,
             allow_insecure_http: false,
         }
     }

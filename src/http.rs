@@ -116,9 +116,10 @@ pub fn send(
     })
 }
 
-/// Statuses worth another attempt: the server is busy, restarting or overloaded.
+/// Statuses worth another attempt: the server is busy, restarting or overloaded. QUIRK: 423
+/// Locked is what Xandikos answers while another client writes into the same calendar.
 pub fn is_transient_status(status: u16) -> bool {
-    matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
+    matches!(status, 408 | 423 | 429 | 500 | 502 | 503 | 504)
 }
 
 /// Errors worth another attempt: the connection failed, broke or timed out.

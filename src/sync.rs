@@ -261,7 +261,13 @@ pub fn finish(
         let _ = stdout.flush();
     }
     if !options.dry_run {
-        crate::apply::apply(dav, &plan, &config.workspace_slug, &mut report);
+        crate::apply::apply(
+            dav,
+            &plan,
+            &config.workspace_slug,
+            &mut report,
+            config.concurrency,
+        );
     }
     report.plane_requests = plane.requests.get();
     report.caldav_requests = dav.requests.get();

@@ -508,9 +508,9 @@ fn caldav_503_once_on_a_put_is_retried(server: ServerKind) {
 }
 
 on_both_servers!(caldav_dropped_connection_on_every_put_exits_1_and_the_next_run_converges);
-/// Case 6b: every PUT loses its connection: the run gives up on the server after one write's
-/// attempts (the other writes are reported, not attempted), exits 1, loses nothing; a clean run
-/// converges.
+/// Case 6b: every PUT loses its connection: the run gives up on the server after the writes in
+/// flight used their attempts (the other writes are reported, not attempted), exits 1, loses
+/// nothing; a clean run converges.
 fn caldav_dropped_connection_on_every_put_exits_1_and_the_next_run_converges(server: ServerKind) {
     let env = synced(server, seed());
     let before: Vec<Events> = PROJECTS.iter().map(|p| stored(&env, p)).collect();
@@ -522,7 +522,10 @@ fn caldav_dropped_connection_on_every_put_exits_1_and_the_next_run_converges(ser
     );
     let run = sync(&env, &["--retries", "2"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
-    assert_eq!(env.proxy.received("PUT"), 3, "one write, retries + 1 times");
+    // One write per calendar may be in flight (two calendars here) when the run gives up:
+    // each makes retries + 1 attempts, and no further write starts.
+    let puts = env.proxy.received("PUT");
+    assert!((3..=2 * 3).contains(&puts), "{puts} PUTs");
     // Four writes planned (two updates, a create, a delete): each one done or reported.
     let failed = lines_starting_with(&run.stdout, "! failed to");
     assert_eq!(
@@ -567,7 +570,7 @@ fn caldav_server_down_before_the_run_exits_5_and_loses_nothing(server: ServerKin
 
 on_both_servers!(caldav_hang_on_every_put_after_the_listing_exits_1_and_the_next_run_converges);
 /// Case 7b: the server stops answering after the listing (every PUT hangs past the timeout):
-/// exit 1, one write's attempts and no more; a clean run converges.
+/// exit 1, the attempts of the writes in flight (one per calendar) and no more; a clean run converges.
 fn caldav_hang_on_every_put_after_the_listing_exits_1_and_the_next_run_converges(
     server: ServerKind,
 ) {
@@ -583,7 +586,11 @@ fn caldav_hang_on_every_put_after_the_listing_exits_1_and_the_next_run_converges
     let run = sync(&env, &["--timeout", "1", "--retries", "1"]);
     let took = started.elapsed();
     assert_eq!(run.code, 1, "{}", run.stderr);
-    assert_eq!(env.proxy.received("PUT"), 2, "one write, retries + 1 times");
+    let puts = env.proxy.received("PUT");
+    assert!(
+        (2..=2 * 2).contains(&puts),
+        "one write per calendar in flight, retries + 1 times each: {puts}"
+    );
     assert!(took < hang_bound(1, 1.0, 0.05), "took {took:?}");
     assert!(
         lines_starting_with(&run.stdout, "! failed to").len() >= 3,

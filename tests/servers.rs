@@ -449,3 +449,35 @@ fn digest_auth_through_a_real_lighttpd() {
         );
     }
 }
+
+on_both_servers!(writes_to_different_calendars_overlap_and_concurrency_1_writes_one_at_a_time);
+/// With the default concurrency, writes into two calendars are in flight at the same time
+/// (each PUT is held 0.5 s by the proxy); with `--concurrency 1` never more than one is.
+fn writes_to_different_calendars_overlap_and_concurrency_1_writes_one_at_a_time(
+    server: ServerKind,
+) {
+    for (concurrency, most_expected) in [("4", 2), ("1", 1)] {
+        let env = Env::start(server, seed());
+        env.proxy.inject(
+            FaultRule::new(ProxyFault::Delay(std::time::Duration::from_millis(500)))
+                .method("PUT")
+                .always(),
+        );
+        let child = env
+            .command(&["sync", "--concurrency", concurrency], &[])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the binary runs");
+        let mut most = 0;
+        // Sample how many PUTs have arrived but not been answered, until all three are done.
+        while env.proxy.count("PUT") < 3 {
+            let answered = env.proxy.count("PUT");
+            most = most.max(env.proxy.received("PUT").saturating_sub(answered));
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let run = support::finish(child, "sync with held PUTs");
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert_eq!(most, most_expected, "--concurrency {concurrency}");
+    }
+}
