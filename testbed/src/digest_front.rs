@@ -35,16 +35,18 @@
 //! killed. There is no fallback when `/usr/sbin/lighttpd` is missing: [`DigestFront::start`]
 //! fails with a message that names the package to install.
 
-use crate::launch::{LaunchError, free_loopback_port, log_tail, unique_temp_dir};
+use crate::launch::{
+    Launch, LaunchError, Probe, Startup, Watchdog, free_loopback_port, log_tail,
+    start_on_free_port, unique_temp_dir,
+};
 use sha2::{Digest as _, Sha256};
 use std::fmt::Write as _;
 use std::fs::{self, OpenOptions};
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ureq::http;
 
@@ -60,16 +62,8 @@ pub const REMOTE_USER_HEADER: &str = "X-Remote-User";
 /// How long a fresh server may take to answer.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How often a fresh port is tried when another process grabbed the one we picked.
-const PORT_ATTEMPTS: usize = 5;
-
 /// Logged by lighttpd once its listening socket is bound.
 const SERVER_STARTED: &str = "server started";
-
-/// Kills the server (pid `$1`) when its stdin, a pipe from this process, reaches EOF. The server
-/// stays our unreaped child until the watchdog has exited, so the pid cannot be reused in
-/// between.
-const WATCHDOG_SCRIPT: &str = r#"read -r _ || :; kill "$1" 2>/dev/null; exit 0"#;
 
 /// The hash a front's challenges name (RFC 7616 section 3.3 `algorithm`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,16 +136,9 @@ pub struct DigestFront {
     upstream: SocketAddr,
     username: String,
     algorithm: DigestAlgorithm,
-    server: Option<Server>,
+    server: Option<Watchdog>,
     agent: ureq::Agent,
     keep_dir: bool,
-}
-
-/// The server process and the watchdog that stops it if this process goes away.
-struct Server {
-    lighttpd: Child,
-    watchdog: Child,
-    stop_pipe: Option<ChildStdin>,
 }
 
 impl DigestFront {
@@ -199,21 +186,8 @@ impl DigestFront {
             front.keep_dir = true;
             return Err(e);
         }
-        for attempt in 1..=PORT_ATTEMPTS {
-            match front.launch() {
-                Ok(()) => return Ok(front),
-                // Someone bound the port between our probe and lighttpd's bind: take another.
-                Err(LaunchError::PortTaken(_)) if attempt < PORT_ATTEMPTS => {
-                    front.addr = free_loopback_port()?;
-                }
-                Err(LaunchError::PortTaken(e) | LaunchError::Other(e)) => {
-                    // The error names the log; keep it readable.
-                    front.keep_dir = true;
-                    return Err(e);
-                }
-            }
-        }
-        unreachable!("the last attempt returns")
+        start_on_free_port(&mut front)?;
+        Ok(front)
     }
 
     /// `http://127.0.0.1:PORT`, no trailing slash.
@@ -260,10 +234,7 @@ impl DigestFront {
 
     /// Whether the server process is running (it may have died on its own).
     pub fn is_running(&mut self) -> bool {
-        match &mut self.server {
-            Some(server) => matches!(server.lighttpd.try_wait(), Ok(None)),
-            None => false,
-        }
+        self.server.as_mut().is_some_and(Watchdog::is_running)
     }
 
     fn config_path(&self) -> PathBuf {
@@ -367,30 +338,18 @@ impl DigestFront {
         Ok(text)
     }
 
-    /// Stops the server (SIGKILL) and its watchdog.
+    /// Stops the server and its watchdog.
     fn stop(&mut self) {
-        if let Some(mut server) = self.server.take() {
-            // Not reaped yet: the pid stays ours while the watchdog may still signal it.
-            let _ = server.lighttpd.kill();
-            drop(server.stop_pipe.take());
-            let deadline = Instant::now() + Duration::from_secs(5);
-            loop {
-                match server.watchdog.try_wait() {
-                    Ok(Some(_)) | Err(_) => break,
-                    Ok(None) if Instant::now() > deadline => {
-                        let _ = server.watchdog.kill();
-                        let _ = server.watchdog.wait();
-                        break;
-                    }
-                    Ok(None) => thread::sleep(Duration::from_millis(10)),
-                }
-            }
-            let _ = server.lighttpd.wait();
+        if let Some(server) = self.server.take() {
+            server.stop();
         }
     }
+}
 
-    /// Starts lighttpd on the current port and waits until it answers with a Digest challenge.
-    fn launch(&mut self) -> Result<(), LaunchError> {
+impl Launch for DigestFront {
+    /// Starts lighttpd on `addr` and waits until it answers with a Digest challenge.
+    fn launch_on(&mut self, addr: SocketAddr) -> Result<(), LaunchError> {
+        self.addr = addr;
         fs::write(self.config_path(), self.config_text()?)?;
         let log_path = self.log_path();
         let log = OpenOptions::new()
@@ -399,91 +358,57 @@ impl DigestFront {
             .open(&log_path)?;
         let log_start = log.metadata()?.len();
         let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
-        let mut lighttpd = Command::new(LIGHTTPD_EXECUTABLE)
-            .arg("-D")
-            .arg("-f")
-            .arg(self.config_path())
-            .env_clear()
-            .env("PATH", &path)
-            .current_dir(&self.dir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .map_err(|e| {
-                io::Error::new(e.kind(), format!("cannot start {LIGHTTPD_EXECUTABLE}: {e}"))
-            })?;
-        let watchdog = Command::new("sh")
-            .arg("-c")
-            .arg(WATCHDOG_SCRIPT)
-            .arg("lighttpd-watchdog")
-            .arg(lighttpd.id().to_string())
-            .env_clear()
-            .env("PATH", &path)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let mut watchdog = match watchdog {
-            Ok(watchdog) => watchdog,
-            Err(e) => {
-                let _ = lighttpd.kill();
-                let _ = lighttpd.wait();
-                return Err(io::Error::new(e.kind(), format!("cannot start sh: {e}")).into());
-            }
+        let config = self.config_path();
+        let argv = [
+            LIGHTTPD_EXECUTABLE.as_ref(),
+            "-D".as_ref(),
+            "-f".as_ref(),
+            config.as_os_str(),
+        ];
+        self.server = Some(Watchdog::spawn(
+            "lighttpd-watchdog",
+            &argv,
+            &log,
+            |command| {
+                command
+                    .env_clear()
+                    .env("PATH", &path)
+                    .current_dir(&self.dir);
+            },
+        )?);
+        let startup = Startup {
+            server: "lighttpd",
+            addr,
+            log_path: &log_path,
+            log_start,
+            timeout: READY_TIMEOUT,
+            poll: Duration::from_millis(20),
+            awaited: "answering with a Digest challenge",
         };
-        let stop_pipe = watchdog.stdin.take();
-        self.server = Some(Server {
-            lighttpd,
-            watchdog,
-            stop_pipe,
-        });
-
-        let deadline = Instant::now() + READY_TIMEOUT;
-        let mut last_probe = String::from("no probe yet");
-        loop {
-            if let Some(status) = self
-                .server
-                .as_mut()
-                .and_then(|s| s.lighttpd.try_wait().ok()?)
-            {
-                self.stop();
-                let tail = log_tail(&log_path, log_start);
-                let message = format!(
-                    "lighttpd exited during startup ({status}) on {}; log {}:\n{tail}",
-                    self.addr,
-                    log_path.display()
-                );
-                return Err(if tail.contains("Address already in use") {
-                    LaunchError::PortTaken(io::Error::new(io::ErrorKind::AddrInUse, message))
-                } else {
-                    LaunchError::Other(io::Error::other(message))
-                });
+        let result = startup.wait(|| {
+            if let Some(status) = self.server.as_mut().and_then(Watchdog::exit_status) {
+                return Probe::Exited(status);
             }
             // The line is logged once the socket is bound, so whatever answers is ours.
-            if log_tail(&log_path, log_start).contains(SERVER_STARTED) {
-                match self.probe() {
-                    Ok(()) => return Ok(()),
-                    Err(e) => last_probe = e,
-                }
+            let started = log_tail(&log_path, log_start).contains(SERVER_STARTED);
+            if started && self.probe().is_ok() {
+                Probe::Ready
+            } else {
+                Probe::NotYet
             }
-            if Instant::now() > deadline {
-                self.stop();
-                let tail = log_tail(&log_path, log_start);
-                return Err(LaunchError::Other(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!(
-                        "lighttpd on {} not answering with a Digest challenge after \
-                         {READY_TIMEOUT:?} (last probe: {last_probe}); log {}:\n{tail}",
-                        self.addr,
-                        log_path.display()
-                    ),
-                )));
-            }
-            thread::sleep(Duration::from_millis(20));
+        });
+        if result.is_err() {
+            self.stop();
         }
+        result
     }
 
+    fn keep_dir(&mut self) {
+        self.keep_dir = true;
+    }
+}
+
+impl DigestFront {
     /// `GET /` without credentials must get 401 and a Digest challenge for [`REALM`].
     fn probe(&self) -> Result<(), String> {
         let request = http::Request::builder()
@@ -650,9 +575,11 @@ mod tests {
     use std::collections::{BTreeMap, HashMap};
     use std::io::{Read as _, Write as _};
     use std::net::{TcpListener, TcpStream};
+    use std::process::Command;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
     use std::thread::JoinHandle;
+    use std::time::Instant;
     use std::time::{SystemTime, UNIX_EPOCH};
 
     const USER: &str = "alice";
