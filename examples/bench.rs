@@ -545,10 +545,12 @@ fn local_work(n: usize) -> Value {
                 project: project.clone(),
                 deletions: Ok(()),
                 keep: Default::default(),
+                unconfirmed: Default::default(),
                 listed_nothing: false,
             }],
             desired,
             actual,
+            copies: Vec::new(),
         };
         let planning = Instant::now();
         let plan = calplanebot::plan::plan_changes(std::slice::from_ref(&job), "bench");

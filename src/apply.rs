@@ -11,7 +11,7 @@ use chrono::Utc;
 use crate::caldav::{CalDavError, DavClient, Precondition, StoredEvent};
 use crate::event::{self, ManagedFields};
 use crate::plan::{CalendarChange, Change, Plan};
-use crate::render::{Failure, Report};
+use crate::render::{Action, Failure, Report};
 
 /// Applies `plan`, recording successes and failures in `report`. `workspace` is the run's
 /// scope mark: a re-read event is written only if it is still calplanebot's.
@@ -29,14 +29,16 @@ pub fn apply(
     report: &mut Report,
     concurrency: usize,
 ) {
-    let mut broken_calendars: Vec<String> = Vec::new();
+    let mut broken_calendars: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for change in &plan.calendars {
         let (url, action, result) = match change {
-            CalendarChange::Create { url, displayname } => {
-                (url, "create calendar", dav.make_calendar(url, displayname))
-            }
+            CalendarChange::Create { url, displayname } => (
+                url,
+                Action::CreateCalendar,
+                dav.make_calendar(url, displayname),
+            ),
             CalendarChange::Rename { url, to, .. } => {
-                (url, "rename calendar", dav.set_displayname(url, to))
+                (url, Action::RenameCalendar, dav.set_displayname(url, to))
             }
         };
         match result {
@@ -47,11 +49,11 @@ pub fn apply(
             Err(error) => {
                 log::error!("{error}");
                 if matches!(change, CalendarChange::Create { .. }) {
-                    broken_calendars.push(url.clone());
+                    broken_calendars.insert(url);
                 }
                 report.failures.push(Failure {
                     url: url.clone(),
-                    action: action.into(),
+                    action,
                     error: error.to_string(),
                 });
             }
@@ -59,28 +61,27 @@ pub fn apply(
     }
     let bar = crate::progress::bar(plan.changes.len(), "CalDAV");
     let one = |change: &Change| -> Result<Applied, String> {
-        let in_broken_calendar = broken_calendars
-            .iter()
-            .any(|calendar| change.url().starts_with(calendar.as_str()));
-        let result = if in_broken_calendar {
+        let result = if broken_calendars.contains(calendar_of(change.url())) {
             Err("its calendar could not be created".to_string())
         } else {
             apply_change(dav, change, workspace)
         };
         if let Err(error) = &result {
-            bar.suspend(|| log::error!("{} {}: {error}", action_name(change), change.url()));
+            bar.suspend(|| log::error!("{} {}: {error}", action_of(change), change.url()));
         }
         bar.inc(1);
         result
     };
-    // The changes of each calendar, in plan order.
+    // The changes of each calendar, in plan order (calendars in order of first appearance).
     let mut by_calendar: Vec<(&str, Vec<usize>)> = Vec::new();
+    let mut slot: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     for (i, change) in plan.changes.iter().enumerate() {
         let calendar = calendar_of(change.url());
-        match by_calendar.iter_mut().find(|(c, _)| *c == calendar) {
-            Some((_, indices)) => indices.push(i),
-            None => by_calendar.push((calendar, vec![i])),
-        }
+        let at = *slot.entry(calendar).or_insert_with(|| {
+            by_calendar.push((calendar, Vec::new()));
+            by_calendar.len() - 1
+        });
+        by_calendar[at].1.push(i);
     }
     let mut outcomes: Vec<(usize, Result<Applied, String>)> =
         in_parallel(&by_calendar, concurrency, |(_, indices)| {
@@ -103,7 +104,7 @@ pub fn apply(
             Ok(Applied::AlreadyDone) => report.unchanged += 1,
             Err(error) => report.failures.push(Failure {
                 url: change.url().to_string(),
-                action: action_name(change).into(),
+                action: action_of(change),
                 error,
             }),
         }
@@ -162,11 +163,11 @@ enum Applied {
     AlreadyDone,
 }
 
-fn action_name(change: &Change) -> &'static str {
+fn action_of(change: &Change) -> Action {
     match change {
-        Change::Create { .. } => "create",
-        Change::Update { .. } => "update",
-        Change::Delete { .. } => "delete",
+        Change::Create { .. } => Action::Create,
+        Change::Update { .. } => Action::Update,
+        Change::Delete { .. } => Action::Delete,
     }
 }
 

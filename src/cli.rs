@@ -129,6 +129,17 @@ pub struct WebhookArgs {
     #[arg(long, env = "PLANE_WEBHOOK_DELIVERY", value_name = "ID")]
     pub delivery: Option<String>,
 
+    /// UNSAFE: act on deliveries without checking their signature when PLANE_WEBHOOK_SECRET is
+    /// not set (anyone who can reach the webhook can then trigger runs). Without it, a run with
+    /// no secret rejects every delivery (exit 6).
+    #[arg(
+        long,
+        env = "CALPLANEBOT_WEBHOOK_UNSIGNED",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
+    pub allow_unsigned: bool,
+
     /// Print the plan (with a diff for each update) and write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -458,21 +469,34 @@ fn init_logging(verbose: u8, quiet: u8) {
     for noisy in ["ureq", "ureq_proto", "rustls"] {
         builder.filter_module(noisy, log::LevelFilter::Warn);
     }
-    builder.format_target(false);
     let destination = log_destination();
     crate::progress::enable(destination == LogDestination::Terminal && quiet == 0);
-    match destination {
-        // The journal stamps and colours lines itself.
-        LogDestination::Journal => builder
-            .format_timestamp(None)
-            .write_style(env_logger::WriteStyle::Never),
-        // A person watching: short lines.
-        LogDestination::Terminal => builder.format_timestamp(None),
-        // A file or a pipe (cron, a log file): lines carry their time.
-        LogDestination::Other => builder
-            .format_timestamp_secs()
-            .write_style(env_logger::WriteStyle::Never),
-    };
+    builder.write_style(match destination {
+        // The journal colours lines itself; files and pipes get no escape codes.
+        LogDestination::Journal | LogDestination::Other => env_logger::WriteStyle::Never,
+        LogDestination::Terminal => env_logger::WriteStyle::Auto,
+    });
+    // Lines carry their time only in a file or a pipe (cron, a log file): the journal stamps
+    // them itself, and a person watching a terminal wants short lines. Every message goes
+    // through `escape_controls`: names and server messages come from Plane and CalDAV servers,
+    // and must not drive the terminal or forge log lines.
+    let stamped = destination == LogDestination::Other;
+    builder.format(move |buf, record| {
+        use std::io::Write as _;
+        let style = buf.default_level_style(record.level());
+        let message = record.args().to_string();
+        let message = crate::render::escape_controls(&message);
+        if stamped {
+            let time = buf.timestamp_seconds();
+            writeln!(
+                buf,
+                "[{time} {style}{:<5}{style:#}] {message}",
+                record.level()
+            )
+        } else {
+            writeln!(buf, "[{style}{:<5}{style:#}] {message}", record.level())
+        }
+    });
     let _ = builder.try_init();
 }
 

@@ -24,7 +24,9 @@ pub const PRODID: &str = concat!(
 );
 
 const UID_PREFIX: &str = "plane-issue-";
-const UID_SUFFIX: &str = "@calplanebot";
+/// The end of every UID calplanebot writes: what a server is asked to match when looking for
+/// our events under names that are not ours.
+pub const UID_SUFFIX: &str = "@calplanebot";
 const RESOURCE_SUFFIX: &str = ".ics";
 
 /// The scope marks of `shared/design.md` ("Identity and ownership").

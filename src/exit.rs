@@ -23,8 +23,8 @@ pub enum Status {
     LockBusy,
     /// A server could not be reached or refused the credentials before anything was changed.
     Unavailable,
-    /// `webhook`: the delivery's signature is missing or wrong (or the delivery is not one
-    /// calplanebot can read); nothing was fetched, nothing written.
+    /// `webhook`: the delivery's signature is missing or wrong, no secret is configured to check
+    /// it, or the delivery is not one calplanebot can read; nothing was fetched, nothing written.
     Rejected,
     /// `sync --dry-run --exit-code`: the plan has changes (nothing was written).
     Pending,
@@ -61,7 +61,8 @@ Exit status:
      check Plane, then re-run with --force-delete if the deletions are right
   4  another calplanebot run with this configuration holds the lock
   5  a server could not be reached or refused the credentials; nothing was changed
-  6  webhook: the delivery was rejected (missing or wrong signature, or not a
-     Plane delivery); nothing was fetched or written
+  6  webhook: the delivery was rejected (missing or wrong signature, no
+     PLANE_WEBHOOK_SECRET to check it, or not a Plane delivery); nothing was
+     fetched or written
   7  sync --dry-run --exit-code: the plan has changes (nothing was written)
 When both 1 and 3 apply, the status is 1.";

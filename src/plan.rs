@@ -39,12 +39,15 @@ pub struct ProjectScope {
     pub deletions: Result<(), String>,
     /// Issues that Plane listed but calplanebot could not read: their events are kept.
     pub keep: HashSet<String>,
+    /// Issues missing from the list whose absence Plane could not confirm (and why): their
+    /// events are kept.
+    pub unconfirmed: BTreeMap<String, String>,
     /// Plane listed no item at all for this project (dated or not): the signature of a broken
     /// or empty answer, which must never wipe a calendar.
     pub listed_nothing: bool,
 }
 
-/// One stored event whose resource name has our form.
+/// One stored event that may be ours: its resource name or its UID has our form.
 #[derive(Clone, Debug)]
 pub struct ActualEvent {
     pub url: String,
@@ -59,8 +62,12 @@ pub struct CalendarJob {
     pub scopes: Vec<ProjectScope>,
     /// The desired events of this calendar, keyed by issue id.
     pub desired: BTreeMap<String, ManagedFields>,
-    /// Stored events whose resource name is `plane-issue-{id}.ics`, keyed by that issue id.
+    /// Stored events that may be ours, keyed by issue id: the one at `plane-issue-{id}.ics`,
+    /// or, when a client stored or moved it under another name, the one with our UID.
     pub actual: BTreeMap<String, ActualEvent>,
+    /// Further events with the same issue id in this calendar (a copy under another name, on a
+    /// server that allows one UID twice): deleted when they are ours.
+    pub copies: Vec<(String, ActualEvent)>,
 }
 
 /// A change to one calendar collection.
@@ -122,16 +129,106 @@ impl Change {
     }
 }
 
-/// Something the plan deliberately does not do, and why.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// Something the plan deliberately does not do.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Withheld {
     pub calendar: String,
     pub url: String,
     pub summary: String,
-    pub reason: String,
-    /// True when this is a problem the operator must look at (the run then fails);
-    /// false when it follows from a failure already reported (e.g. a failed Plane fetch).
-    pub is_failure: bool,
+    pub reason: WithheldReason,
+}
+
+/// Why a change is withheld.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WithheldReason {
+    /// Our resource name holds an event calplanebot does not own (and why it is not ours).
+    NameTaken(String),
+    /// An event calplanebot does not own holds the issue's UID under another name (where, and
+    /// why it is not ours): a create would only meet it.
+    UidTaken { url: String, why: String },
+    /// Not deleted: the project's list walk failed or was incomplete (and how).
+    WalkIncomplete(String),
+    /// Not deleted: Plane listed the issue, but calplanebot could not read it.
+    IssueUnreadable,
+    /// Not deleted: the project of the event is not part of this run.
+    OutsideRun,
+    /// Not deleted: Plane could not confirm that the issue is gone (and why).
+    Unconfirmed(String),
+    /// The deletion guard refused this run's deletions.
+    Refused,
+}
+
+impl WithheldReason {
+    /// True when this is a problem the operator must look at (the run then fails); false when
+    /// it follows from a failure already reported (e.g. a failed Plane fetch) or from a rule.
+    pub fn is_failure(&self) -> bool {
+        match self {
+            WithheldReason::NameTaken(_) | WithheldReason::UidTaken { .. } => true,
+            WithheldReason::WalkIncomplete(_)
+            | WithheldReason::IssueUnreadable
+            | WithheldReason::OutsideRun
+            | WithheldReason::Unconfirmed(_)
+            | WithheldReason::Refused => false,
+        }
+    }
+
+    /// A short stable name, for JSON.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            WithheldReason::NameTaken(_) => "name_taken",
+            WithheldReason::UidTaken { .. } => "uid_taken",
+            WithheldReason::WalkIncomplete(_) => "walk_incomplete",
+            WithheldReason::IssueUnreadable => "issue_unreadable",
+            WithheldReason::OutsideRun => "outside_run",
+            WithheldReason::Unconfirmed(_) => "unconfirmed",
+            WithheldReason::Refused => "refused",
+        }
+    }
+}
+
+impl std::fmt::Display for WithheldReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WithheldReason::NameTaken(why) => write!(
+                f,
+                "its resource name is taken by an event calplanebot does not own ({why})"
+            ),
+            WithheldReason::UidTaken { url, why } => write!(
+                f,
+                "its UID is held at {url} by an event calplanebot does not own ({why}); remove or rename that event"
+            ),
+            WithheldReason::WalkIncomplete(why) => write!(f, "not deleted: {why}"),
+            WithheldReason::IssueUnreadable => f.write_str(
+                "not deleted: Plane listed this issue but calplanebot could not read it",
+            ),
+            WithheldReason::OutsideRun => {
+                f.write_str("not deleted: its project is not part of this run")
+            }
+            WithheldReason::Unconfirmed(why) => {
+                write!(
+                    f,
+                    "not deleted: Plane could not confirm that the issue is gone ({why})"
+                )
+            }
+            WithheldReason::Refused => f.write_str(
+                "deletion refused by the deletion guard (see below; --force-delete applies it)",
+            ),
+        }
+    }
+}
+
+impl Serialize for Withheld {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut out = serializer.serialize_struct("Withheld", 6)?;
+        out.serialize_field("calendar", &self.calendar)?;
+        out.serialize_field("url", &self.url)?;
+        out.serialize_field("summary", &self.summary)?;
+        out.serialize_field("kind", self.reason.kind())?;
+        out.serialize_field("reason", &self.reason.to_string())?;
+        out.serialize_field("is_failure", &self.reason.is_failure())?;
+        out.end()
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -142,9 +239,20 @@ pub struct Plan {
     pub unchanged: usize,
     /// Why the deletion guard refused this plan's deletions (they are in `withheld` then).
     pub refused: Option<String>,
-    /// Events calplanebot owns, per calendar job (same order as the jobs).
+    /// What each calendar job holds and loses (same order as the jobs), for the guard.
     #[serde(skip)]
-    pub owned: Vec<usize>,
+    pub tallies: Vec<Tally>,
+}
+
+/// One calendar job's share of a plan.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Events calplanebot owns in the calendar.
+    pub owned: usize,
+    /// Deletions planned in it.
+    pub deletes: usize,
+    /// The projects those deletions belong to.
+    pub deleted_projects: HashSet<String>,
 }
 
 impl Plan {
@@ -164,8 +272,12 @@ impl Plan {
         self.count(|c| matches!(c, Change::Delete { .. }))
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.calendars.is_empty() && self.changes.is_empty()
+    /// Deletions the guard refused.
+    pub fn refused_deletions(&self) -> usize {
+        self.withheld
+            .iter()
+            .filter(|w| w.reason == WithheldReason::Refused)
+            .count()
     }
 }
 
@@ -193,10 +305,7 @@ pub enum Decision {
     Unchanged,
     Delete,
     /// Nothing is done; the reason is reported.
-    Withhold {
-        reason: String,
-        is_failure: bool,
-    },
+    Withhold(WithheldReason),
     /// Not ours and not wanted: nothing to do, nothing to report.
     LeaveAlone,
 }
@@ -205,38 +314,31 @@ pub enum Decision {
 pub fn decide(
     desired: Option<&ManagedFields>,
     stored: &Stored<'_>,
-    deletions: &Result<(), String>,
+    deletions: &Result<(), WithheldReason>,
 ) -> Decision {
-    match (desired, stored) {
+    match (desired, stored, deletions) {
         // A dated issue without an event: create it (PUT If-None-Match: *).
-        (Some(_), Stored::Nothing) => Decision::Create,
+        (Some(_), Stored::Nothing, _) => Decision::Create,
         // Ours and every managed property already equal (parsed values, never raw bytes).
-        (Some(want), Stored::Owned { fields, .. }) if want == fields.as_ref() => {
+        (Some(want), Stored::Owned { fields, .. }, _) if want == fields.as_ref() => {
             Decision::Unchanged
         }
         // Ours but different: update in place (PUT If-Match), keeping what users added.
-        (Some(_), Stored::Owned { .. }) => Decision::Update,
+        (Some(_), Stored::Owned { .. }, _) => Decision::Update,
         // Our resource name is taken by something we do not own: touch nothing, say so.
-        (Some(_), Stored::NotOurs { why, .. }) => Decision::Withhold {
-            reason: format!(
-                "its resource name is taken by an event calplanebot does not own ({why})"
-            ),
-            is_failure: true,
-        },
-        // Ours, no longer wanted, and the project's list was read completely: delete it.
-        (None, Stored::Owned { .. }) if deletions.is_ok() => Decision::Delete,
-        // Ours and not in the desired set, but the list walk was incomplete: keep it.
-        (None, Stored::Owned { .. }) => Decision::Withhold {
-            reason: format!(
-                "not deleted: {}",
-                deletions.as_ref().err().map_or("", String::as_str)
-            ),
-            is_failure: false,
-        },
+        (Some(_), Stored::NotOurs { why, .. }, _) => {
+            Decision::Withhold(WithheldReason::NameTaken(why.clone()))
+        }
+        // Ours, no longer wanted, and its absence is proven (a complete walk, confirmed by id):
+        // delete it.
+        (None, Stored::Owned { .. }, Ok(())) => Decision::Delete,
+        // Ours and not in the desired set, but its absence is not proven (an incomplete walk,
+        // an unreadable item, a project outside the run, no confirmation): keep it.
+        (None, Stored::Owned { .. }, Err(reason)) => Decision::Withhold(reason.clone()),
         // Not ours and not wanted: leave it byte for byte alone.
-        (None, Stored::NotOurs { .. }) => Decision::LeaveAlone,
+        (None, Stored::NotOurs { .. }, _) => Decision::LeaveAlone,
         // Neither wanted nor stored: nothing at all (cannot arise from a job's keys).
-        (None, Stored::Nothing) => Decision::LeaveAlone,
+        (None, Stored::Nothing, _) => Decision::LeaveAlone,
     }
 }
 
@@ -307,31 +409,21 @@ pub fn guard_deletions(plan: &mut Plan, jobs: &[CalendarJob], limits: GuardLimit
     if limits.force || plan.deletes() == 0 {
         return;
     }
-    let deletes_of = |job: &CalendarJob| {
-        plan.changes
-            .iter()
-            .filter(|c| matches!(c, Change::Delete { .. }) && c.url().starts_with(&job.target.url))
-            .count()
-    };
     let too_many = |deletes: usize, owned: usize| {
         deletes > limits.max_delete
             || (deletes > GUARD_FLOOR && deletes * 100 > usize::from(limits.max_percent) * owned)
     };
     let mut reasons = Vec::new();
-    for (job, owned) in jobs.iter().zip(plan.owned.iter().copied()) {
+    for (job, tally) in jobs.iter().zip(&plan.tallies) {
         let name = job.target.displayname.as_deref().unwrap_or(&job.target.url);
-        let deletes = deletes_of(job);
-        if too_many(deletes, owned) {
-            reasons.push(format!("{name} would lose {deletes} of its {owned} events"));
+        if too_many(tally.deletes, tally.owned) {
+            reasons.push(format!(
+                "{name} would lose {} of its {} events",
+                tally.deletes, tally.owned
+            ));
         }
         for scope in job.scopes.iter().filter(|s| s.listed_nothing) {
-            let emptied = plan.changes.iter().any(|c| match c {
-                Change::Delete { before, .. } => {
-                    before.project.as_deref() == Some(scope.project.id.as_str())
-                }
-                _ => false,
-            });
-            if emptied {
+            if tally.deleted_projects.contains(&scope.project.id) {
                 reasons.push(format!(
                     "Plane listed no work items at all for project {}, yet its calendar holds events",
                     crate::plane::project_label(&scope.project)
@@ -339,7 +431,10 @@ pub fn guard_deletions(plan: &mut Plan, jobs: &[CalendarJob], limits: GuardLimit
             }
         }
     }
-    let (deletes, owned) = (plan.deletes(), plan.owned.iter().sum::<usize>());
+    let (deletes, owned) = (
+        plan.deletes(),
+        plan.tallies.iter().map(|t| t.owned).sum::<usize>(),
+    );
     if reasons.is_empty() && too_many(deletes, owned) {
         reasons.push(format!("the run would delete {deletes} of {owned} events"));
     }
@@ -370,9 +465,7 @@ pub fn guard_deletions(plan: &mut Plan, jobs: &[CalendarJob], limits: GuardLimit
             calendar,
             url,
             summary: before.summary.clone(),
-            reason: "deletion refused by the deletion guard (see below; --force-delete applies it)"
-                .into(),
-            is_failure: false,
+            reason: WithheldReason::Refused,
         });
     }
     plan.refused = Some(reason);
@@ -405,34 +498,52 @@ fn plan_calendar(job: &CalendarJob, workspace: &str, plan: &mut Plan) {
         .iter()
         .map(|s| (s.project.id.as_str(), s))
         .collect();
+    // May an owned event of this project, for this issue, be deleted?
+    let deletions = |project_id: &str, id: &str| match scope_of.get(project_id) {
+        Some(scope) if scope.keep.contains(id) => Err(WithheldReason::IssueUnreadable),
+        Some(scope) if let Some(why) = scope.unconfirmed.get(id) => {
+            Err(WithheldReason::Unconfirmed(why.clone()))
+        }
+        Some(scope) => scope
+            .deletions
+            .clone()
+            .map_err(WithheldReason::WalkIncomplete),
+        None => Err(WithheldReason::OutsideRun),
+    };
     let ids: std::collections::BTreeSet<&String> =
         job.desired.keys().chain(job.actual.keys()).collect();
-    let mut owned = 0;
+    let mut tally = Tally::default();
     for id in ids {
         let desired = job.desired.get(id);
         let stored = match job.actual.get(id) {
             Some(event) => classify(id, event, workspace, &job.scopes),
             None => Stored::Nothing,
         };
-        if matches!(stored, Stored::Owned { .. }) {
-            owned += 1;
-        }
-        let deletions = match &stored {
-            Stored::Owned { project_id, .. } => match scope_of.get(project_id.as_str()) {
-                Some(scope) if scope.keep.contains(id) => {
-                    Err("Plane listed this issue but calplanebot could not read it".to_string())
-                }
-                Some(scope) => scope.deletions.clone(),
-                None => Err("its project is not part of this run".to_string()),
-            },
-            _ => Ok(()),
+        let allowed = match &stored {
+            Stored::Owned { project_id, .. } => {
+                tally.owned += 1;
+                deletions(project_id, id)
+            }
+            Stored::NotOurs { .. } | Stored::Nothing => Ok(()),
         };
+        let name = event::resource_name(id);
         let url = job
             .actual
             .get(id)
-            .map(|e| e.url.clone())
-            .unwrap_or_else(|| format!("{}{}", job.target.url, event::resource_name(id)));
-        match decide(desired, &stored, &deletions) {
+            .map_or_else(|| format!("{}{name}", job.target.url), |e| e.url.clone());
+        let decision = match decide(desired, &stored, &allowed) {
+            // Not at our name but under our UID: say where, a create would only meet it.
+            Decision::Withhold(WithheldReason::NameTaken(why))
+                if !url.ends_with(&format!("/{name}")) =>
+            {
+                Decision::Withhold(WithheldReason::UidTaken {
+                    url: url.clone(),
+                    why,
+                })
+            }
+            decision => decision,
+        };
+        match decision {
             Decision::Create => plan.changes.push(Change::Create {
                 calendar: calendar.clone(),
                 url,
@@ -452,18 +563,25 @@ fn plan_calendar(job: &CalendarJob, workspace: &str, plan: &mut Plan) {
                 });
             }
             Decision::Delete => {
-                let Stored::Owned { event, fields, .. } = &stored else {
+                let Stored::Owned {
+                    event,
+                    fields,
+                    project_id,
+                } = stored
+                else {
                     unreachable!("delete needs an owned event")
                 };
+                tally.deletes += 1;
+                tally.deleted_projects.insert(project_id);
                 plan.changes.push(Change::Delete {
                     calendar: calendar.clone(),
                     url,
                     etag: event.etag.clone(),
-                    before: fields.clone(),
+                    before: fields,
                 });
             }
             Decision::Unchanged => plan.unchanged += 1,
-            Decision::Withhold { reason, is_failure } => {
+            Decision::Withhold(reason) => {
                 let summary = desired
                     .map(|d| d.summary.clone())
                     .or_else(|| match &stored {
@@ -476,13 +594,32 @@ fn plan_calendar(job: &CalendarJob, workspace: &str, plan: &mut Plan) {
                     url,
                     summary,
                     reason,
-                    is_failure,
                 });
             }
             Decision::LeaveAlone => {}
         }
     }
-    plan.owned.push(owned);
+    // A second copy of an event: one calendar shows it twice. Ours → it goes (under the same
+    // rules as any deletion); anything else is left alone.
+    for (id, copy) in &job.copies {
+        if let Stored::Owned {
+            fields, project_id, ..
+        } = classify(id, copy, workspace, &job.scopes)
+        {
+            tally.owned += 1;
+            if deletions(&project_id, id).is_ok() {
+                tally.deletes += 1;
+                tally.deleted_projects.insert(project_id);
+                plan.changes.push(Change::Delete {
+                    calendar: calendar.clone(),
+                    url: copy.url.clone(),
+                    etag: copy.etag.clone(),
+                    before: fields,
+                });
+            }
+        }
+    }
+    plan.tallies.push(tally);
 }
 
 #[cfg(test)]
@@ -530,6 +667,7 @@ mod tests {
             },
             deletions,
             keep: HashSet::new(),
+            unconfirmed: BTreeMap::new(),
             listed_nothing: false,
         }
     }
@@ -548,7 +686,7 @@ mod tests {
             why: "other".into(),
         };
         let ok = Ok(());
-        let failed = Err("walk failed".to_string());
+        let failed = Err(WithheldReason::WalkIncomplete("walk failed".to_string()));
 
         assert_eq!(decide(Some(&want), &Stored::Nothing, &ok), Decision::Create);
         assert_eq!(
@@ -561,15 +699,12 @@ mod tests {
         );
         assert!(matches!(
             decide(Some(&want), &foreign, &ok),
-            Decision::Withhold {
-                is_failure: true,
-                ..
-            }
+            Decision::Withhold(reason @ WithheldReason::NameTaken(_)) if reason.is_failure()
         ));
         assert_eq!(decide(None, &owned(want.clone()), &ok), Decision::Delete);
         assert!(matches!(
             decide(None, &owned(want.clone()), &failed),
-            Decision::Withhold { is_failure: false, reason } if reason.contains("walk failed")
+            Decision::Withhold(reason) if !reason.is_failure() && reason.to_string().contains("walk failed")
         ));
         assert_eq!(decide(None, &foreign, &ok), Decision::LeaveAlone);
         assert_eq!(decide(None, &Stored::Nothing, &ok), Decision::LeaveAlone);
@@ -641,6 +776,7 @@ mod tests {
                 .map(|a| (ISSUE.to_string(), stored(&a)))
                 .into_iter()
                 .collect(),
+            copies: Vec::new(),
         }
     }
 
@@ -674,7 +810,8 @@ mod tests {
         let plan = plan_changes(&[job(None, Some(fields("a")), keep)], "acme");
         assert_eq!(plan.deletes(), 0);
         assert_eq!(plan.withheld.len(), 1);
-        assert!(!plan.withheld[0].is_failure);
+        assert_eq!(plan.withheld[0].reason, WithheldReason::IssueUnreadable);
+        assert!(!plan.withheld[0].reason.is_failure());
 
         let plan = plan_changes(
             &[job(None, Some(fields("a")), scope(Err("500".into())))],
@@ -684,6 +821,47 @@ mod tests {
 
         let plan = plan_changes(&[job(None, Some(fields("a")), scope(Ok(())))], "acme");
         assert_eq!(plan.deletes(), 1);
+    }
+
+    /// Issue 12, point 3: a second copy of our event under another name (on a server that
+    /// allows one UID twice in a calendar) is ours and goes; a foreign copy stays.
+    #[test]
+    fn a_second_copy_of_our_event_is_deleted_and_a_foreign_one_left_alone() {
+        let mut with_copies = job(Some(fields("a")), Some(fields("a")), scope(Ok(())));
+        let mut copy = stored(&fields("a"));
+        copy.url = format!("http://dav/alice/plane-{PROJECT}/copy.ics");
+        let mut foreign = stored(&fields("a"));
+        foreign.url = format!("http://dav/alice/plane-{PROJECT}/theirs.ics");
+        foreign.data = foreign.data.replace(
+            "X-CALPLANEBOT-WORKSPACE:acme",
+            "X-CALPLANEBOT-WORKSPACE:other",
+        );
+        with_copies.copies = vec![(ISSUE.to_string(), copy), (ISSUE.to_string(), foreign)];
+        let plan = plan_changes(std::slice::from_ref(&with_copies), "acme");
+        assert_eq!(
+            (plan.unchanged, plan.deletes(), plan.changes.len()),
+            (1, 1, 1)
+        );
+        assert!(plan.changes[0].url().ends_with("/copy.ics"), "{plan:?}");
+        assert_eq!(plan.tallies[0].owned, 2);
+        // A walk that failed deletes no copy either.
+        with_copies.scopes[0].deletions = Err("500".into());
+        let plan = plan_changes(&[with_copies], "acme");
+        assert_eq!(plan.deletes(), 0);
+    }
+
+    /// Issue 12, point 1: a deletion Plane could not confirm is withheld, not applied.
+    #[test]
+    fn an_unconfirmed_absence_keeps_its_event() {
+        let mut unsure = scope(Ok(()));
+        unsure
+            .unconfirmed
+            .insert(ISSUE.to_string(), "Plane answered 502".into());
+        let plan = plan_changes(&[job(None, Some(fields("a")), unsure)], "acme");
+        assert_eq!(plan.deletes(), 0);
+        assert!(
+            matches!(&plan.withheld[..], [w] if w.reason == WithheldReason::Unconfirmed("Plane answered 502".into()))
+        );
     }
 
     #[test]
@@ -737,7 +915,7 @@ mod tests {
     fn the_guard_refuses_mass_deletions_and_keeps_creates_and_updates() {
         let jobs = [shrinking_job(40, 30, false)];
         let mut plan = plan_changes(&jobs, "acme");
-        assert_eq!((plan.deletes(), plan.owned[0]), (30, 40));
+        assert_eq!((plan.deletes(), plan.tallies[0].owned), (30, 40));
         guard_deletions(&mut plan, &jobs, limits(100, 50, false));
         assert_eq!(plan.deletes(), 0);
         assert_eq!(plan.withheld.len(), 30);

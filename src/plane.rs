@@ -99,7 +99,6 @@ pub struct Page {
     /// The cursor of the next page, present only while `next_page_results` is true
     /// (`next_cursor` itself is always a string, even on the last page).
     pub next_cursor: Option<String>,
-    pub total_count: Option<u64>,
 }
 
 pub fn parse_page(body: &[u8]) -> Result<Page, String> {
@@ -123,11 +122,9 @@ pub fn parse_page(body: &[u8]) -> Result<Page, String> {
     } else {
         None
     };
-    let total_count = object.get("total_count").and_then(Value::as_u64);
     Ok(Page {
         results,
         next_cursor,
-        total_count,
     })
 }
 
@@ -443,13 +440,12 @@ pub struct ProjectIssues {
     pub unreadable: Vec<(Option<String>, String)>,
     /// The walk failed part-way: nothing may be deleted in this project.
     pub error: Option<PlaneError>,
-    /// The walk saw as many distinct items as Plane counted (offset pagination over a live
-    /// table can skip an item when another is deleted during the walk, plane-api.md §3).
-    pub consistent: bool,
 }
 
 impl ProjectIssues {
-    /// True when deletions may be decided from this walk alone.
+    /// True when every listed item was read: the walk may then justify deletions, each one
+    /// still confirmed by id (offset pagination over a live table can skip an item when another
+    /// is deleted during the walk, plane-api.md §3; see `sync::confirm_absences`).
     pub fn complete(&self) -> bool {
         self.error.is_none() && !self.unreadable.iter().any(|(id, _)| id.is_none())
     }
@@ -611,14 +607,13 @@ impl PlaneClient {
     }
 
     /// Every page of a paginated list, handing each page's items to `each` as it arrives.
-    /// Returns the `total_count` of the last page.
     fn walk(
         &self,
         path: &str,
         query: &str,
         what: &str,
         mut each: impl FnMut(Vec<Value>),
-    ) -> Result<Option<u64>, PlaneError> {
+    ) -> Result<(), PlaneError> {
         let mut cursor: Option<String> = None;
         let mut pages = 0usize;
         loop {
@@ -644,7 +639,7 @@ impl PlaneClient {
                         reason: "the pagination cursor does not advance".into(),
                     });
                 }
-                None => return Ok(page.total_count),
+                None => return Ok(()),
             }
         }
     }
@@ -734,11 +729,8 @@ impl PlaneClient {
                 }
             },
         );
-        match walked {
-            Ok(total) => {
-                result.consistent = total.is_none_or(|total| total == index.len() as u64);
-            }
-            Err(error) => result.error = Some(error),
+        if let Err(error) = walked {
+            result.error = Some(error);
         }
         result
     }
@@ -797,22 +789,41 @@ impl PlaneClient {
 
     /// One project by id (any project the token can read, archived or not).
     pub fn project(&self, project_id: &str) -> Result<Project, PlaneError> {
-        let what = format!("project {project_id}");
-        let reply = self.get(
-            &format!("workspaces/{}/projects/{project_id}/", self.slug),
-            &what,
-        )?;
-        let value: Value =
-            serde_json::from_slice(&reply.body).map_err(|e| PlaneError::Invalid {
-                what: what.clone(),
-                reason: format!("not JSON: {e}"),
-            })?;
+        let (value, what) = self.project_json(project_id)?;
         project_lite(&value)
             .filter(|p| p.id == project_id)
             .ok_or(PlaneError::Invalid {
                 what,
                 reason: "not a project object with this id".into(),
             })
+    }
+
+    /// One project by id, judged as the projects list is: syncable, or skipped and why
+    /// (archived, not a member). How a webhook run decides as `sync` does.
+    pub fn project_entry(&self, project_id: &str) -> Result<ProjectEntry, PlaneError> {
+        let (value, what) = self.project_json(project_id)?;
+        match project_from_json(&value) {
+            ProjectEntry::Syncable(project) if project.id != project_id => {
+                Err(PlaneError::Invalid {
+                    what,
+                    reason: "not a project object with this id".into(),
+                })
+            }
+            entry => Ok(entry),
+        }
+    }
+
+    fn project_json(&self, project_id: &str) -> Result<(Value, String), PlaneError> {
+        let what = format!("project {project_id}");
+        let reply = self.get(
+            &format!("workspaces/{}/projects/{project_id}/", self.slug),
+            &what,
+        )?;
+        let value = serde_json::from_slice(&reply.body).map_err(|e| PlaneError::Invalid {
+            what: what.clone(),
+            reason: format!("not JSON: {e}"),
+        })?;
+        Ok((value, what))
     }
 }
 
@@ -870,7 +881,6 @@ mod tests {
     fn captured_expanded_list_gives_dated_issues_and_skips_undated() {
         let page = parse_page(&fixture_body("12-work-items-list-expand")).unwrap();
         assert_eq!(page.next_cursor, None, "next_page_results is false");
-        assert_eq!(page.total_count, Some(4));
         let items: Vec<IssueItem> = page
             .results
             .iter()

@@ -2,6 +2,11 @@
 //! of the managed fields for each update, one summary line) and JSON for machines.
 //!
 //! A dry run and a real run print the same plan; a real run adds what failed.
+//!
+//! Every text that comes from Plane or a CalDAV server (names, summaries, descriptions, server
+//! messages) goes through [`escape_controls`] before it reaches a terminal: a project named
+//! with an escape sequence must not recolour, move or clear an operator's terminal, nor forge
+//! a line of the plan.
 
 use serde::Serialize;
 use similar::TextDiff;
@@ -9,12 +14,67 @@ use similar::TextDiff;
 use crate::event::ManagedFields;
 use crate::plan::{CalendarChange, Change, Plan};
 
-/// What applying the plan did to one action (in plan order: calendars, then changes).
+/// An action of the plan that failed when it was applied.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Failure {
     pub url: String,
-    pub action: String,
+    pub action: Action,
     pub error: String,
+}
+
+/// The kinds of action a plan carries out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    CreateCalendar,
+    RenameCalendar,
+    Create,
+    Update,
+    Delete,
+}
+
+impl Action {
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::CreateCalendar => "create calendar",
+            Action::RenameCalendar => "rename calendar",
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Delete => "delete",
+        }
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for Action {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+/// `text` with every control character (C0, DEL, C1: escape sequences, carriage returns, bell,
+/// line breaks) written as a visible escape (`\e`, `\r`, `\n`, `\u{9b}`), so it stays on one
+/// line and does nothing to a terminal.
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{1b}' => out.push_str("\\e"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// The outcome of a run, for the summary.
@@ -57,60 +117,51 @@ fn date(fields: &ManagedFields) -> String {
 
 /// The plan as text, one line per action, with a field diff under each update.
 pub fn plan_text(plan: &Plan) -> String {
+    let e = escape_controls;
     let mut out = String::new();
     for change in &plan.calendars {
         match change {
             CalendarChange::Create { url, displayname } => {
-                out.push_str(&format!("+ calendar {displayname:?} ({url})\n"));
+                out.push_str(&format!("+ calendar \"{}\" ({})\n", e(displayname), e(url)));
             }
             CalendarChange::Rename { url, from, to } => {
                 out.push_str(&format!(
-                    "~ calendar {:?} -> {to:?} ({url})\n",
-                    from.as_deref().unwrap_or("")
+                    "~ calendar \"{}\" -> \"{}\" ({})\n",
+                    e(from.as_deref().unwrap_or("")),
+                    e(to),
+                    e(url)
                 ));
             }
         }
     }
     for change in &plan.changes {
-        match change {
-            Change::Create {
-                calendar, fields, ..
-            } => out.push_str(&format!(
-                "+ {calendar}: {} ({})\n",
-                fields.summary,
-                date(fields)
-            )),
-            Change::Update {
-                calendar,
-                before,
-                after,
-                ..
-            } => {
-                out.push_str(&format!(
-                    "~ {calendar}: {} ({})\n",
-                    after.summary,
-                    date(after)
-                ));
-                out.push_str(&field_diff(before, after));
-            }
-            Change::Delete {
-                calendar, before, ..
-            } => out.push_str(&format!(
-                "- {calendar}: {} ({})\n",
-                before.summary,
-                date(before)
-            )),
+        let (sign, fields) = match change {
+            Change::Create { fields, .. } => ('+', fields),
+            Change::Update { after, .. } => ('~', after),
+            Change::Delete { before, .. } => ('-', before),
+        };
+        out.push_str(&format!(
+            "{sign} {}: {} ({})\n",
+            e(change.calendar()),
+            e(&fields.summary),
+            date(fields)
+        ));
+        if let Change::Update { before, after, .. } = change {
+            out.push_str(&field_diff(before, after));
         }
     }
     for withheld in &plan.withheld {
         out.push_str(&format!(
             "! {}: {} — {}\n",
-            withheld.calendar, withheld.summary, withheld.reason
+            e(&withheld.calendar),
+            e(&withheld.summary),
+            e(&withheld.reason.to_string())
         ));
     }
     if let Some(reason) = &plan.refused {
         out.push_str(&format!(
-            "! deletion guard: {reason}; check Plane, then re-run with --force-delete to apply the deletions\n"
+            "! deletion guard: {}; check Plane, then re-run with --force-delete to apply the deletions\n",
+            e(reason)
         ));
     }
     out
@@ -130,7 +181,7 @@ pub fn field_diff(before: &ManagedFields, after: &ManagedFields) -> String {
         .lines()
     {
         out.push_str("    ");
-        out.push_str(line);
+        out.push_str(&escape_controls(line));
         out.push('\n');
     }
     out
@@ -183,11 +234,7 @@ pub fn summary_line(plan: &Plan, report: &Report) -> String {
             verb("to rename", "renamed")
         ));
     }
-    let refused = plan
-        .withheld
-        .iter()
-        .filter(|w| w.reason.starts_with("deletion refused"))
-        .count();
+    let refused = plan.refused_deletions();
     if refused > 0 {
         line.push_str(&format!(", {refused} deletions refused"));
     }
@@ -201,6 +248,20 @@ pub fn summary_line(plan: &Plan, report: &Report) -> String {
         line.push_str(" (nothing written)");
     }
     line
+}
+
+/// True when stdout and stderr are one open file (the same journal stream, terminal, file or
+/// pipe): a line printed on stdout is then already where the log goes.
+pub fn stdout_is_stderr() -> bool {
+    use std::os::fd::AsFd as _;
+    use std::os::unix::fs::MetadataExt as _;
+    let identity = |fd: std::os::fd::BorrowedFd<'_>| {
+        let file = std::fs::File::from(fd.try_clone_to_owned().ok()?);
+        let meta = file.metadata().ok()?;
+        Some((meta.dev(), meta.ino()))
+    };
+    let out = identity(std::io::stdout().as_fd());
+    out.is_some() && out == identity(std::io::stderr().as_fd())
 }
 
 fn plural(n: usize) -> &'static str {

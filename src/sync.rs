@@ -1,20 +1,22 @@
 //! `calplanebot sync`: the glue of one run — fetch (Plane), list (CalDAV), plan, render, apply,
-//! report — and the choice of exit status. All decisions live in `plan`; this module only
-//! gathers their inputs and hands the plan on.
+//! report — and the choice of exit status. What to change is decided in `plan` and where
+//! events live in `placement`; this module gathers their inputs (including the Plane requests
+//! that confirm each deletion) and hands the plan on.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write as _;
 use std::time::Instant;
 
 use crate::cache::CalendarCache;
-use crate::caldav::{self, CalDavError, Calendar, DavClient};
+use crate::caldav::{self, CalDavError, DavClient, StoredEvent};
 use crate::cli::{Format, SyncArgs};
 use crate::config::Config;
 use crate::event::{self, MappingContext};
 use crate::exit::Status;
-use crate::plan::{self, ActualEvent, CalendarJob, CalendarState, CalendarTarget, ProjectScope};
+use crate::placement::{self, Layout, Wanted};
+use crate::plan::{self, ActualEvent, CalendarJob, CalendarState, CalendarTarget, Change};
 use crate::plane::{self, IssueItem, PlaneClient, PlaneError, Project, ProjectIssues};
-use crate::render::{self, Report};
+use crate::render::{self, Action, Report};
 
 /// Why a run stopped before it could plan anything.
 #[derive(Debug, thiserror::Error)]
@@ -25,12 +27,17 @@ pub enum Abort {
     CalDav(#[from] CalDavError),
     #[error("{0}")]
     Usage(String),
+    /// Plane answered, but with something calplanebot cannot read (a webhook's one work item):
+    /// nothing is changed, and the run failed.
+    #[error("{0}")]
+    Unreadable(String),
 }
 
 impl Abort {
     pub fn status(&self) -> Status {
         match self {
             Abort::Usage(_) => Status::Usage,
+            Abort::Unreadable(_) => Status::PartialFailure,
             Abort::Plane(_) | Abort::CalDav(_) => Status::Unavailable,
         }
     }
@@ -170,7 +177,7 @@ pub fn reconcile(config: &Config, options: &Options, selection: &Selection) -> O
         dry_run: options.dry_run,
         ..Report::default()
     };
-    let (jobs, layout) = match gather(config, selection, &plane, &dav, &mut report) {
+    let (jobs, layout) = match gather(config, options, selection, &plane, &dav, &mut report) {
         Ok(gathered) => gathered,
         Err(abort) => {
             log::error!("{abort}");
@@ -213,7 +220,7 @@ pub fn remember_calendars(cache: &mut CalendarCache, jobs: &[CalendarJob], repor
         let failed = report
             .failures
             .iter()
-            .any(|f| f.action == "create calendar" && f.url == job.target.url);
+            .any(|f| f.action == Action::CreateCalendar && f.url == job.target.url);
         for scope in &job.scopes {
             if failed {
                 cache.remove(&scope.project.id);
@@ -240,16 +247,13 @@ pub fn finish(
     if let Some(reason) = &plan.refused {
         log::error!(
             "refusing all {} deletions of this run: {reason}; check Plane, then re-run with --force-delete if they are right",
-            plan.withheld
-                .iter()
-                .filter(|w| w.reason.starts_with("deletion refused"))
-                .count()
+            plan.refused_deletions()
         );
     }
     report.unchanged = plan.unchanged;
     report.withheld = plan.withheld.len();
     report.planned = plan.calendars.len() + plan.changes.len();
-    for withheld in plan.withheld.iter().filter(|w| w.is_failure) {
+    for withheld in plan.withheld.iter().filter(|w| w.reason.is_failure()) {
         report.errors.push(format!(
             "{}: {}: {}",
             withheld.calendar, withheld.summary, withheld.reason
@@ -278,7 +282,9 @@ pub fn finish(
                 let _ = writeln!(
                     stdout,
                     "! failed to {} {}: {}",
-                    failure.action, failure.url, failure.error
+                    failure.action,
+                    render::escape_controls(&failure.url),
+                    render::escape_controls(&failure.error)
                 );
             }
             let _ = writeln!(stdout, "{}", render::summary_line(&plan, &report));
@@ -287,9 +293,15 @@ pub fn finish(
             let _ = stdout.write_all(render::json(&plan, &report).as_bytes());
         }
     }
+    // The summary line goes to stdout; the log repeats it only when the log is read elsewhere
+    // (under systemd, on a terminal, or with `>> file 2>&1`, both are one destination).
+    let summary = if render::stdout_is_stderr() {
+        "run done".to_string()
+    } else {
+        render::summary_line(&plan, &report)
+    };
     log::info!(
-        "{} in {:.2} s ({} issues seen; {} Plane requests, {} CalDAV requests)",
-        render::summary_line(&plan, &report),
+        "{summary} in {:.2} s ({} issues seen; {} Plane requests, {} CalDAV requests)",
         report.seconds,
         report.issues_seen,
         report.plane_requests,
@@ -308,6 +320,7 @@ pub fn finish(
 /// Everything the plan needs: the desired events per calendar and the stored ones.
 fn gather(
     config: &Config,
+    options: &Options,
     selection: &Selection,
     plane: &PlaneClient,
     dav: &DavClient,
@@ -365,15 +378,20 @@ fn gather(
 
     let layout = layout(config, dav)?;
     let mut jobs = match &layout {
-        Layout::Single(url) => vec![single_calendar_job(url, &fetched, &ctx)],
+        Layout::Single(url) => vec![placement::single_calendar_job(url, &fetched, &ctx)],
         Layout::Home(home) => {
             log::debug!("calendar home: {home}");
-            let calendars = dav.calendars(home)?;
-            let targets = project_calendars(dav, home, &calendars, &fetched)?;
+            let wanted: Vec<Wanted<'_>> = fetched
+                .iter()
+                .map(|(project, issues)| Wanted { project, issues })
+                .collect();
+            let targets = place_projects(dav, home, &wanted)?;
             fetched
                 .iter()
                 .zip(targets)
-                .map(|((project, issues), target)| project_job(target, project, issues, &ctx))
+                .map(|((project, issues), target)| {
+                    placement::project_job(target, project, issues, &ctx)
+                })
                 .collect()
         }
     };
@@ -381,25 +399,8 @@ fn gather(
     let mut listed = Vec::with_capacity(jobs.len());
     for mut job in jobs.drain(..) {
         if let CalendarState::Exists { .. } = job.target.state {
-            match dav.owned_events(&job.target.url, |name| {
-                event::issue_id_from_resource_name(name).is_some()
-            }) {
-                Ok(events) => {
-                    for stored in events {
-                        let name = stored.url.rsplit('/').next().unwrap_or_default();
-                        let decoded = caldav::xml::href_path(name);
-                        if let Some(id) = event::issue_id_from_resource_name(&decoded) {
-                            job.actual.insert(
-                                id.to_string(),
-                                ActualEvent {
-                                    url: stored.url,
-                                    etag: stored.etag,
-                                    data: stored.data,
-                                },
-                            );
-                        }
-                    }
-                }
+            match dav.owned_events(&job.target.url, is_our_resource_name, event::UID_SUFFIX) {
+                Ok(events) => fill_actual(&mut job, events),
                 Err(error) if error.is_fatal() => return Err(error.into()),
                 Err(error) => {
                     let message = format!("{error}; calendar skipped this run");
@@ -409,19 +410,83 @@ fn gather(
                 }
             }
         }
-        confirm_absences(plane, &fetched, &mut job, &ctx)?;
         listed.push(job);
     }
+    confirm_absences(plane, &fetched, &mut listed, config, options.guard, &ctx)?;
     Ok((listed, Some(layout)))
 }
 
-/// Where a run's events live.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Layout {
-    /// One calendar for every project (single-calendar mode).
-    Single(String),
-    /// The calendar home, with one calendar per project.
-    Home(String),
+fn is_our_resource_name(name: &str) -> bool {
+    event::issue_id_from_resource_name(name).is_some()
+}
+
+/// Files each listed event under its issue id: the id in our resource name, else the id in our
+/// UID (an event a client stored or moved under another name is ours all the same). When two
+/// events claim one issue, the one that carries its UID under our name is kept in `actual`
+/// and the other becomes a copy.
+pub fn fill_actual(job: &mut CalendarJob, events: Vec<StoredEvent>) {
+    for stored in events {
+        let decoded = caldav::xml::href_path(&stored.url);
+        let name = decoded.rsplit('/').next().unwrap_or_default();
+        let uid_id = || {
+            event::read_event(&stored.data)
+                .ok()
+                .and_then(|f| event::issue_id_from_uid(&f.uid).map(str::to_string))
+        };
+        let by_name = event::issue_id_from_resource_name(name).map(str::to_string);
+        let Some(id) = by_name.clone().or_else(uid_id) else {
+            continue;
+        };
+        let rank = |event: &ActualEvent| {
+            let fields = event::read_event(&event.data).ok();
+            let has_uid = fields.is_some_and(|f| f.uid == event::uid_for(&id));
+            let decoded = caldav::xml::href_path(&event.url);
+            let named = decoded.ends_with(&format!("/{}", event::resource_name(&id)));
+            (has_uid, named)
+        };
+        let actual = ActualEvent {
+            url: stored.url,
+            etag: stored.etag,
+            data: stored.data,
+        };
+        match job.actual.remove(&id) {
+            None => {
+                job.actual.insert(id, actual);
+            }
+            Some(held) => {
+                let (keep, copy) = if rank(&actual) > rank(&held) {
+                    (actual, held)
+                } else {
+                    (held, actual)
+                };
+                job.actual.insert(id.clone(), keep);
+                job.copies.push((id, copy));
+            }
+        }
+    }
+}
+
+/// Each project's calendar in the home (see `placement`): one PROPFIND of the home, plus one
+/// per candidate calendar when a project is not found by its path or name.
+pub fn place_projects(
+    dav: &DavClient,
+    home: &str,
+    wanted: &[Wanted<'_>],
+) -> Result<Vec<CalendarTarget>, Abort> {
+    let calendars = dav.calendars(home)?;
+    let mut held = BTreeMap::new();
+    for url in placement::adoption_candidates(home, &calendars, wanted) {
+        let names: HashSet<String> = dav
+            .member_hrefs(&url)?
+            .iter()
+            .map(|href| {
+                let decoded = caldav::xml::href_path(href);
+                decoded.rsplit('/').next().unwrap_or_default().to_string()
+            })
+            .collect();
+        held.insert(url, names);
+    }
+    Ok(placement::place(home, &calendars, wanted, &held))
 }
 
 /// `CALDAV_CALENDAR_URL` when set; else what discovery finds at `CALDAV_URL`, where a calendar
@@ -468,261 +533,91 @@ fn select_projects(projects: Vec<Project>, wanted: &[String]) -> Result<Vec<Proj
         .collect())
 }
 
-fn scope_of(project: &Project, issues: &ProjectIssues) -> ProjectScope {
-    let deletions = match (&issues.error, issues.complete()) {
-        (Some(error), _) => Err(format!(
-            "the work items of its project could not be read ({error})"
-        )),
-        (None, false) => Err("some work items of its project could not be read".to_string()),
-        (None, true) => Ok(()),
-    };
-    ProjectScope {
-        project: project.clone(),
-        listed_nothing: issues.error.is_none() && issues.listed == 0,
-        deletions,
-        keep: issues
-            .unreadable
-            .iter()
-            .filter_map(|(id, _)| id.clone())
-            .collect(),
-    }
-}
-
-fn desired_of(
-    project: &Project,
-    issues: &ProjectIssues,
-    ctx: &MappingContext,
-    into: &mut BTreeMap<String, event::ManagedFields>,
-) {
-    for issue in &issues.issues {
-        into.insert(issue.id.clone(), event::desired_event(issue, project, ctx));
-    }
-}
-
-/// The calendar name calplanebot gives a project's calendar.
-pub fn calendar_displayname(project: &Project) -> String {
-    format!("Plane: {}", project.name)
-}
-
-/// Finds each project's calendar, in this order: `{home}plane-{project_id}/`; a calendar named
-/// exactly `Plane: {name}` (what the original Python CalPlaneBot created: adopted); a
-/// `Plane: …` calendar holding events of this project's issues (an adopted calendar whose
-/// project was renamed since: without this, the rename would create a second calendar); else
-/// a new one at `{home}plane-{project_id}/`. The last probe costs one PROPFIND per candidate
-/// calendar, and only for projects the first two steps did not place.
-pub fn project_calendars(
-    dav: &DavClient,
-    home: &str,
-    calendars: &[Calendar],
-    fetched: &[(Project, ProjectIssues)],
-) -> Result<Vec<CalendarTarget>, Abort> {
-    let path = |url: &str| {
-        caldav::xml::href_path(url)
-            .trim_end_matches('/')
-            .to_string()
-    };
-    let own_url = |project: &Project| format!("{home}plane-{}/", project.id);
-    let mut found: Vec<Option<&Calendar>> = fetched
-        .iter()
-        .map(|(project, _)| {
-            let wanted = path(&own_url(project));
-            calendars.iter().find(|c| path(&c.url) == wanted)
-        })
-        .collect();
-    let mut claimed: HashSet<String> = found.iter().flatten().map(|c| path(&c.url)).collect();
-    for ((project, _), slot) in fetched.iter().zip(found.iter_mut()) {
-        if slot.is_none() {
-            let name = calendar_displayname(project);
-            *slot = calendars.iter().find(|c| {
-                c.displayname.as_deref() == Some(name.as_str())
-                    && !claimed.contains(&path(&c.url))
-                    && !is_other_project_calendar(&c.url, &project.id)
-            });
-            if let Some(calendar) = slot {
-                claimed.insert(path(&calendar.url));
-            }
-        }
-    }
-    let mut members: BTreeMap<String, HashSet<String>> = BTreeMap::new();
-    for ((_, issues), slot) in fetched.iter().zip(found.iter_mut()) {
-        if slot.is_some() {
-            continue;
-        }
-        let names: HashSet<String> = issues
-            .issues
-            .iter()
-            .map(|i| i.id.clone())
-            .chain(issues.unreadable.iter().filter_map(|(id, _)| id.clone()))
-            .map(|id| event::resource_name(&id))
-            .collect();
-        for calendar in calendars.iter().filter(|c| {
-            c.displayname
-                .as_deref()
-                .is_some_and(|n| n.starts_with("Plane: "))
-                && !claimed.contains(&path(&c.url))
-                && !is_any_project_calendar(&c.url)
-        }) {
-            let held = match members.get(&calendar.url) {
-                Some(held) => held,
-                None => {
-                    let hrefs = dav.member_hrefs(&calendar.url)?;
-                    let held = hrefs
-                        .iter()
-                        .map(|h| {
-                            let decoded = caldav::xml::href_path(h);
-                            decoded.rsplit('/').next().unwrap_or_default().to_string()
-                        })
-                        .collect();
-                    members.entry(calendar.url.clone()).or_insert(held)
-                }
-            };
-            if held.iter().any(|name| names.contains(name)) {
-                claimed.insert(path(&calendar.url));
-                *slot = Some(calendar);
-                break;
-            }
-        }
-    }
-    Ok(fetched
-        .iter()
-        .zip(found)
-        .map(|((project, _), calendar)| {
-            let displayname = Some(calendar_displayname(project));
-            match calendar {
-                Some(calendar) => {
-                    if path(&calendar.url) != path(&own_url(project)) {
-                        log::info!(
-                            "adopting the existing calendar {:?} at {} for project {}",
-                            calendar.displayname.as_deref().unwrap_or(""),
-                            calendar.url,
-                            plane::project_label(project)
-                        );
-                    }
-                    CalendarTarget {
-                        url: calendar.url.clone(),
-                        displayname,
-                        state: CalendarState::Exists {
-                            displayname: calendar.displayname.clone(),
-                        },
-                    }
-                }
-                None => CalendarTarget {
-                    url: own_url(project),
-                    displayname,
-                    state: CalendarState::Missing,
-                },
-            }
-        })
-        .collect())
-}
-
-fn project_job(
-    target: CalendarTarget,
-    project: &Project,
-    issues: &ProjectIssues,
-    ctx: &MappingContext,
-) -> CalendarJob {
-    let mut desired = BTreeMap::new();
-    desired_of(project, issues, ctx, &mut desired);
-    CalendarJob {
-        target,
-        scopes: vec![scope_of(project, issues)],
-        desired,
-        actual: BTreeMap::new(),
-    }
-}
-
-/// The project id in a calendar path `.../plane-{uuid}/`, if it has that form.
-fn calendar_project_id(url: &str) -> Option<String> {
-    let path = caldav::xml::href_path(url);
-    let name = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
-    name.strip_prefix("plane-")
-        .filter(|id| plane::is_uuid(id))
-        .map(str::to_string)
-}
-
-/// A calendar named `plane-{uuid}` belongs to that project, never to another one.
-fn is_other_project_calendar(url: &str, project_id: &str) -> bool {
-    calendar_project_id(url).is_some_and(|id| id != project_id)
-}
-
-fn is_any_project_calendar(url: &str) -> bool {
-    calendar_project_id(url).is_some()
-}
-
-pub fn single_calendar_job(
-    url: &str,
-    fetched: &[(Project, ProjectIssues)],
-    ctx: &MappingContext,
-) -> CalendarJob {
-    let mut desired = BTreeMap::new();
-    for (project, issues) in fetched {
-        desired_of(project, issues, ctx, &mut desired);
-    }
-    CalendarJob {
-        target: CalendarTarget {
-            url: caldav::with_slash(url.to_string()),
-            displayname: None,
-            state: CalendarState::Exists { displayname: None },
-        },
-        scopes: fetched.iter().map(|(p, i)| scope_of(p, i)).collect(),
-        desired,
-        actual: BTreeMap::new(),
-    }
-}
-
-/// Offset pagination over a live table can skip an item when another is deleted during the
-/// walk (plane-api.md §3). When a walk saw fewer items than Plane counted, each event that
-/// would be deleted is confirmed with a detail GET first: 404 or no date → delete; dated → it
-/// is desired after all; anything else → keep.
+/// Proves each deletion the plan would make because an issue is missing from its project's
+/// list. Offset pagination over a live table skips an item whenever another is deleted during
+/// the walk, and the last page's `total_count` already counts that deletion, so no count can
+/// show the gap (plane-api.md §3). Deletions are rare, so each one costs a detail GET: 404 or
+/// no date confirms it; a dated issue is desired after all; anything else keeps the event.
+///
+/// When the deletions already exceed `--max-delete`, the guard refuses them all whatever Plane
+/// says, so they are not asked about (unless `--force-delete`).
 fn confirm_absences(
     plane: &PlaneClient,
     fetched: &[(Project, ProjectIssues)],
-    job: &mut CalendarJob,
+    jobs: &mut [CalendarJob],
+    config: &Config,
+    guard: plan::GuardLimits,
     ctx: &MappingContext,
 ) -> Result<(), Abort> {
-    let unsure: HashSet<&str> = fetched
-        .iter()
-        .filter(|(_, issues)| issues.complete() && !issues.consistent)
-        .map(|(project, _)| project.id.as_str())
-        .collect();
-    if unsure.is_empty() {
+    let projects: HashMap<&str, &Project> =
+        fetched.iter().map(|(p, _)| (p.id.as_str(), p)).collect();
+    let mut candidates: Vec<(usize, String, String)> = Vec::new();
+    for (index, job) in jobs.iter().enumerate() {
+        // Only a job with a stored event nobody wants can plan an absence (the usual run has
+        // none, and pays nothing here).
+        if job.actual.keys().all(|id| job.desired.contains_key(id)) {
+            continue;
+        }
+        let plan = plan::plan_changes(std::slice::from_ref(job), &config.workspace_slug);
+        for change in &plan.changes {
+            let Change::Delete { url, before, .. } = change else {
+                continue;
+            };
+            let Some(id) = event::issue_id_from_uid(&before.uid) else {
+                continue;
+            };
+            // A second copy of a live event is not an absence: nothing to ask.
+            let absent =
+                !job.desired.contains_key(id) && job.actual.get(id).is_some_and(|a| a.url == *url);
+            if let (true, Some(project)) = (absent, before.project.clone()) {
+                candidates.push((index, id.to_string(), project));
+            }
+        }
+    }
+    if candidates.is_empty() {
         return Ok(());
     }
-    let candidates: Vec<(String, String)> = job
-        .actual
-        .iter()
-        .filter(|(id, _)| !job.desired.contains_key(*id))
-        .filter_map(|(id, stored)| {
-            let project = event::read_event(&stored.data).ok()?.project?;
-            unsure
-                .contains(project.as_str())
-                .then(|| (id.clone(), project))
-        })
-        .collect();
-    for (id, project_id) in candidates {
-        let Some((project, _)) = fetched.iter().find(|(p, _)| p.id == project_id) else {
+    if candidates.len() > guard.max_delete && !guard.force {
+        log::info!(
+            "{} events of issues missing from Plane's lists would be deleted, more than --max-delete {}: not confirming them one by one (the deletion guard refuses them)",
+            candidates.len(),
+            guard.max_delete
+        );
+        return Ok(());
+    }
+    log::debug!(
+        "confirming {} deletions with Plane, one detail request each",
+        candidates.len()
+    );
+    for (index, id, project_id) in candidates {
+        let job = &mut jobs[index];
+        let Some(project) = projects.get(project_id.as_str()) else {
             continue;
         };
         match plane.issue(project, &id) {
             Ok(None) | Ok(Some(IssueItem::Undated { .. })) => {}
             Ok(Some(IssueItem::Dated(issue))) => {
+                log::warn!(
+                    "work item {id} of project {} was missing from Plane's list but exists (the list changed while it was read): its event is kept",
+                    plane::project_label(project)
+                );
                 job.desired
                     .insert(id.clone(), event::desired_event(&issue, project, ctx));
             }
-            Ok(Some(IssueItem::Invalid { .. })) => keep(job, &project_id, &id),
+            Ok(Some(IssueItem::Invalid { .. })) => placement::keep(job, &project_id, &id),
             Err(error) if error.is_fatal() => return Err(error.into()),
             Err(error) => {
                 log::warn!("cannot confirm that work item {id} is gone: {error}");
-                keep(job, &project_id, &id);
+                unconfirmed(job, &project_id, &id, error.to_string());
             }
         }
     }
     Ok(())
 }
 
-fn keep(job: &mut CalendarJob, project_id: &str, id: &str) {
+/// Keeps the event of issue `id`: Plane could not say whether it is gone.
+fn unconfirmed(job: &mut CalendarJob, project_id: &str, id: &str, why: String) {
     if let Some(scope) = job.scopes.iter_mut().find(|s| s.project.id == project_id) {
-        scope.keep.insert(id.to_string());
+        scope.unconfirmed.insert(id.to_string(), why);
     }
 }

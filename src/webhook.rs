@@ -8,7 +8,6 @@
 //! left (see `cache`), so no discovery and no listing. Runs serialise on the sync's lock, and
 //! each one compares fresh state, so a burst of deliveries for one edit ends in one write.
 
-use std::collections::{BTreeMap, HashSet};
 use std::io::Read as _;
 use std::time::Instant;
 
@@ -22,10 +21,13 @@ use crate::cli::WebhookArgs;
 use crate::config::{Config, Secret};
 use crate::event::{self, MappingContext};
 use crate::exit::Status;
-use crate::plan::{ActualEvent, CalendarJob, CalendarState, CalendarTarget, ProjectScope};
-use crate::plane::{self, IssueItem, PlaneClient, Project, ProjectIssues};
+use crate::placement::{self, Layout, Wanted};
+use crate::plan::{CalendarJob, CalendarState, CalendarTarget};
+use crate::plane::{
+    self, IssueItem, PlaneClient, PlaneError, Project, ProjectEntry, ProjectIssues,
+};
 use crate::render::Report;
-use crate::sync::{self, Abort, Layout, Options, Selection};
+use crate::sync::{self, Abort, Options, Selection};
 
 /// Largest delivery accepted. Plane sends the whole issue, description included; a real one is
 /// a few kB.
@@ -203,8 +205,8 @@ pub fn run(config: &Config, args: &WebhookArgs) -> Status {
             return Status::Rejected;
         }
     };
-    match &config.webhook_secret {
-        Some(secret) => {
+    match (&config.webhook_secret, args.allow_unsigned) {
+        (Some(secret), _) => {
             if let Err(why) = verify_signature(secret, &body, args.signature.as_deref()) {
                 log::error!(
                     "delivery {delivery_id} rejected: {why}; nothing was fetched or written"
@@ -212,9 +214,15 @@ pub fn run(config: &Config, args: &WebhookArgs) -> Status {
                 return Status::Rejected;
             }
         }
-        None => log::warn!(
-            "PLANE_WEBHOOK_SECRET is not set: the signature of delivery {delivery_id} is not checked, so anyone who can reach the webhook can trigger runs (set it to the secret Plane showed when the webhook was created)"
+        (None, true) => log::warn!(
+            "PLANE_WEBHOOK_SECRET is not set and --allow-unsigned is given: the signature of delivery {delivery_id} is not checked, so anyone who can reach the webhook can trigger runs"
         ),
+        (None, false) => {
+            log::error!(
+                "delivery {delivery_id} rejected: PLANE_WEBHOOK_SECRET is not set, so its signature cannot be checked; set it to the secret Plane showed when the webhook was created (or, unsafe, pass --allow-unsigned / CALPLANEBOT_WEBHOOK_UNSIGNED=1); nothing was fetched or written"
+            );
+            return Status::Rejected;
+        }
     }
     let delivery = match parse_delivery(&body) {
         Ok(delivery) => delivery,
@@ -353,136 +361,122 @@ fn gather_issue(
             }
         },
     };
-    let fresh = plane.issue_with_project(&project_id, id)?;
-    let (issue, project) = match fresh {
+    let (issue, project) = match plane.issue_with_project(&project_id, id)? {
         Some((IssueItem::Dated(issue), project)) => (Some(issue), project),
         Some((IssueItem::Undated { .. }, project)) => (None, project),
-        None => {
-            log::info!(
-                "Plane answers 404 for work item {id} of project {project_id} (deleted, archived, or its project archived): its event goes"
-            );
-            (
-                None,
-                Project {
-                    id: project_id.clone(),
-                    identifier: String::new(),
-                    name: String::new(),
-                },
-            )
-        }
         Some((IssueItem::Invalid { reason, .. }, _)) => {
-            return Err(Abort::Usage(format!(
+            return Err(Abort::Unreadable(format!(
                 "work item {id} of project {project_id} could not be read ({reason}); its event is kept"
             )));
         }
+        // 404: the issue is deleted or archived — or its project is archived, which Plane
+        // does not tell apart (plane-api.md §9). `sync` deletes nothing of a project it
+        // cannot sync, so the project decides.
+        None => match plane.project_entry(&project_id) {
+            Ok(ProjectEntry::Syncable(project)) => {
+                log::info!(
+                    "Plane answers 404 for work item {id} of project {} (deleted or archived): its event goes",
+                    plane::project_label(&project)
+                );
+                (None, project)
+            }
+            Ok(ProjectEntry::Skipped { name, reason }) => {
+                log::info!(
+                    "work item {id} is gone with its project {name:?}, which is not synced ({reason}): calplanebot deletes nothing for it, as sync does"
+                );
+                return Ok(nothing);
+            }
+            Err(PlaneError::NotFound { .. } | PlaneError::Forbidden { .. }) => {
+                log::info!(
+                    "work item {id} is gone with its project {project_id}, which the token cannot read any more: calplanebot deletes nothing for it, as sync does"
+                );
+                return Ok(nothing);
+            }
+            Err(other) => return Err(other.into()),
+        },
     };
-    let known_name = !project.name.is_empty();
-    let displayname = known_name.then(|| sync::calendar_displayname(&project));
+    let issues = ProjectIssues {
+        // The issue was read by id just now: Plane's answer is complete for it.
+        listed: 1,
+        issues: issue.iter().cloned().collect(),
+        ..ProjectIssues::default()
+    };
+    let ctx = MappingContext {
+        workspace_slug: &config.workspace_slug,
+        web_url: &config.plane_web_url,
+    };
+    let fetched = [(project.clone(), issues)];
     let mut discovered = false;
-    let single_target = |url: &str| CalendarTarget {
-        url: caldav::with_slash(url.to_string()),
-        displayname: None,
-        state: CalendarState::Exists { displayname: None },
-    };
     let mut single = single_calendar(config, cache);
-    let target = if let Some(url) = &single {
-        single_target(url)
+    let target = if single.is_some() {
+        None
     } else if let Some((calendar, _)) = &located {
-        existing(calendar, displayname)
+        Some(existing(calendar, &project))
     } else if let Some(calendar) = cache.calendar(&project.id) {
-        existing(calendar, displayname)
+        Some(existing(calendar, &project))
     } else {
         discovered = true;
         match sync::layout(config, dav)? {
             Layout::Single(url) => {
                 cache.set_single_calendar(Some(&url));
-                let target = single_target(&url);
                 single = Some(url);
-                target
+                None
             }
             Layout::Home(home) => {
-                let calendars = dav.calendars(&home)?;
-                let issues = ProjectIssues {
-                    issues: issue.iter().cloned().collect(),
-                    ..ProjectIssues::default()
-                };
-                let mut targets =
-                    sync::project_calendars(dav, &home, &calendars, &[(project.clone(), issues)])?;
-                let target = targets.pop().expect("one target per project");
+                let wanted = [Wanted {
+                    project: &project,
+                    issues: &fetched[0].1,
+                }];
+                let target = sync::place_projects(dav, &home, &wanted)?
+                    .pop()
+                    .expect("one target per project");
                 if target.state == CalendarState::Missing && issue.is_none() {
                     log::info!(
                         "no calendar for project {project_id} and no event wanted: nothing to do"
                     );
                     return Ok(nothing);
                 }
-                if !known_name {
-                    // Never rename a calendar to a name this run does not know.
-                    CalendarTarget {
-                        displayname: None,
-                        ..target
-                    }
-                } else {
-                    target
-                }
+                Some(target)
             }
         }
     };
-    let stored: Option<StoredEvent> = match located.take() {
-        Some((_, stored)) => Some(stored),
-        None if target.state == CalendarState::Missing => None,
-        None => dav.get(&format!("{}{}", target.url, event::resource_name(id)))?,
+    let mut job = match (target, &single) {
+        (Some(target), _) => placement::project_job(target, &project, &fetched[0].1, &ctx),
+        (None, Some(url)) => placement::single_calendar_job(url, &fetched, &ctx),
+        (None, None) => unreachable!("no calendar target outside single-calendar mode"),
     };
-    let ctx = MappingContext {
-        workspace_slug: &config.workspace_slug,
-        web_url: &config.plane_web_url,
+    // The event as stored: where the delivery's search found it; at our resource name when
+    // an event is wanted (a create that meets our UID elsewhere updates that object); under
+    // any name when it is not, so that an event a client moved still goes.
+    let stored: Vec<StoredEvent> = match located.take() {
+        Some((_, stored)) => vec![stored],
+        None if job.target.state == CalendarState::Missing => Vec::new(),
+        None if issue.is_some() => dav
+            .get(&format!("{}{}", job.target.url, event::resource_name(id)))?
+            .into_iter()
+            .collect(),
+        None => dav.find_uid(&job.target.url, &event::uid_for(id))?,
     };
-    let scope = |project: Project| ProjectScope {
-        project,
-        // The issue was read by id just now: Plane's answer is complete for it.
-        deletions: Ok(()),
-        keep: HashSet::new(),
-        listed_nothing: false,
-    };
-    let mut scopes = vec![scope(project.clone())];
     // An event still marked with the project the issue was in before a move is this issue's
     // event all the same (the issue id is unique in the workspace).
-    if let Some(mark) = stored
-        .as_ref()
-        .and_then(|s| event::read_event(&s.data).ok())
-        .and_then(|fields| fields.project)
+    for mark in stored
+        .iter()
+        .filter_map(|s| event::read_event(&s.data).ok()?.project)
         .filter(|mark| *mark != project.id && plane::is_uuid(mark))
     {
-        scopes.push(scope(Project {
-            id: mark,
-            identifier: String::new(),
-            name: String::new(),
-        }));
+        if job.scopes.iter().all(|s| s.project.id != mark) {
+            let moved_from = Project {
+                id: mark,
+                identifier: String::new(),
+                name: String::new(),
+            };
+            job.scopes
+                .push(placement::scope_of(&moved_from, &fetched[0].1));
+        }
     }
-    let mut desired = BTreeMap::new();
-    if let Some(issue) = &issue {
-        desired.insert(
-            issue.id.clone(),
-            event::desired_event(issue, &project, &ctx),
-        );
-    }
-    let mut actual = BTreeMap::new();
-    if let Some(stored) = stored {
-        actual.insert(
-            id.to_string(),
-            ActualEvent {
-                url: stored.url,
-                etag: stored.etag,
-                data: stored.data,
-            },
-        );
-    }
+    sync::fill_actual(&mut job, stored);
     Ok(Gathered {
-        job: Some(CalendarJob {
-            target,
-            scopes,
-            desired,
-            actual,
-        }),
+        job: Some(job),
         discovered,
         single: single.is_some(),
     })
@@ -497,8 +491,10 @@ fn single_calendar(config: &Config, cache: &CalendarCache) -> Option<String> {
     }
 }
 
-/// A calendar known to exist; it keeps its name (a project webhook renames calendars).
-fn existing(url: &str, displayname: Option<String>) -> CalendarTarget {
+/// A calendar known to exist from the cache or the search: this run does not know its
+/// current name, so it keeps it (a project webhook or `sync` renames calendars).
+fn existing(url: &str, project: &Project) -> CalendarTarget {
+    let displayname = Some(placement::calendar_displayname(project));
     CalendarTarget {
         url: url.to_string(),
         displayname: displayname.clone(),

@@ -897,10 +897,23 @@ fn uid_conflict_with_our_own_moved_event_updates_it_in_place(server: ServerKind)
     env.sim
         .with_world(|w| w.issue_mut(&docs).name = "Docs v2".into());
     let own = env.event_href("WEB", "Docs v2");
+    // The server cannot answer the question "which events carry calplanebot's UIDs" this time
+    // (the listing's first REPORT to WEB's calendar): the run goes on without it, plans a
+    // create at our name, meets the UID there and updates the holder in place.
+    env.proxy.inject(
+        proxy::FaultRule::new(ProxyFault::Status(403))
+            .method("REPORT")
+            .path_prefix(&env.calendar_href("WEB")),
+    );
     let run = sync(&env, &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("carry calplanebot's UIDs"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(holders_of(&env, &uid), std::slice::from_ref(&moved));
-    let (etag, ics) = env.user.get(&moved).unwrap().unwrap();
+    let (_, ics) = env.user.get(&moved).unwrap().unwrap();
     assert!(
         prop(&ics, "SUMMARY").unwrap().ends_with("] Docs v2"),
         "{ics}"
@@ -929,22 +942,40 @@ fn uid_conflict_with_our_own_moved_event_updates_it_in_place(server: ServerKind)
         "{puts:?}"
     );
 
-    // What the next runs do: only calplanebot's own names are listed, so each plans the create
-    // again, meets the UID (one PUT answered 409 or 412), finds moved.ics up to date with one
-    // calendar-query, and writes nothing. No loop, no change, exit 0.
+    // Issue 12, point 3: with the server answering, the listing finds the event by its UID.
+    // A change goes straight to moved.ics, no create is tried at our name.
+    env.sim
+        .with_world(|w| w.issue_mut(&docs).name = "Docs v3".into());
+    env.proxy.reset();
+    let run = sync(&env, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let puts: Vec<(String, u16)> = env
+        .proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PUT")
+        .map(|r| (r.path, r.status))
+        .collect();
+    assert_eq!(puts.len(), 1, "{puts:?}");
+    assert!(
+        puts[0].0 == moved && (200..300).contains(&puts[0].1),
+        "{puts:?}"
+    );
+    let (etag, _) = env.user.get(&moved).unwrap().unwrap();
+    let expected = {
+        let mut expected = desired(&env, "WEB");
+        let docs_event = expected.remove(&env.event_href("WEB", "Docs v3")).unwrap();
+        expected.insert(moved.clone(), docs_event);
+        expected
+    };
+    assert_eq!(stored(&env, "WEB"), expected);
+
+    // The next runs see the event where it is, up to date: no write at all, no loop.
     for _ in 0..2 {
         env.proxy.reset();
         let run = sync(&env, &[]);
         assert_eq!(run.code, 0, "{}", run.stderr);
-        let puts: Vec<(String, u16)> = env
-            .proxy
-            .requests()
-            .into_iter()
-            .filter(|r| r.method == "PUT")
-            .map(|r| (r.path, r.status))
-            .collect();
-        assert_eq!(puts, [(own.clone(), conflict)], "no write, no loop");
-        assert_eq!(env.caldav_count("DELETE"), 0);
+        assert_eq!(env.writes(), 0, "no write: {:?}", env.proxy.counts());
         assert_eq!(env.user.get(&moved).unwrap().unwrap().0, etag);
         assert_eq!(stored(&env, "WEB"), expected);
     }
@@ -976,12 +1007,9 @@ fn uid_conflict_with_a_foreign_event_is_reported_and_left_alone(server: ServerKi
         assert_eq!(env.user.get(&moved).unwrap().unwrap(), before);
         assert_eq!(holders_of(&env, &uid), std::slice::from_ref(&moved));
         assert_eq!(stored(&env, "WEB"), expected);
-        assert_eq!(
-            env.proxy.count("PUT"),
-            1,
-            "no loop: {:?}",
-            env.proxy.counts()
-        );
+        // Found by its UID when listing: withheld and reported, no PUT tried at our name.
+        assert_eq!(env.writes(), 0, "no loop: {:?}", env.proxy.counts());
+        assert!(report.contains("calplanebot does not own"), "{report}");
     }
 }
 
@@ -1349,4 +1377,94 @@ fn an_item_with_a_wrong_json_type_is_skipped_and_keeps_its_event(server: ServerK
     expected.get_mut(&rotate_href).unwrap().summary = prop(&rotate_before.1, "SUMMARY").unwrap();
     assert_eq!(stored(&env, "OPS"), expected);
     assert_calendar_matches_plane(&env, "WEB");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 12: a list walk over a live table.
+// ---------------------------------------------------------------------------------------------
+
+on_both_servers!(an_issue_deleted_between_two_pages_never_costs_a_live_issue_its_event);
+/// Issue 12, point 1: offset pagination skips an item when another is deleted between two
+/// page requests, and the last page's `total_count` already counts the deletion, so the walk
+/// looks complete. The skipped issue is alive: its event must stay. Every deletion for an
+/// absence is confirmed with one detail request first.
+fn an_issue_deleted_between_two_pages_never_costs_a_live_issue_its_event(server: ServerKind) {
+    // 150 dated issues in WEB: two pages of 100, in creation order.
+    let env = synced(server, seed_with("WEB", 146, 0));
+    let web = env.project_id("WEB");
+    let listing = |env: &Env| {
+        env.sim
+            .requests()
+            .into_iter()
+            .filter(|r| r.path.ends_with(&work_items_path(env, "WEB")))
+            .map(|r| r.query)
+            .collect::<Vec<_>>()
+    };
+    let gone = env.issue_id("Task 3");
+    // The first item of the second page: after one deletion on the first page, page two
+    // starts one item later, and this one is never listed.
+    let skipped = env.sim.with_world(|w| {
+        let mut listable: Vec<_> = w
+            .issues
+            .iter()
+            .filter(|i| i.project == web && w.is_listable(i))
+            .map(|i| (i.created_at.clone(), i.id.clone()))
+            .collect();
+        listable.sort();
+        listable[100].1.clone()
+    });
+    let skipped_name = env
+        .sim
+        .with_world(|w| w.issue(&skipped).unwrap().name.clone());
+    let skipped_href = env.event_href("WEB", &skipped_name);
+    let before = env.user.get(&skipped_href).unwrap().expect("synced");
+
+    // Someone deletes an issue of the first page while the walk is between its two pages.
+    let deleted = gone.clone();
+    env.sim.edit_after(
+        FaultRule::new(&work_items_path(&env, "WEB"), Fault::server_error())
+            .method("GET")
+            .query_contains("per_page="),
+        move |w| w.delete_issue(&deleted),
+    );
+    let run = sync(&env, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let pages = listing(&env);
+    assert_eq!(pages.len(), 2, "two pages: {pages:?}");
+    // The walk missed the live issue, but nothing of it was deleted.
+    assert_eq!(env.caldav_count("DELETE"), 0, "{}", run.stdout);
+    assert_eq!(env.user.get(&skipped_href).unwrap(), Some(before));
+    // It was asked about once, by id, and found alive.
+    assert_eq!(
+        env.sim.count(
+            "GET",
+            &format!("{}{skipped}/", work_items_path(&env, "WEB"))
+        ),
+        1
+    );
+    assert!(
+        run.stderr
+            .contains("was missing from Plane's list but exists"),
+        "{}",
+        run.stderr
+    );
+
+    // The next run sees the deletion in the list, confirms it (404), and deletes that event.
+    env.proxy.reset();
+    env.sim.reset_requests();
+    let run = sync(&env, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("0 created, 0 updated, 1 deleted"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        env.sim
+            .count("GET", &format!("{}{gone}/", work_items_path(&env, "WEB"))),
+        1,
+        "the deletion was confirmed by id"
+    );
+    assert_eq!(env.event("WEB", "Task 3"), None);
+    assert_converged(&env);
 }

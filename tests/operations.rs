@@ -388,6 +388,33 @@ fn a_run_off_a_terminal_draws_no_progress_bar(server: ServerKind) {
         .collect();
     assert_eq!(summary.len(), 1, "{}", run.stderr);
     assert!(summary[0].contains("INFO"), "{}", summary[0]);
+
+    // Issue 12, point 15: stdout and stderr into one destination (the journal, a terminal,
+    // `>> log 2>&1`): the summary is there once, and the log line keeps the numbers.
+    env.sim.with_world(|w| {
+        w.add_issue(SeedIssue::new(web.clone(), "One more").due("2027-03-04"));
+    });
+    let path = env.scratch("both.log");
+    let file = std::fs::File::create(&path).unwrap();
+    let status = env
+        .command(&["sync"], &[])
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .status()
+        .unwrap();
+    let both = std::fs::read_to_string(&path).unwrap();
+    eprintln!("{both}");
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(
+        both.matches("1 created, 0 updated, 0 deleted").count(),
+        1,
+        "{both}"
+    );
+    assert!(
+        both.lines()
+            .any(|l| l.contains("INFO") && l.contains(" s (") && l.contains("CalDAV requests")),
+        "{both}"
+    );
 }
 
 #[test]

@@ -552,3 +552,175 @@ fn an_existing_plane_calendar_is_adopted_and_a_rename_follows_the_project(server
     assert_eq!(env.sync(&[]).code, 0);
     assert_eq!(env.writes(), 0);
 }
+
+on_both_servers!(an_event_a_client_moved_to_another_name_is_still_ours);
+/// Issue 12, point 3: a client re-uploads one of calplanebot's events under a name of its own.
+/// The event carries our UID and scope marks, so it is ours whatever its href: a run with
+/// nothing to do writes nothing, a change updates it where it is, and a removed date deletes it.
+fn an_event_a_client_moved_to_another_name_is_still_ours(server: ServerKind) {
+    let env = Env::start(server, seed());
+    assert_eq!(env.sync(&[]).code, 0);
+    let original = env.event_href("WEB", "Low one");
+    let (_, ics) = env.user.get(&original).unwrap().expect("synced");
+    let moved = format!("{}client-made-0A1B.ics", env.calendar_href("WEB"));
+    assert!(env.user.delete(&original).unwrap() < 300);
+    assert!(env.user.put(&moved, &ics).unwrap() < 300);
+    // A foreign event beside it, which must never be downloaded or touched.
+    let foreign = format!("{}birthday.ics", env.calendar_href("WEB"));
+    let birthday = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//me//EN\r\nBEGIN:VEVENT\r\nUID:birthday-1@example.com\r\nDTSTAMP:20261101T000000Z\r\nDTSTART;VALUE=DATE:20261224\r\nSUMMARY:Birthday\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
+    assert!(env.user.put(&foreign, birthday).unwrap() < 300);
+    let foreign_before = env.user.get(&foreign).unwrap();
+
+    env.proxy.reset();
+    let run = env.sync(&[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("0 created, 0 updated, 0 deleted"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        env.writes(),
+        0,
+        "no failing PUT, no re-upload: {:?}",
+        env.proxy.counts()
+    );
+    assert_eq!(env.user.get(&original).unwrap(), None);
+    // Per calendar one PROPFIND and one multiget; the calendar holding events under names
+    // that are not ours costs one more question: which of them carry our UIDs.
+    assert_eq!(env.caldav_count("REPORT"), 3, "{:?}", env.proxy.counts());
+
+    // A change in Plane updates the event in place, under the client's name.
+    let low = env.issue_id("Low one");
+    env.sim
+        .with_world(|w| w.issue_mut(&low).name = "Low one, renamed".into());
+    env.proxy.reset();
+    let run = env.sync(&[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("0 created, 1 updated, 0 deleted"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!((env.caldav_count("PUT"), env.writes()), (1, 1));
+    let (_, updated) = env.user.get(&moved).unwrap().expect("updated in place");
+    assert!(
+        prop(&updated, "SUMMARY")
+            .unwrap()
+            .ends_with("Low one, renamed")
+    );
+    assert_eq!(env.user.get(&original).unwrap(), None);
+
+    // The date removed in Plane: the event goes, wherever it is.
+    env.sim.with_world(|w| w.issue_mut(&low).target_date = None);
+    let run = env.sync(&[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("0 created, 0 updated, 1 deleted"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(env.user.get(&moved).unwrap(), None);
+    assert_eq!(env.user.get(&foreign).unwrap(), foreign_before);
+}
+
+on_both_servers!(a_project_name_with_control_characters_converges_and_a_refused_rename_fails_once);
+/// Issue 12, point 4: a project name holding a CR and a control character is stored by the
+/// server in another spelling; the next run must still see nothing to do (no PROPPATCH). And a
+/// PROPPATCH the server answers 207 with a refusing propstat is a failure, not a rename.
+fn a_project_name_with_control_characters_converges_and_a_refused_rename_fails_once(
+    server: ServerKind,
+) {
+    use calplanebot_testbed::proxy::{FaultRule, ProxyFault};
+    let env = Env::start(server, seed());
+    env.sim.with_world(|w| {
+        w.project_mut("OPS").name = "Ops\r\nTeam\u{7} 🚀".into();
+    });
+    assert_eq!(env.sync(&[]).code, 0);
+    env.proxy.reset();
+    let run = env.sync(&[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(env.writes(), 0, "{:?}", env.proxy.counts());
+    let calendars = env.user.list_calendars(&env.home()).unwrap();
+    let ops = calendars
+        .iter()
+        .find(|(href, _)| *href == env.calendar_href("OPS"))
+        .expect("the OPS calendar");
+    assert_eq!(ops.1.as_deref(), Some("Plane: Ops  Team\u{fffd} 🚀"));
+
+    // The project is renamed; the server refuses the new displayname inside a 207.
+    env.sim
+        .with_world(|w| w.project_mut("OPS").name = "Operations".into());
+    let refusal = format!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<D:multistatus xmlns:D=\"DAV:\"><D:response><D:href>{}</D:href><D:propstat><D:prop><D:displayname/></D:prop><D:status>HTTP/1.1 403 Forbidden</D:status></D:propstat></D:response></D:multistatus>",
+        env.calendar_href("OPS")
+    );
+    env.proxy.inject(
+        FaultRule::new(ProxyFault::Answer {
+            status: 207,
+            content_type: "application/xml; charset=utf-8".into(),
+            body: refusal.into_bytes(),
+        })
+        .method("PROPPATCH"),
+    );
+    env.proxy.reset();
+    let run = env.sync(&[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let failed: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("! failed to rename calendar"))
+        .collect();
+    assert_eq!(failed.len(), 1, "{}", run.stdout);
+    assert!(failed[0].contains("403"), "{}", failed[0]);
+    assert!(run.stdout.contains("1 failed"), "{}", run.stdout);
+    assert!(!run.stdout.contains("calendar renamed"), "{}", run.stdout);
+    assert_eq!(env.caldav_count("PROPPATCH"), 1);
+    // The server kept the old name; with the refusal gone, the next run renames.
+    env.proxy.clear_faults();
+    let run = env.sync(&[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("1 calendar renamed"), "{}", run.stdout);
+}
+
+on_both_servers!(escape_sequences_from_plane_or_a_calendar_never_reach_the_terminal);
+/// Issue 12, point 8: names and stored SUMMARY values are printed in the plan, the diff and the
+/// logs; control characters in them are shown escaped, never sent to the terminal.
+fn escape_sequences_from_plane_or_a_calendar_never_reach_the_terminal(server: ServerKind) {
+    let env = Env::start(server, seed());
+    env.sim.with_world(|w| {
+        w.project_mut("OPS").name = "Ops\u{1b}[2J\u{1b}]0;pwned\u{7}".into();
+    });
+    let run = env.run_with(&["sync", "-v"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // A calendar user (or anyone with write access) plants escapes in a stored SUMMARY.
+    let href = env.event_href("WEB", "Low one");
+    let (_, ics) = env.user.get(&href).unwrap().unwrap();
+    let summary = prop(&ics, "SUMMARY").unwrap();
+    let planted = ics.replace(
+        &format!("SUMMARY:{summary}"),
+        // C0 controls are dropped when an event is read; C1 controls such as CSI (U+009B,
+        // an escape sequence's start on 8-bit terminals) are kept in the value.
+        "SUMMARY:\u{9b}31mred\u{9b}0m\u{85}",
+    );
+    assert_ne!(planted, ics);
+    assert!(env.user.put(&href, &planted).unwrap() < 300);
+
+    for args in [&["sync", "--dry-run", "-v"][..], &["sync", "-v"][..]] {
+        let run = env.run_with(args, &[]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(
+            run.stdout.contains("~ "),
+            "an update is planned: {}",
+            run.stdout
+        );
+        for (name, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
+            assert!(
+                !text.contains(['\u{1b}', '\u{7}', '\u{9b}', '\u{85}']),
+                "{name} carries a control character: {text:?}"
+            );
+        }
+        assert!(run.stdout.contains("\\u{9b}31mred"), "{}", run.stdout);
+        assert!(run.stderr.contains("Ops\\e[2J"), "{}", run.stderr);
+    }
+}

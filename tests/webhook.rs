@@ -202,10 +202,30 @@ fn wrong_missing_and_malformed_deliveries_are_rejected_before_any_request(server
 
     assert_eq!(plane_requests(&env), 0, "nothing was fetched");
     assert_eq!(caldav_requests(&env), 0, "nothing was read or written");
+    assert_eq!(env.event("WEB", "Existing"), Some(before.clone()));
+
+    // No secret configured (issue 12, point 6): fail closed, before any request.
+    let run = env.webhook(&body, None, &[("PLANE_WEBHOOK_SECRET", "")]);
+    assert_eq!(run.code, 6, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("PLANE_WEBHOOK_SECRET is not set")
+            && run.stderr.contains("nothing was fetched or written"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(plane_requests(&env), 0, "nothing was fetched");
+    assert_eq!(caldav_requests(&env), 0, "nothing was read or written");
     assert_eq!(env.event("WEB", "Existing"), Some(before));
 
-    // No secret configured: the delivery is processed, with a warning.
-    let run = env.webhook(&body, None, &[("PLANE_WEBHOOK_SECRET", "")]);
+    // Only the operator's explicit, unsafe opt-out makes an unsigned delivery count.
+    let run = env.webhook(
+        &body,
+        None,
+        &[
+            ("PLANE_WEBHOOK_SECRET", ""),
+            ("CALPLANEBOT_WEBHOOK_UNSIGNED", "1"),
+        ],
+    );
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stderr.contains("is not checked"), "{}", run.stderr);
     let (_, after) = env.event("WEB", "Existing").unwrap();
@@ -494,4 +514,68 @@ fn through_the_real_webhook_shim(server: ServerKind) {
             .is_some_and(|(_, ics)| prop(&ics, "DTSTART").as_deref() == Some("20270808"))
     });
     assert_eq!(env.caldav_count("DELETE"), 0);
+}
+
+on_both_servers!(an_archived_project_keeps_its_events_on_the_webhook_path_as_in_sync);
+/// Issue 12, point 2: Plane answers 404 for an issue of an archived project, exactly as for a
+/// deleted issue. `sync` deletes nothing of an archived project; a webhook run must not either.
+fn an_archived_project_keeps_its_events_on_the_webhook_path_as_in_sync(server: ServerKind) {
+    let env = Env::start(server, seed());
+    assert_eq!(env.sync(&[]).code, 0);
+    let existing = env.issue_id("Existing");
+    let before = env.event("WEB", "Existing").expect("synced");
+    // A delivery made while the project was live arrives after it was archived.
+    let (body, signature) = delivery(&env, "issue", "updated", &existing);
+    env.sim.with_world(|w| {
+        w.project_mut("WEB").archived_at = Some("2026-12-01T09:00:00Z".into());
+    });
+    reset_counts(&env);
+    let run = env.webhook(&body, Some(&signature), &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("archived"), "{}", run.stderr);
+    assert_eq!(env.writes(), 0);
+    assert_eq!(env.event("WEB", "Existing"), Some(before.clone()));
+    // `sync` agrees: nothing of the archived project is deleted.
+    let run = env.sync(&[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(env.event("WEB", "Existing"), Some(before));
+
+    // A truly deleted issue of a live project still loses its event on the webhook path.
+    let ops = env.issue_id("Ops task");
+    env.sim.with_world(|w| w.delete_issue(&ops));
+    let run = deliver(&env, "issue", "deleted", &ops);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(env.event("OPS", "Ops task"), None);
+}
+
+on_both_servers!(an_unreadable_work_item_is_a_partial_failure_not_a_configuration_error);
+/// Issue 12, point 9: a work item Plane sends in a form calplanebot cannot read fails the run
+/// with status 1 (the README's "partial failure"), not 2 (configuration), and keeps its event.
+fn an_unreadable_work_item_is_a_partial_failure_not_a_configuration_error(server: ServerKind) {
+    use calplanebot_testbed::plane_sim::{Fault, FaultRule};
+    let env = Env::start(server, seed());
+    assert_eq!(env.sync(&[]).code, 0);
+    let existing = env.issue_id("Existing");
+    let web = env.project_id("WEB");
+    let before = env.event("WEB", "Existing").expect("synced");
+    let (body, signature) = delivery(&env, "issue", "updated", &existing);
+    let broken = json!({
+        "id": existing, "project": web, "name": "Existing", "sequence_id": 1,
+        "priority": "blocker", "state": null, "labels": [], "assignees": [],
+        "target_date": "2026-12-01"
+    });
+    env.sim.inject_fault(
+        FaultRule::new(
+            &format!("/work-items/{existing}/"),
+            Fault::Status(200, broken.to_string()),
+        )
+        .method("GET"),
+    );
+    reset_counts(&env);
+    let run = env.webhook(&body, Some(&signature), &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("could not be read"), "{}", run.stderr);
+    assert!(run.stderr.contains("priority"), "{}", run.stderr);
+    assert_eq!(env.writes(), 0);
+    assert_eq!(env.event("WEB", "Existing"), Some(before));
 }

@@ -161,11 +161,6 @@ impl DavClient {
         }
     }
 
-    /// True once the server stopped answering (a request used all its attempts).
-    pub fn gave_up(&self) -> bool {
-        self.breaker.is_open()
-    }
-
     /// Sends one request, retried on transient failures: every request calplanebot sends is
     /// safe to repeat (reads, and writes under a precondition or that set a fixed value).
     ///
@@ -298,6 +293,21 @@ impl DavClient {
             MAX_LISTING_BODY,
         )?;
         propfind_answer(url, &reply)
+    }
+
+    /// REPORT with `Depth: 1` on a calendar, returning the parsed multistatus.
+    fn report(&self, calendar: &str, body: String) -> Result<Vec<DavResponse>, CalDavError> {
+        let reply = self.send(
+            "REPORT",
+            calendar,
+            &[
+                ("Depth", "1"),
+                ("Content-Type", "application/xml; charset=utf-8"),
+            ],
+            body.into_bytes(),
+            MAX_LISTING_BODY,
+        )?;
+        multistatus(calendar, "REPORT", &reply)
     }
 
     /// Finds where events go from whatever URL the operator pasted: the server root,
@@ -454,17 +464,7 @@ impl DavClient {
     /// The objects of `calendar` whose VEVENT has exactly this UID (calendar-query,
     /// RFC 4791 §7.8): how a UID conflict on create finds the object that holds the UID.
     pub fn find_uid(&self, calendar: &str, uid: &str) -> Result<Vec<StoredEvent>, CalDavError> {
-        let reply = self.send(
-            "REPORT",
-            calendar,
-            &[
-                ("Depth", "1"),
-                ("Content-Type", "application/xml; charset=utf-8"),
-            ],
-            xml::calendar_query_uid_body(uid).into_bytes(),
-            MAX_LISTING_BODY,
-        )?;
-        let responses = multistatus(calendar, "REPORT", &reply)?;
+        let responses = self.report(calendar, xml::calendar_query_uid_body(uid, true))?;
         Ok(responses
             .into_iter()
             .filter_map(|r| {
@@ -480,7 +480,9 @@ impl DavClient {
             .collect())
     }
 
-    /// PROPPATCH of the displayname (a project was renamed).
+    /// PROPPATCH of the displayname (a project was renamed). A 207 answer says per property
+    /// whether it was set (RFC 4918 §9.2.1): a propstat of 403 or 409 is a refusal, even though
+    /// the request as a whole "succeeded".
     pub fn set_displayname(&self, url: &str, displayname: &str) -> Result<(), CalDavError> {
         let reply = self.send(
             "PROPPATCH",
@@ -490,6 +492,18 @@ impl DavClient {
             MAX_WRITE_BODY,
         )?;
         match reply.status {
+            207 => {
+                let responses = multistatus(url, "PROPPATCH", &reply)?;
+                match responses.iter().find_map(|r| r.refused_displayname) {
+                    None => Ok(()),
+                    Some(status) => Err(CalDavError::Status {
+                        method: "PROPPATCH",
+                        url: url.to_string(),
+                        status,
+                        detail: ": the server refused to set the calendar's displayname".into(),
+                    }),
+                }
+            }
             200..=299 => Ok(()),
             status => Err(status_error("PROPPATCH", url, status, &reply)),
         }
@@ -497,7 +511,7 @@ impl DavClient {
 
     /// The hrefs (as the server spells them) of the objects in `calendar`: PROPFIND Depth 1.
     pub fn member_hrefs(&self, calendar: &str) -> Result<Vec<String>, CalDavError> {
-        let members = self.propfind(calendar, "1", xml::PROPFIND_ETAGS)?;
+        let members = self.propfind(calendar, "1", xml::PROPFIND_MEMBERS)?;
         let calendar_path = xml::href_path(calendar);
         Ok(members
             .into_iter()
@@ -507,42 +521,52 @@ impl DavClient {
             .collect())
     }
 
-    /// The stored objects of `calendar` whose resource name satisfies `ours`, with their data.
+    /// The stored objects of `calendar` that may be calplanebot's, with their data: those whose
+    /// resource name satisfies `ours`, and those under other names whose UID contains
+    /// `uid_marker` (a client re-uploaded or moved one of our events).
     ///
-    /// Two steps, so the cost grows with calendars and our own events, never with foreign ones:
-    /// PROPFIND Depth 1 for the members' ETags, then calendar-multiget of only our hrefs in
-    /// batches, checking that every href asked for came back (RFC 4791 §7.9).
+    /// The cost grows with calendars and our own events, never with foreign ones: PROPFIND
+    /// Depth 1 for the members; when some members have other names, one calendar-query that
+    /// lets the server say which of them carry our UIDs (their data is not sent); then
+    /// calendar-multiget of only those hrefs in batches, checking that every href asked for
+    /// came back (RFC 4791 §7.9).
     pub fn owned_events(
         &self,
         calendar: &str,
         ours: impl Fn(&str) -> bool,
+        uid_marker: &str,
     ) -> Result<Vec<StoredEvent>, CalDavError> {
-        let hrefs: Vec<String> = self
+        let (mut hrefs, others): (Vec<String>, Vec<String>) = self
             .member_hrefs(calendar)?
             .into_iter()
-            .filter(|href| ours(last_segment(&xml::href_path(href))))
-            .collect();
+            .partition(|href| ours(last_segment(&xml::href_path(href))));
+        if !others.is_empty() {
+            let others: std::collections::HashSet<String> =
+                others.iter().map(|h| xml::href_path(h)).collect();
+            match self.uid_holders(calendar, uid_marker) {
+                Ok(holders) => hrefs.extend(
+                    holders
+                        .into_iter()
+                        .filter(|h| others.contains(&xml::href_path(h))),
+                ),
+                Err(error) if error.is_fatal() => return Err(error),
+                Err(error) => log::warn!(
+                    "cannot ask {calendar} which of its events carry calplanebot's UIDs ({error}); events of calplanebot stored there under other names are not seen this run"
+                ),
+            }
+        }
         let mut events = Vec::with_capacity(hrefs.len());
         for batch in hrefs.chunks(MULTIGET_BATCH) {
-            let reply = self.send(
-                "REPORT",
+            let responses = self.report(
                 calendar,
-                &[
-                    ("Depth", "1"),
-                    ("Content-Type", "application/xml; charset=utf-8"),
-                ],
-                xml::calendar_multiget_body(batch.iter().map(String::as_str)).into_bytes(),
-                MAX_LISTING_BODY,
+                xml::calendar_multiget_body(batch.iter().map(String::as_str)),
             )?;
-            let responses = multistatus(calendar, "REPORT", &reply)?;
+            // QUIRK: Radicale answers `@` as `%40`, Xandikos raw: match decoded paths.
+            let by_path: std::collections::HashMap<String, &DavResponse> =
+                responses.iter().map(|r| (path_key(&r.href), r)).collect();
             let mut missing = 0;
             for href in batch {
-                // QUIRK: Radicale answers `@` as `%40`, Xandikos raw: compare decoded paths.
-                let path = xml::href_path(href);
-                let found = responses
-                    .iter()
-                    .find(|r| same_path(&xml::href_path(&r.href), &path));
-                match found {
+                match by_path.get(&path_key(href)).copied() {
                     Some(r) if r.status.is_some_and(|s| s == 404) => {
                         // Deleted between the PROPFIND and the REPORT: it is gone.
                     }
@@ -566,6 +590,17 @@ impl DavClient {
             }
         }
         Ok(events)
+    }
+
+    /// The hrefs of the objects in `calendar` with a VEVENT whose UID contains `marker`
+    /// (calendar-query, RFC 4791 §7.8, §9.7.5), without their data.
+    fn uid_holders(&self, calendar: &str, marker: &str) -> Result<Vec<String>, CalDavError> {
+        Ok(self
+            .report(calendar, xml::calendar_query_uid_body(marker, false))?
+            .into_iter()
+            .filter(|r| r.status.is_none_or(|s| (200..300).contains(&s)))
+            .map(|r| r.href)
+            .collect())
     }
 
     /// PUT of a whole calendar object under a precondition. Returns the new ETag if the server
@@ -775,6 +810,13 @@ pub fn with_slash(mut url: String) -> String {
 
 fn same_path(a: &str, b: &str) -> bool {
     a.trim_end_matches('/') == b.trim_end_matches('/')
+}
+
+/// The key under which two hrefs of one resource compare equal: the decoded path without a
+/// trailing slash (see [`same_path`]).
+fn path_key(href: &str) -> String {
+    let path = xml::href_path(href);
+    path.trim_end_matches('/').to_string()
 }
 
 fn last_segment(path: &str) -> &str {

@@ -29,12 +29,6 @@ const CALDAV: &str = "urn:ietf:params:xml:ns:caldav";
 // Request bodies
 // ---------------------------------------------------------------------------------------
 
-/// PROPFIND body, sent with `Depth: 0` to the configured URL: asks for the principal of the
-/// authenticated user (RFC 5397 §3, the first step of discovery in RFC 6764 §6).
-pub const PROPFIND_CURRENT_USER_PRINCIPAL: &str = r#"<?xml version="1.0" encoding="utf-8"?>
-<d:propfind xmlns:d="DAV:"><d:prop><d:current-user-principal/></d:prop></d:propfind>
-"#;
-
 /// PROPFIND body, sent with `Depth: 0` to the URL the operator gave (discovery): one request
 /// says whether it is a calendar (single-calendar mode), a principal (it names its
 /// calendar-home-set), or anything else on the server (it names the current user's principal,
@@ -51,16 +45,15 @@ pub const PROPFIND_CALENDAR_HOME_SET: &str = r#"<?xml version="1.0" encoding="ut
 
 /// PROPFIND body, sent with `Depth: 1` to the calendar home: lists the calendars with their
 /// displayname, resourcetype (RFC 4918 §15.9; a calendar carries `C:calendar`, RFC 4791
-/// §4.2) and supported components (RFC 4791 §5.2.3). `getetag` rides along because it is
-/// free and tells a caller whether a calendar changed at all.
+/// §4.2) and supported components (RFC 4791 §5.2.3).
 pub const PROPFIND_CALENDARS: &str = r#"<?xml version="1.0" encoding="utf-8"?>
-<d:propfind xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:prop><d:displayname/><d:resourcetype/><c:supported-calendar-component-set/><d:getetag/></d:prop></d:propfind>
+<d:propfind xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:prop><d:displayname/><d:resourcetype/><c:supported-calendar-component-set/></d:prop></d:propfind>
 "#;
 
-/// PROPFIND body, sent with `Depth: 1` to one calendar: the href and etag of every object in
-/// it, without downloading any data (RFC 4918 §9.1, §15.6).
-pub const PROPFIND_ETAGS: &str = r#"<?xml version="1.0" encoding="utf-8"?>
-<d:propfind xmlns:d="DAV:"><d:prop><d:getetag/><d:getcontenttype/><d:resourcetype/></d:prop></d:propfind>
+/// PROPFIND body, sent with `Depth: 1` to one calendar: the href of every object in it and
+/// whether it is a collection, without downloading any data (RFC 4918 §9.1, §15.9).
+pub const PROPFIND_MEMBERS: &str = r#"<?xml version="1.0" encoding="utf-8"?>
+<d:propfind xmlns:d="DAV:"><d:prop><d:resourcetype/></d:prop></d:propfind>
 "#;
 
 /// REPORT body of a `calendar-multiget` (RFC 4791 §7.9) asking for the etag and the
@@ -84,21 +77,23 @@ pub fn calendar_multiget_body<'a>(hrefs: impl IntoIterator<Item = &'a str>) -> S
     body
 }
 
-/// REPORT calendar-query for the VEVENTs with this UID (RFC 4791 §7.8, §9.7.5): getetag and
-/// calendar-data. `i;octet` asks for an exact, case-sensitive comparison; callers still check
-/// the UID themselves, as servers may match substrings.
-pub fn calendar_query_uid_body(uid: &str) -> String {
+/// REPORT calendar-query for the objects with a VEVENT whose UID contains `text` (RFC 4791
+/// §7.8; `text-match` is a substring match, §9.7.5, and `i;octet` makes it case-sensitive):
+/// their getetag, and their calendar-data when `with_data`. Callers that want one exact UID
+/// check it themselves, as servers differ in how they match.
+pub fn calendar_query_uid_body(text: &str, with_data: bool) -> String {
     format!(
         concat!(
             r#"<?xml version="1.0" encoding="utf-8"?>"#,
             r#"<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">"#,
-            "<D:prop><D:getetag/><C:calendar-data/></D:prop>",
+            "<D:prop><D:getetag/>{}</D:prop>",
             r#"<C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">"#,
             r#"<C:prop-filter name="UID"><C:text-match collation="i;octet">{}</C:text-match></C:prop-filter>"#,
             "</C:comp-filter></C:comp-filter></C:filter>",
             "</C:calendar-query>"
         ),
-        escape_text(uid)
+        if with_data { "<C:calendar-data/>" } else { "" },
+        escape_text(text)
     )
 }
 
@@ -171,8 +166,6 @@ pub struct DavResponse {
     /// The `name`s of `C:supported-calendar-component-set` (RFC 4791 §5.2.3); `None` when the
     /// property was not returned (which RFC 4791 says means "any component").
     pub supported_components: Option<Vec<String>>,
-    /// `DAV:getcontenttype`, trimmed.
-    pub content_type: Option<String>,
     /// `C:calendar-data` (RFC 4791 §9.6): the iCalendar text, whether the server sent it as
     /// escaped text or as CDATA, with the CRLF line endings of RFC 5545 §3.1 (XML parsing
     /// turns them into LF, XML 1.0 §2.11; they are restored).
@@ -181,6 +174,9 @@ pub struct DavResponse {
     pub current_user_principal: Option<String>,
     /// The first `DAV:href` inside `C:calendar-home-set` (RFC 4791 §6.2.1).
     pub calendar_home_set: Option<String>,
+    /// The status of a non-2xx propstat that names `DAV:displayname`: in a PROPPATCH answer,
+    /// the server refused to set it (RFC 4918 §9.2.1: 403, 409, 424, 507).
+    pub refused_displayname: Option<u16>,
 }
 
 /// Why a body could not be read as a `DAV:multistatus`.
@@ -291,6 +287,13 @@ fn parse_response(response: &Element, out: &mut Vec<DavResponse>) -> Result<(), 
         // one properties we may not read. Only 2xx carries values. A propstat without any
         // status breaks §14.22; nothing in it can be trusted, so it is skipped too.
         if !matches!(status, Some(200..=299)) {
+            let names_displayname = propstat
+                .children()
+                .filter(|e| e.is("prop", DAV))
+                .any(|prop| prop.has_child("displayname", DAV));
+            if names_displayname {
+                parsed.refused_displayname = Some(status.unwrap_or(500));
+            }
             continue;
         }
         for prop in propstat.children().filter(|e| e.is("prop", DAV)) {
@@ -320,9 +323,6 @@ fn read_property(property: &Element, into: &mut DavResponse) {
         (DAV, "resourcetype") => {
             into.is_collection = property.has_child("collection", DAV);
             into.is_calendar = property.has_child("calendar", CALDAV);
-        }
-        (DAV, "getcontenttype") => {
-            into.content_type = Some(trim_xml_space(&property.text()).to_owned());
         }
         (DAV, "current-user-principal") => {
             // RFC 5397 §3: either an href or `<unauthenticated/>`.
@@ -602,7 +602,6 @@ mod tests {
 
         let calendar = by_href(&responses, "/alice/plane-cal/");
         assert!(calendar.is_collection && calendar.is_calendar);
-        assert_eq!(calendar.content_type.as_deref(), Some("text/calendar"));
 
         // QUIRK: Radicale spells `@` as `%40` in hrefs.
         let at = by_href(&responses, "/alice/plane-cal/a%40b.ics");
@@ -610,10 +609,6 @@ mod tests {
         assert_eq!(
             at.etag.as_deref(),
             Some("\"92b62c72fc2f8f340da1bf44f629ba92458ff12e8751675fc78ca8ec06d5b17e\"")
-        );
-        assert_eq!(
-            at.content_type.as_deref(),
-            Some("text/calendar;charset=utf-8;component=VEVENT")
         );
         assert_eq!(href_path(&at.href), "/alice/plane-cal/a@b.ics");
 
@@ -801,11 +796,6 @@ mod tests {
 
         let calendar = by_href(&responses, "/alice/calendars/plane-cal/");
         assert!(calendar.is_collection && calendar.is_calendar);
-        // QUIRK: Xandikos gives a calendar collection the content type of a directory.
-        assert_eq!(
-            calendar.content_type.as_deref(),
-            Some("httpd/unix-directory")
-        );
 
         // QUIRK: Xandikos writes `@` raw in hrefs.
         let at = by_href(&responses, "/alice/calendars/plane-cal/a@b.ics");
@@ -814,7 +804,6 @@ mod tests {
             at.etag.as_deref(),
             Some("\"260b95604266d2ac5177a90e512fd1ac73e05f0b\"")
         );
-        assert_eq!(at.content_type.as_deref(), Some("text/calendar"));
 
         let one = by_href(&responses, "/alice/calendars/plane-cal/plane-issue-1.ics");
         assert_eq!(
@@ -1025,9 +1014,33 @@ END:VCALENDAR&#13;
             vec![DavResponse {
                 href: "/c/".to_owned(),
                 is_collection: true,
+                // The displayname was listed under 404: the values are not kept, the status is.
+                refused_displayname: Some(404),
                 ..DavResponse::default()
             }]
         );
+    }
+
+    /// Issue 12, point 4: a PROPPATCH answered 207 may still have refused the change.
+    #[test]
+    fn a_proppatch_answer_says_whether_the_displayname_was_set() {
+        let refused = r#"<?xml version="1.0" encoding="utf-8"?>
+<D:multistatus xmlns:D="DAV:"><D:response><D:href>/alice/plane-x/</D:href>
+<D:propstat><D:prop><D:displayname/></D:prop><D:status>HTTP/1.1 403 Forbidden</D:status></D:propstat>
+<D:responsedescription>displayname is protected</D:responsedescription>
+</D:response></D:multistatus>"#;
+        assert_eq!(parse(refused)[0].refused_displayname, Some(403));
+        let conflict = refused.replace("403 Forbidden", "409 Conflict");
+        assert_eq!(parse(&conflict)[0].refused_displayname, Some(409));
+        let set = refused.replace("403 Forbidden", "200 OK");
+        assert_eq!(parse(&set)[0].refused_displayname, None);
+        // The captured answers of both servers to a successful rename.
+        for patched in [
+            parse(fixture!("radicale", "08-proppatch-displayname")),
+            parse(fixture!("xandikos", "08-proppatch-displayname")),
+        ] {
+            assert!(patched.iter().all(|r| r.refused_displayname.is_none()));
+        }
     }
 
     #[test]
@@ -1204,7 +1217,7 @@ END:VCALENDAR&#13;
                 r#"<multistatus xmlns="urn:ietf:params:xml:ns:caldav"/>"#,
                 "{urn:ietf:params:xml:ns:caldav}multistatus",
             ),
-            (PROPFIND_ETAGS, "{DAV:}propfind"),
+            (PROPFIND_MEMBERS, "{DAV:}propfind"),
         ] {
             let error = parse_multistatus(body).unwrap_err();
             assert_eq!(
@@ -1242,10 +1255,6 @@ END:VCALENDAR&#13;
     #[test]
     fn propfind_bodies_ask_for_the_right_properties() {
         assert_eq!(
-            prop_names(PROPFIND_CURRENT_USER_PRINCIPAL),
-            [dav("current-user-principal")]
-        );
-        assert_eq!(
             prop_names(PROPFIND_CALENDAR_HOME_SET),
             [caldav("calendar-home-set")]
         );
@@ -1255,13 +1264,9 @@ END:VCALENDAR&#13;
                 dav("displayname"),
                 dav("resourcetype"),
                 caldav("supported-calendar-component-set"),
-                dav("getetag")
             ]
         );
-        assert_eq!(
-            prop_names(PROPFIND_ETAGS),
-            [dav("getetag"), dav("getcontenttype"), dav("resourcetype")]
-        );
+        assert_eq!(prop_names(PROPFIND_MEMBERS), [dav("resourcetype")]);
     }
 
     #[test]
@@ -1422,7 +1427,7 @@ END:VCALENDAR&#13;
 
     #[test]
     fn calendar_query_body_asks_for_one_uid_exactly() {
-        let body = calendar_query_uid_body("plane-issue-x@calplanebot<&>");
+        let body = calendar_query_uid_body("plane-issue-x@calplanebot<&>", true);
         let root: minidom::Element = body.parse().expect("well-formed XML");
         assert_eq!(root.name(), "calendar-query");
         assert!(
@@ -1431,5 +1436,16 @@ END:VCALENDAR&#13;
             ),
             "{body}"
         );
+        assert!(body.contains("<C:calendar-data/>"), "{body}");
+        // Without data: only the hrefs and etags of the matches (listing foreign names).
+        let hrefs_only = calendar_query_uid_body("@calplanebot", false);
+        let root: minidom::Element = hrefs_only.parse().expect("well-formed XML");
+        let props: Vec<String> = root
+            .get_child("prop", DAV)
+            .unwrap()
+            .children()
+            .map(|e| e.name().to_owned())
+            .collect();
+        assert_eq!(props, ["getetag"]);
     }
 }

@@ -163,6 +163,7 @@ impl PlaneSim {
                 throttle: api::Throttle::new(rate_limit),
                 requests: Vec::new(),
                 faults: Vec::new(),
+                edits: Vec::new(),
             }),
             stop: AtomicBool::new(false),
         });
@@ -221,6 +222,18 @@ impl PlaneSim {
     /// Adds a fault rule; rules are checked in the order they were added.
     pub fn inject_fault(&self, rule: FaultRule) {
         self.shared.lock().faults.push((rule, 0));
+    }
+
+    /// Edits the world right after the simulator answered the request `rule` selects (the
+    /// first `rule.skip` matching requests pass; `rule.fault` and `rule.times` are ignored), once:
+    /// a change made in Plane between two requests of a client, e.g. an issue deleted between
+    /// two pages of a list walk. The answer to that request is already on its way unchanged.
+    pub fn edit_after(&self, rule: FaultRule, edit: impl FnOnce(&mut World) + Send + 'static) {
+        self.shared.lock().edits.push(server::PendingEdit {
+            rule,
+            seen: 0,
+            edit: Some(Box::new(edit)),
+        });
     }
 
     /// Removes every fault rule.

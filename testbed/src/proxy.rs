@@ -116,6 +116,14 @@ pub enum ProxyFault {
         content_type: String,
         body: Vec<u8>,
     },
+    /// Answer with this status, `Content-Type` and body without contacting the server (a
+    /// server that refuses a request in its own words, e.g. a PROPPATCH answered 207 whose
+    /// propstat says 403).
+    Answer {
+        status: u16,
+        content_type: String,
+        body: Vec<u8>,
+    },
     /// Answer this status with a `Content-Length: bytes` body of XML — the start of a
     /// `DAV:multistatus` followed by repeated `response` elements, never closed — generated on
     /// the fly (never buffered), then close the connection. Not forwarded. Stops when the
@@ -676,6 +684,16 @@ fn serve_client(shared: &Shared, stream: TcpStream) -> io::Result<()> {
                     body,
                 }
             }
+            Some(ProxyFault::Answer {
+                status,
+                content_type,
+                body,
+            }) => Response {
+                status,
+                reason: reason_phrase(status).to_string(),
+                headers: vec![("Content-Type".into(), content_type)],
+                body,
+            },
             Some(ProxyFault::Hang(duration)) => {
                 record(0, true, false);
                 pause(shared, duration);

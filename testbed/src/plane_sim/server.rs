@@ -44,6 +44,19 @@ pub(crate) struct State {
     pub requests: Vec<RecordedRequest>,
     /// Each rule with the number of matching requests seen so far.
     pub faults: Vec<(FaultRule, usize)>,
+    /// World edits waiting for a request (see [`super::PlaneSim::edit_after`]).
+    pub edits: Vec<PendingEdit>,
+}
+
+/// A change to the world, made by someone working in Plane.
+pub(crate) type WorldEdit = Box<dyn FnOnce(&mut World) + Send>;
+
+/// An edit of the world made right after the simulator answered the request a rule selects
+/// (its `fault` is ignored): someone working in Plane while a client walks a list.
+pub(crate) struct PendingEdit {
+    pub rule: FaultRule,
+    pub seen: usize,
+    pub edit: Option<WorldEdit>,
 }
 
 impl State {
@@ -149,6 +162,21 @@ fn exchange(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
         let response = response
             .unwrap_or_else(|| api::handle(&mut state.world, &mut state.throttle, &request));
         state.record(&request, response.status);
+        for pending in &mut state.edits {
+            if !pending
+                .rule
+                .matches(&request.method, &request.path, &request.query)
+            {
+                continue;
+            }
+            let index = pending.seen;
+            pending.seen += 1;
+            if index == pending.rule.skip
+                && let Some(edit) = pending.edit.take()
+            {
+                edit(&mut state.world);
+            }
+        }
         response
     };
     write_response(&mut stream, &response, request.method == "HEAD", mangle)
