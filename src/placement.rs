@@ -292,13 +292,6 @@ pub fn single_calendar_target(url: &str) -> CalendarTarget {
     }
 }
 
-/// Keeps the event of issue `id` of project `project_id` in `job`, whatever the plan says.
-pub fn keep(job: &mut CalendarJob, project_id: &str, id: &str) {
-    if let Some(scope) = job.scopes.iter_mut().find(|s| s.project.id == project_id) {
-        scope.keep.insert(id.to_string());
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -70,6 +70,13 @@ pub struct CalendarJob {
     pub copies: Vec<(String, ActualEvent)>,
 }
 
+impl CalendarJob {
+    /// The scope of project `project_id` in this calendar, if the project is part of it.
+    pub fn scope_mut(&mut self, project_id: &str) -> Option<&mut ProjectScope> {
+        self.scopes.iter_mut().find(|s| s.project.id == project_id)
+    }
+}
+
 /// A change to one calendar collection.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]

@@ -604,20 +604,19 @@ fn confirm_absences(
                 job.desired
                     .insert(id.clone(), event::desired_event(&issue, project, ctx));
             }
-            Ok(Some(IssueItem::Invalid { .. })) => placement::keep(job, &project_id, &id),
+            Ok(Some(IssueItem::Invalid { .. })) => {
+                if let Some(scope) = job.scope_mut(&project_id) {
+                    scope.keep.insert(id);
+                }
+            }
             Err(error) if error.is_fatal() => return Err(error.into()),
             Err(error) => {
                 log::warn!("cannot confirm that work item {id} is gone: {error}");
-                unconfirmed(job, &project_id, &id, error.to_string());
+                if let Some(scope) = job.scope_mut(&project_id) {
+                    scope.unconfirmed.insert(id, error.to_string());
+                }
             }
         }
     }
     Ok(())
-}
-
-/// Keeps the event of issue `id`: Plane could not say whether it is gone.
-fn unconfirmed(job: &mut CalendarJob, project_id: &str, id: &str, why: String) {
-    if let Some(scope) = job.scopes.iter_mut().find(|s| s.project.id == project_id) {
-        scope.unconfirmed.insert(id.to_string(), why);
-    }
 }
