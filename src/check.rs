@@ -450,7 +450,8 @@ fn earlier_failure(error: &CalDavError) -> Option<Check> {
         | CalDavError::Discovery { .. }
         | CalDavError::Incomplete { .. }
         | CalDavError::CannotCreateCalendar { .. }
-        | CalDavError::UidConflict { .. } => None,
+        | CalDavError::UidConflict { .. }
+        | CalDavError::Insecure { .. } => None,
     }
 }
 

@@ -69,10 +69,15 @@ pub enum CalDavError {
     Certificate { url: String, source: ureq::Error },
     #[error("not sending {method} {url}: the CalDAV server stopped answering earlier in this run")]
     GaveUp { method: &'static str, url: String },
+    #[error(
+        "not sending {method} {url}: it is plain http:// to a host that is not loopback, and the CalDAV credentials would cross the network unencrypted; use https://, or pass --allow-insecure-http (CALPLANEBOT_ALLOW_INSECURE_HTTP=1) to accept that"
+    )]
+    Insecure { method: &'static str, url: String },
 }
 
 impl CalDavError {
-    /// Errors that make the whole run pointless: server unreachable, credentials refused.
+    /// Errors that make the whole run pointless: server unreachable, credentials refused, a
+    /// request that may not carry them.
     pub fn is_fatal(&self) -> bool {
         matches!(
             self,
@@ -81,6 +86,7 @@ impl CalDavError {
                 | CalDavError::AuthScheme { .. }
                 | CalDavError::Certificate { .. }
                 | CalDavError::GaveUp { .. }
+                | CalDavError::Insecure { .. }
         )
     }
 }
@@ -151,7 +157,7 @@ impl DavClient {
     ) -> DavClient {
         DavClient {
             agent: crate::http::agent(network, roots),
-            auth: auth::Auth::new(username, password),
+            auth: auth::Auth::new(username, password, network.allow_insecure_http),
             retry: Retry::new(
                 network,
                 network.retry_delay.max(std::time::Duration::from_secs(1)),
@@ -171,6 +177,11 @@ impl DavClient {
     ///
     /// A 401 that asks for another scheme (Digest), or says the Digest nonce went stale, is
     /// answered by sending the request again with the credentials the server asked for.
+    ///
+    /// Every CalDAV request goes through here, so this is where the plain-HTTP rule holds for
+    /// every URL, whoever named it (issue 12): a request to plain http:// of a host that is not
+    /// loopback is not sent at all without `--allow-insecure-http`, and what a request carries
+    /// is decided from its own URL ([`auth::Auth::authorization`]).
     fn send(
         &self,
         method: &'static str,
@@ -181,6 +192,12 @@ impl DavClient {
     ) -> Result<Reply, CalDavError> {
         if self.breaker.is_open() {
             return Err(CalDavError::GaveUp {
+                method,
+                url: url.to_string(),
+            });
+        }
+        if self.auth.channel(url) == auth::Channel::Forbidden {
+            return Err(CalDavError::Insecure {
                 method,
                 url: url.to_string(),
             });
@@ -901,6 +918,48 @@ mod tests {
             step,
             Step::Found(Target::Home("http://127.0.0.1:1/dav/".into()))
         );
+    }
+
+    /// Issue 12, point 5: the plain-HTTP rule where every request passes. A request to plain
+    /// HTTP of a host that is not loopback is refused before anything is sent — whatever URL
+    /// it came from — unless the operator allowed plain HTTP.
+    #[test]
+    fn a_request_to_plain_http_of_a_remote_host_is_never_sent() {
+        let network = crate::config::Network {
+            retries: 0,
+            timeout: std::time::Duration::from_secs(5),
+            connect_timeout: std::time::Duration::from_secs(2),
+            ..crate::config::Network::default()
+        };
+        let password = Secret::new("pw-never-in-clear");
+        let dav = DavClient::new("alice", &password, &network, None);
+        let url = "http://dav.invalid/alice/calendars/team/";
+        let errors = [
+            dav.discover(url).map(drop).expect_err("refused"),
+            dav.calendar_at(url).map(drop).expect_err("refused"),
+            dav.put(&format!("{url}e.ics"), "", Precondition::Absent)
+                .map(drop)
+                .expect_err("refused"),
+            dav.delete(&format!("{url}e.ics"), "\"1\"")
+                .expect_err("refused"),
+        ];
+        for error in errors {
+            assert!(matches!(error, CalDavError::Insecure { .. }), "{error}");
+            assert!(error.is_fatal());
+            let text = error.to_string();
+            assert!(text.contains("--allow-insecure-http"), "{text}");
+            assert!(!text.contains(password.expose()), "{text}");
+        }
+        assert_eq!(dav.requests.get(), 0, "nothing was sent");
+        // Allowed: the request goes (and fails on the unresolvable host).
+        let allowed = crate::config::Network {
+            allow_insecure_http: true,
+            ..network
+        };
+        let dav = DavClient::new("alice", &password, &allowed, None);
+        let error = dav.calendar_at(url).expect_err("unreachable");
+        assert!(!matches!(error, CalDavError::Insecure { .. }), "{error}");
+        assert_eq!(dav.requests.get(), 1);
     }
 
     #[test]
