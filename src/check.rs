@@ -450,7 +450,10 @@ fn earlier_failure(error: &CalDavError) -> Option<Check> {
         | CalDavError::Discovery { .. }
         | CalDavError::Incomplete { .. }
         | CalDavError::CannotCreateCalendar { .. }
-        | CalDavError::UidConflict { .. } => None,
+        | CalDavError::UidConflict { .. }
+        | CalDavError::Insecure { .. }
+        | CalDavError::Downgrade { .. }
+        | CalDavError::OtherHost { .. } => None,
     }
 }
 
@@ -544,6 +547,12 @@ fn discovery_failed(error: &CalDavError) -> CheckResult {
         }
         CalDavError::Discovery { .. } => {
             "set CALDAV_URL to the user's calendar home or principal URL, as the server's documentation names it"
+        }
+        CalDavError::Downgrade { .. } => {
+            "the server believes it speaks plain http:// (a TLS proxy in front of it): make it name https:// URLs (Nextcloud: 'overwriteprotocol' => 'https' in config.php), or set CALDAV_URL to the https:// URL of the calendar home"
+        }
+        CalDavError::OtherHost { .. } => {
+            "if that host belongs to your CalDAV service, set CALDAV_URL to the URL on it (the calendar home or principal)"
         }
         _ => {
             "the server at CALDAV_URL does not answer like a CalDAV server: check CALDAV_URL, and the server's log"

@@ -61,13 +61,18 @@ pub struct Config {
     pub concurrency: usize,
 }
 
-/// Timeouts and retries, for both servers.
+/// Timeouts and retries, for both servers, and whether plain HTTP may carry credentials.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Network {
     pub timeout: Duration,
     pub connect_timeout: Duration,
     pub retries: u32,
     pub retry_delay: Duration,
+    /// `--allow-insecure-http`: plain `http://` to a host that is not loopback may carry
+    /// credentials. The configured URLs are checked once here ([`Config::from_args`]); the
+    /// CalDAV client applies the same rule to every URL a request goes to, since a server can
+    /// hand back URLs of its own (a redirect, an href).
+    pub allow_insecure_http: bool,
 }
 
 impl Default for Network {
@@ -77,6 +82,7 @@ impl Default for Network {
             connect_timeout: Duration::from_secs(10),
             retries: 3,
             retry_delay: Duration::from_millis(500),
+            allow_insecure_http: false,
         }
     }
 }
@@ -198,6 +204,7 @@ impl Config {
                 .max(Duration::from_millis(1)),
             retries: behaviour.retries,
             retry_delay: seconds("--retry-delay", behaviour.retry_delay)?,
+            allow_insecure_http: behaviour.allow_insecure_http,
         };
         let hash = config_hash(&[
             &plane_base_url,
@@ -484,7 +491,15 @@ mod tests {
         assert!(err.contains("--allow-insecure-http"), "{err}");
         let mut allowed = behaviour();
         allowed.allow_insecure_http = true;
-        assert!(Config::from_args(&a, &allowed).is_ok());
+        let config = Config::from_args(&a, &allowed).expect("allowed");
+        // The CalDAV client applies the same rule to every request (issue 12).
+        assert!(config.network.allow_insecure_http);
+        assert!(
+            !Config::from_test_args(&args())
+                .unwrap()
+                .network
+                .allow_insecure_http
+        );
     }
 
     #[test]

@@ -1296,6 +1296,104 @@ fn plain_http_to_a_remote_host_is_refused_before_any_connection(server: ServerKi
     assert_eq!(env.user.list_calendars(&env.home()).unwrap(), []);
 }
 
+/// Case 14b (issue 12, point 5): a server behind a TLS proxy that believes it speaks plain HTTP
+/// (Nextcloud without `overwriteprotocol`) leads calplanebot from https:// down to http:// on the
+/// same host — by a redirect of the discovery PROPFIND, or by naming the principal there. The
+/// password must not cross in clear text: the run stops with a message that says what to fix,
+/// and the plain-HTTP listener receives no request carrying credentials — none at all.
+///
+/// Real listeners, real TLS: `downgrade::DowngradingFront` serves HTTPS with a certificate for
+/// its address (trusted through `CALDAV_CA_FILE`, as a private CA) and points to a plain-HTTP
+/// listener on the same address, which challenges for Basic like the server behind the proxy.
+/// On `127.0.0.1` the run shows that the downgrade is refused even to loopback (which the
+/// plain-HTTP rule exempts); on this machine's non-loopback address, that the password never
+/// reaches a remote plain-HTTP host. A machine without one runs the loopback half only.
+#[test]
+fn credentials_never_follow_the_server_from_https_down_to_plain_http() {
+    use calplanebot_testbed::downgrade::{self, DowngradingFront, Lure};
+    use calplanebot_testbed::plane_sim::{PlaneSim, Seed};
+
+    let sim = PlaneSim::start(Seed::from_json(&seed().to_string()).unwrap()).unwrap();
+    let mut addresses = vec![std::net::IpAddr::from([127, 0, 0, 1])];
+    match downgrade::non_loopback_address() {
+        Some(address) => addresses.push(address),
+        None => eprintln!("no non-loopback address on this machine: loopback only"),
+    }
+    let password = "s3cret-over-tls-only";
+    let basic = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("alice:{password}"),
+    );
+    for address in addresses {
+        for lure in [Lure::Redirect, Lure::Principal] {
+            let label = format!("{address} {lure:?}");
+            let front = DowngradingFront::start(address, lure).expect("the listeners start");
+            let scratch = std::env::temp_dir().join(format!(
+                "calplanebot-downgrade-test-{}-{address}-{lure:?}",
+                std::process::id()
+            ));
+            let child = std::process::Command::new(env!("CARGO_BIN_EXE_calplanebot"))
+                .args(sync_args(&["--retries", "0"]))
+                .env_clear()
+                .env("PLANE_BASE_URL", sim.base_url())
+                .env("PLANE_API_TOKEN", sim.token())
+                .env("PLANE_WORKSPACE_SLUG", sim.workspace_slug())
+                .env(
+                    "CALDAV_URL",
+                    format!("{}/.well-known/caldav", front.https_url()),
+                )
+                .env("CALDAV_USERNAME", "alice")
+                .env("CALDAV_PASSWORD", password)
+                .env("CALDAV_CA_FILE", front.ca_file())
+                .env("CALPLANEBOT_LOCK_FILE", scratch.join("lock"))
+                .env("CALPLANEBOT_CACHE_DIR", scratch.join("cache"))
+                .env("RUST_LOG", "trace")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("the binary runs");
+            let run = finish(child, &label);
+            let _ = std::fs::remove_dir_all(&scratch);
+
+            let plain = front.plain_requests();
+            let carrying: Vec<_> = plain.iter().filter(|r| r.authorization.is_some()).collect();
+            assert_eq!(
+                carrying,
+                Vec::<&downgrade::Seen>::new(),
+                "{label}: credentials over plain HTTP; stderr:\n{}",
+                run.stderr
+            );
+            assert_eq!(plain, [], "{label}: nothing at all goes over plain HTTP");
+            // The client had the credentials to lose: it sent them over TLS, where they belong.
+            let https = front.https_requests();
+            assert!(!https.is_empty(), "{label}");
+            assert!(
+                https
+                    .iter()
+                    .all(|r| r.authorization.as_deref() == Some(&format!("Basic {basic}"))),
+                "{label}: {https:?}"
+            );
+            assert_eq!(run.code, 5, "{label}: {}", run.stderr);
+            for expected in [
+                "from https:// down to plain http://",
+                "'overwriteprotocol' => 'https'",
+                "set CALDAV_URL to the https:// URL",
+                &front.plain_url(),
+            ] {
+                assert!(
+                    run.stderr.contains(expected),
+                    "{label}: {expected:?} in {}",
+                    run.stderr
+                );
+            }
+            for secret in [password, basic.as_str()] {
+                assert!(!run.stdout.contains(secret), "{label}: a secret on stdout");
+                assert!(!run.stderr.contains(secret), "{label}: a secret on stderr");
+            }
+        }
+    }
+}
+
 on_both_servers!(an_issue_with_an_unknown_enum_value_is_skipped_and_keeps_its_event);
 /// Case 15a: an issue whose priority is a value calplanebot does not know is skipped with a
 /// warning naming it, and its event is kept as it is; the rest of the project syncs (a deleted

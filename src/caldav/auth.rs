@@ -1,11 +1,15 @@
 //! HTTP authentication towards the CalDAV server: Basic (RFC 7617) and Digest (RFC 7616),
 //! chosen from the server's `WWW-Authenticate` challenge, Digest preferred over Basic.
 //!
-//! Credentials go out before the server asks only where that cannot expose them: over HTTPS,
-//! or to a loopback host. Elsewhere (plain HTTP, which needs `--allow-insecure-http`) the first
-//! request carries no credentials and the server's 401 names the scheme. Over HTTPS and loopback
-//! Basic is sent at once, which saves a round trip per run; a server that wants Digest answers
-//! it with a 401 and its challenge, and every later request of the run uses Digest.
+//! What a request may carry is decided by the URL it goes to ([`channel`]), for every request:
+//! the configured URLs, and also the redirects and hrefs the server hands back, which may name
+//! another scheme. Over HTTPS or to a loopback host credentials go with the first request
+//! (Basic, which saves a round trip per run; a server that wants Digest answers it with a 401
+//! and its challenge, and every later request of the run uses Digest). Plain HTTP to any other
+//! host is refused outright unless the operator passed `--allow-insecure-http` — no request at
+//! all, so neither Basic nor a Digest answer goes out (Digest does not reveal the password, but
+//! one rule for every scheme is easier to trust); with it, credentials go only after the server
+//! asked for them.
 
 use std::cell::RefCell;
 use std::sync::Mutex;
@@ -36,10 +40,33 @@ pub enum Verdict {
     Unsupported(String),
 }
 
+/// How exposed a request is, judged from its own URL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Channel {
+    /// HTTPS, or plain HTTP to a loopback host: credentials may go before the server asks.
+    Private,
+    /// Plain HTTP to another host, which the operator allowed (`--allow-insecure-http`):
+    /// credentials go only once the server has asked for them.
+    Exposed,
+    /// Plain HTTP to another host, not allowed: the request must not be sent at all.
+    Forbidden,
+}
+
+/// The plain-HTTP rule for one request URL (`config::is_insecure` says what is plain HTTP to
+/// a host that is not loopback).
+pub fn channel(url: &str, allow_insecure_http: bool) -> Channel {
+    match (crate::config::is_insecure(url), allow_insecure_http) {
+        (false, _) => Channel::Private,
+        (true, true) => Channel::Exposed,
+        (true, false) => Channel::Forbidden,
+    }
+}
+
 /// The credentials and what the server said it wants. Shared by every request of a run.
 pub struct Auth {
     username: String,
     password: Secret,
+    allow_insecure_http: bool,
     state: Mutex<State>,
 }
 
@@ -97,26 +124,45 @@ impl Challenge {
 }
 
 impl Auth {
-    pub fn new(username: &str, password: &Secret) -> Auth {
+    pub fn new(username: &str, password: &Secret, allow_insecure_http: bool) -> Auth {
         Auth {
             username: username.to_string(),
             password: password.clone(),
+            allow_insecure_http,
             state: Mutex::new(State::Unknown),
         }
+    }
+
+    /// [`channel`] under this run's `--allow-insecure-http`.
+    pub fn channel(&self, url: &str) -> Channel {
+        channel(url, self.allow_insecure_http)
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The `Authorization` value for one request (`None`: send none), and what it carries.
-    /// Every call counts as one request towards the Digest nonce count.
+    /// The `Authorization` value for one request to `url` (`None`: send none), and what it
+    /// carries. Decided per request from the URL's [`Channel`] and what the server asked for
+    /// so far: a Basic challenge met once is no licence to send Basic wherever the run goes.
+    /// Every call that returns Digest counts as one request towards the nonce count.
     pub fn authorization(&self, method: &str, url: &str) -> (Option<Secret>, Sent) {
+        let channel = self.channel(url);
         let mut state = self.state();
-        match &mut *state {
-            State::Unknown if crate::config::is_insecure(url) => (None, Sent::Nothing),
-            State::Unknown | State::Basic => (Some(self.basic()), Sent::Basic),
-            State::Digest(session) => {
+        match (channel, &mut *state) {
+            // `DavClient::send` refuses such a request before building it; nothing for it here
+            // either, whatever the server asked for before.
+            (Channel::Forbidden, _) => (None, Sent::Nothing),
+            // Unencrypted and nobody asked yet: the server's 401 names the scheme first.
+            (Channel::Exposed, State::Unknown) => (None, Sent::Nothing),
+            // Encrypted (or loopback) and nobody asked yet: Basic at once saves a round trip.
+            (Channel::Private, State::Unknown)
+            // The server asked for Basic; on an exposed channel the operator accepted that.
+            | (Channel::Private | Channel::Exposed, State::Basic) => {
+                (Some(self.basic()), Sent::Basic)
+            }
+            // The server asked for Digest.
+            (Channel::Private | Channel::Exposed, State::Digest(session)) => {
                 session.nc = session.nc.wrapping_add(1);
                 let header = digest_authorization(
                     &session.challenge,
@@ -557,7 +603,7 @@ mod tests {
         let sha = r#"Digest realm="calplanebot-test", charset="UTF-8", algorithm=SHA-256, nonce="6b02ae0b:2d08ad43f6764d3cbf8401f14f6afbf42d156f728ebecbb6a874c75bb25e3f49", qop="auth""#;
         let stale = r#"Digest realm="calplanebot-test", charset="UTF-8", algorithm=SHA-256, nonce="6b02ae0b:b249844404647bab2e8737b347604620b3102ab298874bc5cab0fe82e6e23f0a", qop="auth", stale=true"#;
         for basic in [radicale, xandikos] {
-            let auth = Auth::new("alice", &Secret::new("pw"));
+            let auth = Auth::new("alice", &Secret::new("pw"), false);
             assert_eq!(auth.challenged([basic], &Sent::Basic), Verdict::Refused);
             assert_eq!(auth.challenged([basic], &Sent::Nothing), Verdict::Retry);
         }
@@ -567,7 +613,7 @@ mod tests {
             (vec![sha], "SHA-256"),
             (vec![md5, sha], "SHA-256"),
         ] {
-            let auth = Auth::new("alice", &Secret::new("pw"));
+            let auth = Auth::new("alice", &Secret::new("pw"), false);
             assert_eq!(
                 auth.challenged(offered.clone(), &Sent::Basic),
                 Verdict::Retry
@@ -585,7 +631,7 @@ mod tests {
             };
             assert!(nonce.starts_with("6b02ae0b:"));
         }
-        let auth = Auth::new("alice", &Secret::new("pw"));
+        let auth = Auth::new("alice", &Secret::new("pw"), false);
         assert_eq!(auth.challenged([sha], &Sent::Basic), Verdict::Retry);
         let (_, sent) = auth.authorization("GET", "http://127.0.0.1:1/");
         assert_eq!(auth.challenged([stale], &sent), Verdict::Retry);
@@ -623,7 +669,7 @@ mod tests {
 
     #[test]
     fn digest_is_preferred_and_the_strongest_algorithm_wins() {
-        let auth = Auth::new("alice", &Secret::new("pw"));
+        let auth = Auth::new("alice", &Secret::new("pw"), false);
         let offered = [
             r#"Basic realm="r""#,
             r#"Digest realm="r", nonce="n1", algorithm=MD5, qop="auth""#,
@@ -649,7 +695,7 @@ mod tests {
 
     #[test]
     fn a_refused_digest_is_not_retried_unless_the_nonce_went_stale() {
-        let auth = Auth::new("alice", &Secret::new("pw"));
+        let auth = Auth::new("alice", &Secret::new("pw"), false);
         let first = header(r#"Digest realm="r", nonce="n1", qop="auth""#);
         assert_eq!(
             auth.challenged(first.iter().map(String::as_str), &Sent::Nothing),
@@ -672,7 +718,7 @@ mod tests {
 
     #[test]
     fn basic_goes_first_only_over_https_or_to_loopback() {
-        let auth = Auth::new("alice", &Secret::new("pw"));
+        let auth = Auth::new("alice", &Secret::new("pw"), true);
         for url in [
             "https://dav.example.com/",
             "http://127.0.0.1:5232/",
@@ -697,9 +743,66 @@ mod tests {
         assert_eq!(auth.challenged(basic, &Sent::Basic), Verdict::Refused);
     }
 
+    /// The plain-HTTP rule, per request URL: only plain HTTP to a host that is not loopback is
+    /// exposed, and it is forbidden unless the operator allowed it.
+    #[test]
+    fn the_channel_of_a_request_comes_from_its_own_url() {
+        for allowed in [false, true] {
+            for url in [
+                "https://dav.example.com/remote.php/dav/",
+                "https://10.0.0.5:8443/",
+                "http://127.0.0.1:5232/alice/",
+                "http://localhost:8080/",
+                "http://[::1]/",
+            ] {
+                assert_eq!(channel(url, allowed), Channel::Private, "{url}");
+            }
+        }
+        for url in [
+            "http://dav.example.com/remote.php/dav/",
+            "http://192.0.2.2:8080/",
+            "http://user@127.0.0.1@dav.example.com/",
+        ] {
+            assert_eq!(channel(url, false), Channel::Forbidden, "{url}");
+            assert_eq!(channel(url, true), Channel::Exposed, "{url}");
+        }
+    }
+
+    /// Issue 12, point 5: once the server asked for Basic (or Digest) over HTTPS, a plain-HTTP
+    /// URL of another host the run meets later (a redirect, an href) still gets nothing unless
+    /// the operator allowed plain HTTP — the challenge is no licence for the rest of the run.
+    #[test]
+    fn a_challenge_does_not_carry_credentials_to_a_forbidden_url() {
+        let plain = "http://dav.example.com/remote.php/dav/";
+        let https = "https://dav.example.com/remote.php/dav/";
+        let digest = r#"Digest realm="r", nonce="n", qop="auth""#;
+        for challenge in [r#"Basic realm="r""#, digest] {
+            let auth = Auth::new("alice", &Secret::new("pw"), false);
+            assert_eq!(auth.challenged([challenge], &Sent::Nothing), Verdict::Retry);
+            assert!(
+                auth.authorization("PROPFIND", https).0.is_some(),
+                "{challenge}"
+            );
+            assert_eq!(
+                auth.authorization("PROPFIND", plain),
+                (None, Sent::Nothing),
+                "{challenge}"
+            );
+            let allowed = Auth::new("alice", &Secret::new("pw"), true);
+            assert_eq!(
+                allowed.challenged([challenge], &Sent::Nothing),
+                Verdict::Retry
+            );
+            assert!(
+                allowed.authorization("PROPFIND", plain).0.is_some(),
+                "{challenge}"
+            );
+        }
+    }
+
     #[test]
     fn unsupported_schemes_and_digest_variants_are_named_or_skipped() {
-        let auth = Auth::new("alice", &Secret::new("pw"));
+        let auth = Auth::new("alice", &Secret::new("pw"), false);
         assert_eq!(
             auth.challenged(["Bearer realm=\"x\", NTLM"], &Sent::Basic),
             Verdict::Unsupported("bearer, ntlm".into())

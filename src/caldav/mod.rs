@@ -69,10 +69,31 @@ pub enum CalDavError {
     Certificate { url: String, source: ureq::Error },
     #[error("not sending {method} {url}: the CalDAV server stopped answering earlier in this run")]
     GaveUp { method: &'static str, url: String },
+    #[error(
+        "not sending {method} {url}: it is plain http:// to a host that is not loopback, and the CalDAV credentials would cross the network unencrypted; use https://, or pass --allow-insecure-http (CALPLANEBOT_ALLOW_INSECURE_HTTP=1) to accept that"
+    )]
+    Insecure { method: &'static str, url: String },
+    #[error(
+        "the CalDAV server's answer for {from} {what} {to}: from https:// down to plain http://, which calplanebot never follows (the credentials and the calendars would cross the network unencrypted); make the server name its https:// URLs (Nextcloud behind a TLS proxy: 'overwriteprotocol' => 'https' in config.php), or set CALDAV_URL to the https:// URL"
+    )]
+    Downgrade {
+        from: String,
+        what: &'static str,
+        to: String,
+    },
+    #[error(
+        "the CalDAV server's answer for {from} {what} {to}, on another host: calplanebot sends the CalDAV credentials only to the host of CALDAV_URL (or CALDAV_CALENDAR_URL); if you trust that host, set CALDAV_URL to that URL"
+    )]
+    OtherHost {
+        from: String,
+        what: &'static str,
+        to: String,
+    },
 }
 
 impl CalDavError {
-    /// Errors that make the whole run pointless: server unreachable, credentials refused.
+    /// Errors that make the whole run pointless: server unreachable, credentials refused, a
+    /// request that may not carry them.
     pub fn is_fatal(&self) -> bool {
         matches!(
             self,
@@ -81,6 +102,7 @@ impl CalDavError {
                 | CalDavError::AuthScheme { .. }
                 | CalDavError::Certificate { .. }
                 | CalDavError::GaveUp { .. }
+                | CalDavError::Insecure { .. }
         )
     }
 }
@@ -151,7 +173,7 @@ impl DavClient {
     ) -> DavClient {
         DavClient {
             agent: crate::http::agent(network, roots),
-            auth: auth::Auth::new(username, password),
+            auth: auth::Auth::new(username, password, network.allow_insecure_http),
             retry: Retry::new(
                 network,
                 network.retry_delay.max(std::time::Duration::from_secs(1)),
@@ -166,6 +188,11 @@ impl DavClient {
     ///
     /// A 401 that asks for another scheme (Digest), or says the Digest nonce went stale, is
     /// answered by sending the request again with the credentials the server asked for.
+    ///
+    /// Every CalDAV request goes through here, so this is where the plain-HTTP rule holds for
+    /// every URL, whoever named it (issue 12): a request to plain http:// of a host that is not
+    /// loopback is not sent at all without `--allow-insecure-http`, and what a request carries
+    /// is decided from its own URL ([`auth::Auth::authorization`]).
     fn send(
         &self,
         method: &'static str,
@@ -176,6 +203,12 @@ impl DavClient {
     ) -> Result<Reply, CalDavError> {
         if self.breaker.is_open() {
             return Err(CalDavError::GaveUp {
+                method,
+                url: url.to_string(),
+            });
+        }
+        if self.auth.channel(url) == auth::Channel::Forbidden {
+            return Err(CalDavError::Insecure {
                 method,
                 url: url.to_string(),
             });
@@ -313,8 +346,9 @@ impl DavClient {
     /// Finds where events go from whatever URL the operator pasted: the server root,
     /// `/.well-known/caldav` (RFC 6764 §6), the principal (RFC 5397), the calendar home
     /// (RFC 4791 §6.2.1), or one calendar. Redirects are followed by hand, re-sending the
-    /// PROPFIND (an HTTP client would turn it into a GET without credentials), and only within
-    /// the same host.
+    /// PROPFIND (an HTTP client would turn it into a GET without credentials). Redirects and
+    /// the principal and home the server names are followed only within the same host and
+    /// never from https:// down to http:// ([`follow`]).
     ///
     /// Requests: one when the URL is a calendar or a principal that is its own home (Radicale's
     /// `/alice/`), two otherwise, plus one per redirect.
@@ -340,10 +374,10 @@ impl DavClient {
                 let location = reply.header("Location").ok_or_else(|| {
                     discovery(format!("HTTP {} without a Location", reply.status))
                 })?;
-                let next = resolve(&url, location);
-                if host_of(&next) != host_of(&url) || redirects.len() >= MAX_REDIRECTS {
+                let next = follow_link(&url, "redirects to", location)?;
+                if redirects.len() >= MAX_REDIRECTS {
                     return Err(discovery(format!(
-                        "redirected to {next}, which calplanebot does not follow (another host, or too many redirects); set CALDAV_URL to it"
+                        "redirected to {next}, one redirect too many; set CALDAV_URL to it"
                     )));
                 }
                 redirects.push(next.clone());
@@ -352,7 +386,7 @@ impl DavClient {
             }
             break propfind_answer(&url, &reply)?;
         };
-        let (principal, step) = classify(&url, &responses);
+        let (principal, step) = classify(&url, &responses)?;
         let found = |target: Target| Discovery {
             url: url.clone(),
             redirects: redirects.clone(),
@@ -368,10 +402,11 @@ impl DavClient {
             .iter()
             .find_map(|r| r.calendar_home_set.as_deref())
         {
-            Some(home) => Ok(found(Target::Home(with_slash(resolve(
+            Some(home) => Ok(found(Target::Home(with_slash(follow_link(
                 &principal_url,
+                "names as the calendar home",
                 home,
-            ))))),
+            )?)))),
             None => Err(discovery(format!(
                 "the principal {principal_url} names no calendar-home-set"
             ))),
@@ -382,15 +417,17 @@ impl DavClient {
     pub fn calendars(&self, home: &str) -> Result<Vec<Calendar>, CalDavError> {
         let responses = self.propfind(home, "1", xml::PROPFIND_CALENDARS)?;
         let home_path = xml::href_path(home);
-        Ok(responses
+        responses
             .into_iter()
             .filter(|r| r.is_calendar && !same_path(&xml::href_path(&r.href), &home_path))
-            .map(|r| Calendar {
-                url: with_slash(resolve(home, &r.href)),
-                displayname: r.displayname,
-                components: r.supported_components,
+            .map(|r| {
+                Ok(Calendar {
+                    url: with_slash(follow_link(home, "lists the calendar", &r.href)?),
+                    displayname: r.displayname,
+                    components: r.supported_components,
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// MKCALENDAR with a displayname, VEVENT only (RFC 4791 §5.3.1).
@@ -465,19 +502,21 @@ impl DavClient {
     /// RFC 4791 §7.8): how a UID conflict on create finds the object that holds the UID.
     pub fn find_uid(&self, calendar: &str, uid: &str) -> Result<Vec<StoredEvent>, CalDavError> {
         let responses = self.report(calendar, xml::calendar_query_uid_body(uid, true))?;
-        Ok(responses
-            .into_iter()
-            .filter_map(|r| {
-                let data = r.calendar_data?;
-                // The server's text-match may be a substring or case-insensitive match.
-                let fields = crate::event::read_event(&data).ok()?;
-                (fields.uid == uid).then(|| StoredEvent {
-                    url: resolve(calendar, &r.href),
+        let mut found = Vec::new();
+        for r in responses {
+            let Some(data) = r.calendar_data else {
+                continue;
+            };
+            // The server's text-match may be a substring or case-insensitive match.
+            if crate::event::read_event(&data).is_ok_and(|fields| fields.uid == uid) {
+                found.push(StoredEvent {
+                    url: follow_link(calendar, "holds the event at", &r.href)?,
                     etag: r.etag,
                     data,
-                })
-            })
-            .collect())
+                });
+            }
+        }
+        Ok(found)
     }
 
     /// PROPPATCH of the displayname (a project was renamed). A 207 answer says per property
@@ -536,7 +575,7 @@ impl DavClient {
         ours: impl Fn(&str) -> bool,
         uid_marker: &str,
     ) -> Result<Vec<StoredEvent>, CalDavError> {
-        let (mut hrefs, others): (Vec<String>, Vec<String>) = self
+        let (mut ours_by_name, others): (Vec<String>, Vec<String>) = self
             .member_hrefs(calendar)?
             .into_iter()
             .partition(|href| ours(last_segment(&xml::href_path(href))));
@@ -544,7 +583,7 @@ impl DavClient {
             let others: std::collections::HashSet<String> =
                 others.iter().map(|h| xml::href_path(h)).collect();
             match self.uid_holders(calendar, uid_marker) {
-                Ok(holders) => hrefs.extend(
+                Ok(holders) => ours_by_name.extend(
                     holders
                         .into_iter()
                         .filter(|h| others.contains(&xml::href_path(h))),
@@ -555,17 +594,23 @@ impl DavClient {
                 ),
             }
         }
+        // Each href as the server spelled it (what the multiget asks for), and where it leads:
+        // all checked before anything is asked for, or later written to.
+        let hrefs: Vec<(String, String)> = ours_by_name
+            .into_iter()
+            .map(|href| follow_link(calendar, "lists the event", &href).map(|url| (href, url)))
+            .collect::<Result<_, CalDavError>>()?;
         let mut events = Vec::with_capacity(hrefs.len());
         for batch in hrefs.chunks(MULTIGET_BATCH) {
             let responses = self.report(
                 calendar,
-                xml::calendar_multiget_body(batch.iter().map(String::as_str)),
+                xml::calendar_multiget_body(batch.iter().map(|(href, _)| href.as_str())),
             )?;
             // QUIRK: Radicale answers `@` as `%40`, Xandikos raw: match decoded paths.
             let by_path: std::collections::HashMap<String, &DavResponse> =
                 responses.iter().map(|r| (path_key(&r.href), r)).collect();
             let mut missing = 0;
-            for href in batch {
+            for (href, url) in batch {
                 match by_path.get(&path_key(href)).copied() {
                     Some(r) if r.status.is_some_and(|s| s == 404) => {
                         // Deleted between the PROPFIND and the REPORT: it is gone.
@@ -575,7 +620,7 @@ impl DavClient {
                         etag,
                         ..
                     }) => events.push(StoredEvent {
-                        url: resolve(calendar, href),
+                        url: url.clone(),
                         etag: etag.clone(),
                         data: data.clone(),
                     }),
@@ -735,18 +780,20 @@ enum Step {
 }
 
 /// Reads the answer to [`xml::PROPFIND_DISCOVERY`] at `url` (after redirects): the principal
-/// the server names, and what `url` is.
-fn classify(url: &str, responses: &[DavResponse]) -> (Option<String>, Step) {
+/// the server names, and what `url` is. A principal to ask or a home that [`follow`] refuses is
+/// an error; a principal that is only named (the URL is a calendar or a principal) is not
+/// followed, so it is only resolved, for `check` to show.
+fn classify(url: &str, responses: &[DavResponse]) -> Result<(Option<String>, Step), CalDavError> {
     // Depth 0 answers describe the URL itself; a server may add others, which say nothing.
     let path = xml::href_path(url);
     let own = responses
         .iter()
         .find(|r| same_path(&xml::href_path(&r.href), &path))
         .or(responses.first());
-    let principal = responses
+    let named = responses
         .iter()
-        .find_map(|r| r.current_user_principal.as_deref())
-        .map(|href| resolve(url, href));
+        .find_map(|r| r.current_user_principal.as_deref());
+    let principal = named.map(|href| resolve(url, href));
     let step = if let Some(calendar) = own.filter(|r| r.is_calendar) {
         Step::Found(Target::Calendar(Calendar {
             url: with_slash(url.to_string()),
@@ -755,15 +802,64 @@ fn classify(url: &str, responses: &[DavResponse]) -> (Option<String>, Step) {
         }))
     } else if let Some(home) = own.and_then(|r| r.calendar_home_set.as_deref()) {
         // The URL is a principal (or a server answering for the current user anywhere).
-        Step::Found(Target::Home(with_slash(resolve(url, home))))
-    } else if let Some(principal) = &principal {
-        Step::AskPrincipal(principal.clone())
+        Step::Found(Target::Home(with_slash(follow_link(
+            url,
+            "names as the calendar home",
+            home,
+        )?)))
+    } else if let Some(href) = named {
+        Step::AskPrincipal(follow_link(
+            url,
+            "names as the current user's principal",
+            href,
+        )?)
     } else {
         // Neither principal nor home named: the URL may be the home of a server without
         // RFC 5397, the form older servers documented.
         Step::Found(Target::Home(with_slash(url.to_string())))
     };
-    (principal, step)
+    Ok((principal, step))
+}
+
+/// Why a URL the server handed back is not followed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unfollowable {
+    /// From `https://` down to `http://`: whatever the host, the credentials (or the calendars)
+    /// would cross unencrypted where the operator asked for encryption.
+    Downgrade,
+    /// Another host: the credentials go only where the operator pointed calplanebot.
+    OtherHost,
+}
+
+/// Where a URL the server handed back — a redirect's `Location`, the principal, the calendar
+/// home, a calendar or event href — leads from `base`, the URL whose answer held it: resolved
+/// against `base`, and only if it stays on `base`'s host and does not step down from
+/// `https://` to `http://` (an upgrade from `http://` is fine). Hosts compare without the port.
+///
+/// Every URL a run sends a request to is configured by the operator, or reached from one
+/// through this check, so credentials only ever go to the configured hosts; `DavClient::send`
+/// then applies the plain-HTTP rule to each request's own URL.
+pub fn follow(base: &str, href: &str) -> Result<String, Unfollowable> {
+    let next = resolve(base, href);
+    if host_of(&next) != host_of(base) {
+        return Err(Unfollowable::OtherHost);
+    }
+    if base.starts_with("https://") && !next.starts_with("https://") {
+        return Err(Unfollowable::Downgrade);
+    }
+    Ok(next)
+}
+
+/// [`follow`], with the refusal as the error that tells the operator what to do. `what` says
+/// what the answer did: "redirects to", "names as the calendar home", …
+fn follow_link(base: &str, what: &'static str, href: &str) -> Result<String, CalDavError> {
+    follow(base, href).map_err(|why| {
+        let (from, to) = (base.to_string(), resolve(base, href));
+        match why {
+            Unfollowable::Downgrade => CalDavError::Downgrade { from, what, to },
+            Unfollowable::OtherHost => CalDavError::OtherHost { from, what, to },
+        }
+    })
 }
 
 /// `scheme://authority` of an absolute URL.
@@ -889,7 +985,7 @@ mod tests {
         ];
         for (server, fixture, path, expected) in cases {
             let responses = fixture_responses(server, fixture);
-            let (named, step) = classify(&format!("{base}{path}"), &responses);
+            let (named, step) = classify(&format!("{base}{path}"), &responses).expect("followed");
             assert_eq!(named, principal, "{server} {fixture}");
             assert_eq!(step, expected, "{server} {fixture}");
         }
@@ -898,7 +994,7 @@ mod tests {
             ("xandikos", "/alice/calendars/team/"),
         ] {
             let responses = fixture_responses(server, "09-discovery-calendar.xml");
-            let (_, step) = classify(&format!("{base}{path}"), &responses);
+            let (_, step) = classify(&format!("{base}{path}"), &responses).expect("followed");
             let Step::Found(Target::Calendar(calendar)) = step else {
                 panic!("{server}: a calendar URL is a calendar, got {step:?}");
             };
@@ -937,12 +1033,147 @@ mod tests {
     fn a_server_without_principals_makes_the_url_the_home() {
         let answer = r#"<?xml version="1.0"?><d:multistatus xmlns:d="DAV:"><d:response><d:href>/dav/</d:href><d:propstat><d:prop><d:resourcetype><d:collection/></d:resourcetype></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response></d:multistatus>"#;
         let responses = xml::parse_multistatus(answer).expect("parses");
-        let (principal, step) = classify("http://127.0.0.1:1/dav", &responses);
+        let (principal, step) = classify("http://127.0.0.1:1/dav", &responses).expect("followed");
         assert_eq!(principal, None);
         assert_eq!(
             step,
             Step::Found(Target::Home("http://127.0.0.1:1/dav/".into()))
         );
+    }
+
+    /// Issue 12, point 5: what a server hands back is followed only on the same host and never
+    /// from https:// down to http://, whatever the form of the href.
+    #[test]
+    fn links_stay_on_the_host_and_never_step_down_to_plain_http() {
+        let https = "https://cloud.example.com/.well-known/caldav";
+        for (href, expected) in [
+            (
+                "/remote.php/dav/",
+                "https://cloud.example.com/remote.php/dav/",
+            ),
+            ("dav/", "https://cloud.example.com/.well-known/dav/"),
+            (
+                "https://Cloud.Example.com:8443/dav/",
+                "https://Cloud.Example.com:8443/dav/",
+            ),
+        ] {
+            assert_eq!(follow(https, href).as_deref(), Ok(expected), "{href}");
+        }
+        // The Nextcloud behind a TLS proxy without `overwriteprotocol`.
+        for href in [
+            "http://cloud.example.com/remote.php/dav/",
+            "http://cloud.example.com:443/remote.php/dav/",
+        ] {
+            assert_eq!(follow(https, href), Err(Unfollowable::Downgrade), "{href}");
+        }
+        // Loopback is no exception to the downgrade rule.
+        assert_eq!(
+            follow("https://127.0.0.1:8443/", "http://127.0.0.1:8080/"),
+            Err(Unfollowable::Downgrade)
+        );
+        for href in [
+            "https://p42-caldav.example.com/123/calendars/",
+            "http://evil.example/",
+            "https://cloud.example.com@evil.example/",
+        ] {
+            assert_eq!(follow(https, href), Err(Unfollowable::OtherHost), "{href}");
+        }
+        // An upgrade is fine, and so is plain HTTP where it started.
+        let plain = "http://127.0.0.1:5232/";
+        assert_eq!(
+            follow(plain, "https://127.0.0.1:8443/alice/").as_deref(),
+            Ok("https://127.0.0.1:8443/alice/")
+        );
+        assert_eq!(
+            follow(plain, "/alice/").as_deref(),
+            Ok("http://127.0.0.1:5232/alice/")
+        );
+    }
+
+    /// A principal or calendar home named on plain HTTP or on another host ends discovery with
+    /// an error that says what to do, before any request goes there.
+    #[test]
+    fn discovery_refuses_a_principal_or_home_it_must_not_follow() {
+        let answer = |prop: &str| {
+            format!(
+                r#"<?xml version="1.0"?><d:multistatus xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:response><d:href>/</d:href><d:propstat><d:prop>{prop}</d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response></d:multistatus>"#
+            )
+        };
+        let base = "https://cloud.example.com/";
+        let cases = [
+            (
+                "<d:current-user-principal><d:href>http://cloud.example.com/alice/</d:href></d:current-user-principal>",
+                "'overwriteprotocol' => 'https'",
+            ),
+            (
+                "<c:calendar-home-set><d:href>http://cloud.example.com/alice/</d:href></c:calendar-home-set>",
+                "set CALDAV_URL to the https:// URL",
+            ),
+            (
+                "<c:calendar-home-set><d:href>https://other.example/alice/</d:href></c:calendar-home-set>",
+                "only to the host of CALDAV_URL",
+            ),
+        ];
+        for (prop, expected) in cases {
+            let responses = xml::parse_multistatus(&answer(prop)).expect("parses");
+            let error = classify(base, &responses).expect_err(prop).to_string();
+            assert!(error.contains(expected), "{error}");
+            assert!(
+                error.starts_with(
+                    "the CalDAV server's answer for https://cloud.example.com/ names as"
+                ),
+                "{error}"
+            );
+        }
+        // A principal that is only named, not asked, is not followed: no error.
+        let calendar = answer(
+            "<d:resourcetype><d:collection/><c:calendar/></d:resourcetype><d:current-user-principal><d:href>https://other.example/alice/</d:href></d:current-user-principal>",
+        );
+        let responses = xml::parse_multistatus(&calendar).expect("parses");
+        let (_, step) = classify(base, &responses).expect("a calendar");
+        assert!(matches!(step, Step::Found(Target::Calendar(_))), "{step:?}");
+    }
+
+    /// Issue 12, point 5: the plain-HTTP rule where every request passes. A request to plain
+    /// HTTP of a host that is not loopback is refused before anything is sent — whatever URL
+    /// it came from — unless the operator allowed plain HTTP.
+    #[test]
+    fn a_request_to_plain_http_of_a_remote_host_is_never_sent() {
+        let network = crate::config::Network {
+            retries: 0,
+            timeout: std::time::Duration::from_secs(5),
+            connect_timeout: std::time::Duration::from_secs(2),
+            ..crate::config::Network::default()
+        };
+        let password = Secret::new("pw-never-in-clear");
+        let dav = DavClient::new("alice", &password, &network, None);
+        let url = "http://dav.invalid/alice/calendars/team/";
+        let errors = [
+            dav.discover(url).map(drop).expect_err("refused"),
+            dav.calendar_at(url).map(drop).expect_err("refused"),
+            dav.put(&format!("{url}e.ics"), "", Precondition::Absent)
+                .map(drop)
+                .expect_err("refused"),
+            dav.delete(&format!("{url}e.ics"), "\"1\"")
+                .expect_err("refused"),
+        ];
+        for error in errors {
+            assert!(matches!(error, CalDavError::Insecure { .. }), "{error}");
+            assert!(error.is_fatal());
+            let text = error.to_string();
+            assert!(text.contains("--allow-insecure-http"), "{text}");
+            assert!(!text.contains(password.expose()), "{text}");
+        }
+        assert_eq!(dav.requests.get(), 0, "nothing was sent");
+        // Allowed: the request goes (and fails on the unresolvable host).
+        let allowed = crate::config::Network {
+            allow_insecure_http: true,
+            ..network
+        };
+        let dav = DavClient::new("alice", &password, &allowed, None);
+        let error = dav.calendar_at(url).expect_err("unreachable");
+        assert!(!matches!(error, CalDavError::Insecure { .. }), "{error}");
+        assert_eq!(dav.requests.get(), 1);
     }
 
     #[test]

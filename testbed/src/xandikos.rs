@@ -444,7 +444,7 @@ fn htpasswd_line(username: &str, password: &str) -> String {
 
 /// The Python interpreter a console script runs with, from its `#!` line (`#!/venv/bin/python`
 /// or `#!/usr/bin/env python3`); `None` if the file does not start with a Python `#!`.
-fn python_of(script: &Path) -> Option<PathBuf> {
+pub(crate) fn python_of(script: &Path) -> Option<PathBuf> {
     let mut first = String::new();
     BufReader::new(File::open(script).ok()?.take(1024))
         .read_line(&mut first)
