@@ -4,7 +4,7 @@
 //! `cron/` parse, run every five minutes, and report an overlapping run to syslog.
 //!
 //! `systemd-analyze` works on unit files without systemd running (CI runs in a container); the
-//! Debian package `systemd` brings it, and `.ci/run` installs it.
+//! Debian package `systemd` brings it, and `scripts/test` installs it.
 
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
@@ -76,7 +76,7 @@ where
         Ok(output) => output,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
             "systemd-analyze is not installed. These tests check the units in systemd/ with it; \
-             it comes with the Debian package `systemd`, which .ci/run installs \
+             it comes with the Debian package `systemd`, which scripts/test installs \
              (by hand: apt-get install systemd)"
         ),
         Err(e) => panic!("cannot run systemd-analyze: {e}"),
