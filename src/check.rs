@@ -272,7 +272,7 @@ fn configuration_summary(config: &Config) -> String {
     let webhook = if config.webhook_secret.is_some() {
         "webhook signatures checked"
     } else {
-        "PLANE_WEBHOOK_SECRET not set"
+        "PLANE_WEBHOOK_SECRET not set: `webhook` rejects every delivery"
     };
     format!("complete ({mode}; {webhook})")
 }
