@@ -145,11 +145,13 @@ mod tests {
     #[test]
     fn the_temp_file_is_opened_only_if_nothing_is_there() {
         let dir = scratch("exclusive");
-        let existing = dir.join("existing");
-        std::fs::write(&existing, "kept").unwrap();
-        let dangling = dir.join("dangling");
-        let target = dir.join("would-be-created");
+        let (existing, dangling, target) = (
+            dir.join("existing"),
+            dir.join("dangling"),
+            dir.join("would-be-created"),
+        );
         std::os::unix::fs::symlink(&target, &dangling).unwrap();
+        std::fs::write(&existing, "kept").unwrap();
         for path in [&existing, &dangling] {
             let error = open_new(path, 0o600).expect_err("exists");
             assert_eq!(error.kind(), io::ErrorKind::AlreadyExists, "{path:?}");

@@ -297,11 +297,6 @@ mod tests {
     use super::*;
     use crate::plane::Issue;
 
-    const HOME: &str = "http://dav/alice/";
-    const A: &str = "8063616e-4508-4635-b20d-f71dd7c779d3";
-    const B: &str = "11111111-2222-4333-8444-555555555555";
-    const ISSUE: &str = "9d577c4e-d35e-4940-9f10-02bd22540b3b";
-
     fn project(id: &str, name: &str) -> Project {
         Project {
             id: id.into(),
@@ -309,6 +304,12 @@ mod tests {
             name: name.into(),
         }
     }
+
+    const HOME: &str = "http://dav/alice/";
+    /// Two projects and an issue.
+    const A: &str = "8063616e-4508-4635-b20d-f71dd7c779d3";
+    const B: &str = "11111111-2222-4333-8444-555555555555";
+    const ISSUE: &str = "9d577c4e-d35e-4940-9f10-02bd22540b3b";
 
     fn calendar(url: &str, name: &str) -> Calendar {
         Calendar {
