@@ -6,7 +6,7 @@
 //! `--server radicale|xandikos|both`, `--plane-rate-limit N`, `--json`).
 //!
 //! Each run is the real calplanebot code in a child process of its own (this program re-runs
-//! itself with a hidden first argument and calls `calplanebot::cli::main`), so its CPU time and
+//! itself with a hidden first argument and calls `calplanebot::commands::main`), so its CPU time and
 //! peak RSS are its own: the child reads them from `/proc/self` just before it exits. Requests
 //! are counted where they arrive: by the Plane simulator, and by a counting proxy in front of
 //! the CalDAV server. Nothing is timed in-process except "local work": mapping and planning
@@ -18,9 +18,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use calplanebot::event::{self, MappingContext};
-use calplanebot::plan::{ActualEvent, CalendarJob, CalendarState, CalendarTarget, ProjectScope};
+use calplanebot::mapping::event::{self, MappingContext};
 use calplanebot::plane::{self, IssueItem};
+use calplanebot::reconcile::plan::{
+    ActualEvent, CalendarJob, CalendarState, CalendarTarget, ProjectScope,
+};
 use calplanebot_testbed::caldav_server::{CalDavServer, ServerKind};
 use calplanebot_testbed::plane_sim::{PlaneSim, Seed};
 use calplanebot_testbed::proxy::CountingProxy;
@@ -77,7 +79,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 fn child(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     let mut argv = vec!["calplanebot".to_string()];
     argv.extend_from_slice(args);
-    let code = calplanebot::cli::main(argv);
+    let code = calplanebot::commands::main(argv);
     if let Some(path) = std::env::var_os(STATS_ENV) {
         let status = std::fs::read_to_string("/proc/self/status")?;
         let peak_kib: u64 = status
@@ -553,7 +555,7 @@ fn local_work(n: usize) -> Value {
             copies: Vec::new(),
         };
         let planning = Instant::now();
-        let plan = calplanebot::plan::plan_changes(std::slice::from_ref(&job), "bench");
+        let plan = calplanebot::reconcile::plan::plan_changes(std::slice::from_ref(&job), "bench");
         let planned = planning.elapsed();
         assert!(plan.changes.is_empty(), "the steady state plans nothing");
         best[0] = best[0].min(ms(mapped));

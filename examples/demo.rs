@@ -108,7 +108,7 @@ impl Demo<'_> {
             self.radicale.password(),
         ]);
         let started = Instant::now();
-        let status = calplanebot::cli::main(argv);
+        let status = calplanebot::commands::main(argv);
         let seconds = started.elapsed().as_secs_f64();
         let plane = self.sim.requests();
         let caldav = self.proxy.counts();

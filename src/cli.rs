@@ -1,16 +1,13 @@
 //! The command line (clap derive): the doc comments below are the `--help` text.
 //!
 //! Every option also reads an environment variable (design.md, "Command line"); secrets never
-//! show their values in `--help`. [`main`] turns one `Result` into one exit status.
+//! show their values in `--help`. `commands::main` dispatches what was parsed here.
 
-use std::ffi::OsString;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::Config;
-use crate::exit::{HELP_TABLE, Status};
+use crate::exit::HELP_TABLE;
 
 /// Mirror every Plane issue that has a due date into CalDAV calendars as all-day events.
 ///
@@ -43,8 +40,8 @@ pub enum Command {
     #[command(after_help = HELP_TABLE)]
     Sync(SyncArgs),
     /// Reconcile what one Plane webhook delivery (read from stdin) is about: one issue, or one
-    /// project. Run by the `webhook` shim (see README); the signature is checked when
-    /// PLANE_WEBHOOK_SECRET is set.
+    /// project. Run by the `webhook` shim (see README); a delivery whose signature does not
+    /// check out against PLANE_WEBHOOK_SECRET is rejected.
     #[command(after_help = HELP_TABLE)]
     Webhook(WebhookArgs),
     /// Check the configuration, the Plane token and workspace, and the CalDAV server (reachable,
@@ -335,63 +332,9 @@ pub struct BehaviourArgs {
     pub allow_insecure_http: bool,
 }
 
-/// The whole program: parse, configure logging, run, map the outcome to an exit status.
-pub fn main<I, T>(args: I) -> ExitCode
-where
-    I: IntoIterator<Item = T>,
-    T: Into<OsString> + Clone,
-{
-    let cli = match Cli::try_parse_from(args) {
-        Ok(cli) => cli,
-        Err(err) => {
-            // --help and --version are "errors" to clap that exit 0.
-            let _ = err.print();
-            return if err.use_stderr() {
-                Status::Usage.into()
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
-    };
-    init_logging(cli.verbose, cli.quiet);
-    match &cli.command {
-        Command::Completions { shell } => {
-            let mut command = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(*shell, &mut command, "calplanebot", &mut std::io::stdout());
-            return ExitCode::SUCCESS;
-        }
-        Command::Man => {
-            return match man_page(&mut std::io::stdout()) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(error) => {
-                    log::error!("cannot write the man page: {error}");
-                    Status::Usage.into()
-                }
-            };
-        }
-        Command::Check => return crate::check::run(&cli.connection, &cli.behaviour).into(),
-        Command::Sync(_) | Command::Webhook(_) => {}
-    }
-    let config = match Config::from_args(&cli.connection, &cli.behaviour) {
-        Ok(config) => config,
-        Err(err) => {
-            log::error!("{err}");
-            return Status::Usage.into();
-        }
-    };
-    let status = match &cli.command {
-        Command::Sync(args) => crate::sync::run(&config, args),
-        Command::Webhook(args) => crate::webhook::run(&config, args),
-        Command::Check | Command::Completions { .. } | Command::Man => {
-            unreachable!("handled before the configuration is built")
-        }
-    };
-    status.into()
-}
-
 /// The man page: clap_mangen's sections plus an ENVIRONMENT section listing every variable
 /// (clap_mangen does not show `env`), in the order of `--help`.
-fn man_page(out: &mut dyn std::io::Write) -> std::io::Result<()> {
+pub fn man_page(out: &mut dyn std::io::Write) -> std::io::Result<()> {
     let command = <Cli as clap::CommandFactory>::command();
     let man = clap_mangen::Man::new(command.clone());
     man.render_title(out)?;
@@ -453,7 +396,7 @@ fn roff_text(text: &str) -> String {
 
 /// Logs go to stderr. `RUST_LOG` overrides `-v`/`-q`, but the HTTP crates stay at `warn`
 /// whatever it says: at trace level ureq would log the Authorization header (caldav.md).
-fn init_logging(verbose: u8, quiet: u8) {
+pub fn init_logging(verbose: u8, quiet: u8) {
     let default = match (verbose, quiet) {
         (0, 0) => "info",
         (1, _) => "debug",
@@ -470,7 +413,7 @@ fn init_logging(verbose: u8, quiet: u8) {
         builder.filter_module(noisy, log::LevelFilter::Warn);
     }
     let destination = log_destination();
-    crate::progress::enable(destination == LogDestination::Terminal && quiet == 0);
+    crate::support::progress::enable(destination == LogDestination::Terminal && quiet == 0);
     builder.write_style(match destination {
         // The journal colours lines itself; files and pipes get no escape codes.
         LogDestination::Journal | LogDestination::Other => env_logger::WriteStyle::Never,
@@ -485,7 +428,7 @@ fn init_logging(verbose: u8, quiet: u8) {
         use std::io::Write as _;
         let style = buf.default_level_style(record.level());
         let message = record.args().to_string();
-        let message = crate::render::escape_controls(&message);
+        let message = crate::reconcile::render::escape_controls(&message);
         if stamped {
             let time = buf.timestamp_seconds();
             writeln!(

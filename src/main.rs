@@ -1,5 +1,5 @@
-//! The `calplanebot` binary: a thin shell around [`calplanebot::cli::main`].
+//! The `calplanebot` binary: a thin shell around [`calplanebot::commands::main`].
 
 fn main() -> std::process::ExitCode {
-    calplanebot::cli::main(std::env::args_os())
+    calplanebot::commands::main(std::env::args_os())
 }

@@ -77,7 +77,7 @@ use serde_json::Value;
 use ureq::http;
 
 use crate::config::{Network, Secret};
-use crate::http::{Breaker, Counter, Reply, Retry};
+use crate::support::http::{Breaker, Counter, Reply, Retry};
 
 /// The fields a sync needs. Trimming with `fields` matters: the default output carries
 /// `description_binary` (plane-api.md §4). A field must be kept for `expand` to act on it.
@@ -529,7 +529,7 @@ pub struct PlaneClient {
 impl PlaneClient {
     pub fn new(base_url: &str, slug: &str, token: Secret, network: &Network) -> PlaneClient {
         PlaneClient {
-            agent: crate::http::agent(network, None),
+            agent: crate::support::http::agent(network, None),
             origin: base_url.trim_end_matches('/').to_string(),
             slug: slug.to_string(),
             token,

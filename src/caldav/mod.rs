@@ -10,7 +10,7 @@ pub mod xml;
 use ureq::http;
 
 use crate::config::{Network, Secret};
-use crate::http::{Breaker, Counter, Reply, Retry};
+use crate::support::http::{Breaker, Counter, Reply, Retry};
 use xml::{DavResponse, XmlError};
 
 /// Largest answer accepted for PROPFIND and REPORT: memory stays bounded whatever a server
@@ -172,7 +172,7 @@ impl DavClient {
         roots: Option<&[Vec<u8>]>,
     ) -> DavClient {
         DavClient {
-            agent: crate::http::agent(network, roots),
+            agent: crate::support::http::agent(network, roots),
             auth: auth::Auth::new(username, password, network.allow_insecure_http),
             retry: Retry::new(
                 network,
@@ -248,7 +248,7 @@ impl DavClient {
                     &what,
                 )
                 .map_err(|error| self.send_error(url, error))?;
-            if crate::http::is_unavailable_status(reply.status) {
+            if crate::support::http::is_unavailable_status(reply.status) {
                 // Still 502/503/504 after every attempt: the server or its gateway is down.
                 self.breaker.trip();
             }
@@ -280,13 +280,13 @@ impl DavClient {
         })
     }
 
-    fn send_error(&self, url: &str, error: crate::http::SendError) -> CalDavError {
+    fn send_error(&self, url: &str, error: crate::support::http::SendError) -> CalDavError {
         match error.source {
             ureq::Error::BodyExceedsLimit(limit) => CalDavError::Invalid {
                 url: url.to_string(),
                 reason: format!("the answer is larger than {} MiB", limit / (1024 * 1024)),
             },
-            _ if crate::http::is_certificate_error(&error.source) => {
+            _ if crate::support::http::is_certificate_error(&error.source) => {
                 self.breaker.trip();
                 CalDavError::Certificate {
                     url: url.to_string(),
@@ -508,7 +508,7 @@ impl DavClient {
                 continue;
             };
             // The server's text-match may be a substring or case-insensitive match.
-            if crate::event::read_event(&data).is_ok_and(|fields| fields.uid == uid) {
+            if crate::mapping::event::read_event(&data).is_ok_and(|fields| fields.uid == uid) {
                 found.push(StoredEvent {
                     url: follow_link(calendar, "holds the event at", &r.href)?,
                     etag: r.etag,

@@ -15,19 +15,19 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
-use crate::cache::CalendarCache;
 use crate::caldav::{self, DavClient, StoredEvent};
 use crate::cli::WebhookArgs;
+use crate::commands::sync::{self, Abort, Options, Selection};
 use crate::config::{Config, Secret};
-use crate::event::{self, MappingContext};
 use crate::exit::Status;
-use crate::placement::{self, Layout, Wanted};
-use crate::plan::{CalendarJob, CalendarState, CalendarTarget};
+use crate::mapping::event::{self, MappingContext};
 use crate::plane::{
     self, IssueItem, PlaneClient, PlaneError, Project, ProjectEntry, ProjectIssues,
 };
-use crate::render::Report;
-use crate::sync::{self, Abort, Options, Selection};
+use crate::reconcile::placement::{self, Layout, Wanted};
+use crate::reconcile::plan::{CalendarJob, CalendarState, CalendarTarget};
+use crate::reconcile::render::Report;
+use crate::support::cache::CalendarCache;
 
 /// Largest delivery accepted. Plane sends the whole issue, description included; a real one is
 /// a few kB.
@@ -234,7 +234,7 @@ pub fn run(config: &Config, args: &WebhookArgs) -> Status {
     let options = Options {
         dry_run: args.dry_run,
         format: args.format,
-        guard: crate::plan::GuardLimits {
+        guard: crate::reconcile::plan::GuardLimits {
             max_delete: args.guard.max_delete,
             max_percent: args.guard.max_delete_percent,
             force: false,

@@ -147,7 +147,7 @@ pub fn run(connection: &ConnectionArgs, behaviour: &BehaviourArgs) -> Status {
                 Check::Configuration,
                 configuration_summary(&config),
             )]);
-            let (plane, dav) = crate::sync::clients(&config);
+            let (plane, dav) = crate::commands::sync::clients(&config);
             record(plane_checks(&config, &plane));
             record(caldav_checks(&config, &dav));
         }
@@ -437,7 +437,9 @@ fn earlier_failure(error: &CalDavError) -> Option<Check> {
         CalDavError::Transport { .. } | CalDavError::Broken { .. } | CalDavError::GaveUp { .. } => {
             Some(Check::CalDavServer)
         }
-        CalDavError::Status { status, .. } if crate::http::is_unavailable_status(*status) => {
+        CalDavError::Status { status, .. }
+            if crate::support::http::is_unavailable_status(*status) =>
+        {
             Some(Check::CalDavServer)
         }
         CalDavError::Certificate { .. } => Some(Check::CalDavServer),

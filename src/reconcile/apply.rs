@@ -9,9 +9,9 @@
 use chrono::Utc;
 
 use crate::caldav::{CalDavError, DavClient, Precondition, StoredEvent};
-use crate::event::{self, ManagedFields};
-use crate::plan::{CalendarChange, Change, Plan};
-use crate::render::{Action, Failure, Report};
+use crate::mapping::event::{self, ManagedFields};
+use crate::reconcile::plan::{CalendarChange, Change, Plan};
+use crate::reconcile::render::{Action, Failure, Report};
 
 /// Applies `plan`, recording successes and failures in `report`. `workspace` is the run's
 /// scope mark: a re-read event is written only if it is still calplanebot's.
@@ -59,7 +59,7 @@ pub fn apply(
             }
         }
     }
-    let bar = crate::progress::bar(plan.changes.len(), "CalDAV");
+    let bar = crate::support::progress::bar(plan.changes.len(), "CalDAV");
     let one = |change: &Change| -> Result<Applied, String> {
         let result = if broken_calendars.contains(calendar_of(change.url())) {
             Err("its calendar could not be created".to_string())

@@ -13,9 +13,9 @@
 use std::collections::{BTreeMap, HashSet};
 
 use crate::caldav::{self, Calendar};
-use crate::event::{self, MappingContext};
-use crate::plan::{CalendarJob, CalendarState, CalendarTarget, ProjectScope};
+use crate::mapping::event::{self, MappingContext};
 use crate::plane::{self, Project, ProjectIssues};
+use crate::reconcile::plan::{CalendarJob, CalendarState, CalendarTarget, ProjectScope};
 
 /// Where a run's events live.
 #[derive(Clone, Debug, PartialEq, Eq)]

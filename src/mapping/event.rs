@@ -5,15 +5,15 @@
 //! so the plan compares parsed values, never bytes (servers reorder, refold and re-escape).
 //! [`render_new`] writes a complete object for a create; [`render_update`] rewrites only the
 //! managed properties of a stored object and keeps everything calendar users added (alarms,
-//! unknown properties with quoted parameters) byte-faithful, through [`crate::ics`].
+//! unknown properties with quoted parameters) byte-faithful, through [`crate::mapping::ics`].
 
 use std::fmt::Write as _;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
-use crate::html::html_to_text;
-use crate::ics::{self, Component, Property};
+use crate::mapping::html::html_to_text;
+use crate::mapping::ics::{self, Component, Property};
 use crate::plane::{Issue, Priority, Project, State, StateGroup, is_uuid};
 
 /// Our PRODID (RFC 5545 §3.7.3); exactly one per object.

@@ -7,16 +7,18 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write as _;
 use std::time::Instant;
 
-use crate::cache::CalendarCache;
 use crate::caldav::{self, CalDavError, DavClient, StoredEvent};
 use crate::cli::{Format, SyncArgs};
 use crate::config::Config;
-use crate::event::{self, MappingContext};
 use crate::exit::Status;
-use crate::placement::{self, Layout, Wanted};
-use crate::plan::{self, ActualEvent, CalendarJob, CalendarState, CalendarTarget, Change};
+use crate::mapping::event::{self, MappingContext};
 use crate::plane::{self, IssueItem, PlaneClient, PlaneError, Project, ProjectIssues};
-use crate::render::{self, Action, Report};
+use crate::reconcile::placement::{self, Layout, Wanted};
+use crate::reconcile::plan::{
+    self, ActualEvent, CalendarJob, CalendarState, CalendarTarget, Change,
+};
+use crate::reconcile::render::{self, Action, Report};
+use crate::support::cache::CalendarCache;
 
 /// Why a run stopped before it could plan anything.
 #[derive(Debug, thiserror::Error)]
@@ -97,9 +99,12 @@ pub fn run(config: &Config, args: &SyncArgs) -> Status {
         && !args.dry_run
         && status != Status::LockBusy
     {
-        let run =
-            crate::metrics::RunMetrics::from_report(start, status.code(), outcome.report.as_ref());
-        crate::metrics::write(path, &run);
+        let run = crate::support::metrics::RunMetrics::from_report(
+            start,
+            status.code(),
+            outcome.report.as_ref(),
+        );
+        crate::support::metrics::write(path, &run);
     }
     status
 }
@@ -112,13 +117,16 @@ pub struct Outcome {
 
 /// Takes the run lock (none for a dry run, which writes nothing and never waits for a real
 /// run); `Err` is the status to exit with.
-pub fn lock(config: &Config, dry_run: bool) -> Result<Option<crate::lock::RunLock>, Status> {
+pub fn lock(
+    config: &Config,
+    dry_run: bool,
+) -> Result<Option<crate::support::lock::RunLock>, Status> {
     if dry_run {
         return Ok(None);
     }
-    match crate::lock::acquire(&config.lock_file, config.lock_wait) {
+    match crate::support::lock::acquire(&config.lock_file, config.lock_wait) {
         Ok(lock) => Ok(Some(lock)),
-        Err(error @ crate::lock::LockError::Busy { .. }) => {
+        Err(error @ crate::support::lock::LockError::Busy { .. }) => {
             log::error!("{error}");
             Err(Status::LockBusy)
         }
@@ -265,7 +273,7 @@ pub fn finish(
         let _ = stdout.flush();
     }
     if !options.dry_run {
-        crate::apply::apply(
+        crate::reconcile::apply::apply(
             dav,
             &plan,
             &config.workspace_slug,
@@ -350,7 +358,7 @@ fn gather(
     };
 
     let mut fetched: Vec<(Project, ProjectIssues)> = Vec::with_capacity(projects.len());
-    let bar = crate::progress::bar(projects.len(), "Plane");
+    let bar = crate::support::progress::bar(projects.len(), "Plane");
     for project in projects {
         bar.inc(1);
         let mut issues = plane.dated_issues(&project);

@@ -189,7 +189,7 @@ fn check(found: Contents, expected: &Contents) -> Result<Contents, String> {
 fn write(path: &Path, contents: &Contents) -> std::io::Result<()> {
     let mut bytes = serde_json::to_vec_pretty(contents).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
-    crate::atomic_file::write(path, &bytes, 0o644)
+    crate::support::atomic_file::write(path, &bytes, 0o644)
 }
 
 #[cfg(test)]

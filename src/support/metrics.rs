@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::render::Report;
+use crate::reconcile::render::Report;
 
 /// What the metrics file says about one run.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -156,7 +156,7 @@ pub fn render(run: &RunMetrics, previous: Option<&str>) -> String {
 pub fn write(path: &Path, run: &RunMetrics) {
     let previous = std::fs::read_to_string(path).ok();
     let text = render(run, previous.as_deref());
-    if let Err(error) = crate::atomic_file::write(path, text.as_bytes(), 0o644) {
+    if let Err(error) = crate::support::atomic_file::write(path, text.as_bytes(), 0o644) {
         log::warn!("cannot write the metrics file {}: {error}", path.display());
     }
 }

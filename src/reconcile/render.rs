@@ -11,8 +11,8 @@
 use serde::Serialize;
 use similar::TextDiff;
 
-use crate::event::ManagedFields;
-use crate::plan::{CalendarChange, Change, Plan};
+use crate::mapping::event::ManagedFields;
+use crate::reconcile::plan::{CalendarChange, Change, Plan};
 
 /// An action of the plan that failed when it was applied.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 
-use crate::event::{self, ManagedFields};
+use crate::mapping::event::{self, ManagedFields};
 use crate::plane::Project;
 
 /// Where a calendar job's events live.

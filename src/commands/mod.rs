@@ -1,0 +1,70 @@
+//! The commands a person or a scheduler runs: `sync` (the whole pipeline), `webhook` (one Plane
+//! delivery → one targeted reconcile) and `check` (configuration and reachability, writes
+//! nothing). Each is glue over the rooms below; `main` dispatches to them.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+use crate::cli::{self, Cli, Command};
+use crate::config::Config;
+use crate::exit::Status;
+
+pub mod check;
+pub mod sync;
+pub mod webhook;
+
+/// The whole program: parse, configure logging, run, map the outcome to an exit status.
+pub fn main<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(err) => {
+            // --help and --version are "errors" to clap that exit 0.
+            let _ = err.print();
+            return if err.use_stderr() {
+                Status::Usage.into()
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    cli::init_logging(cli.verbose, cli.quiet);
+    match &cli.command {
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut command, "calplanebot", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Command::Man => {
+            return match cli::man_page(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    log::error!("cannot write the man page: {error}");
+                    Status::Usage.into()
+                }
+            };
+        }
+        Command::Check => return check::run(&cli.connection, &cli.behaviour).into(),
+        Command::Sync(_) | Command::Webhook(_) => {}
+    }
+    let config = match Config::from_args(&cli.connection, &cli.behaviour) {
+        Ok(config) => config,
+        Err(err) => {
+            log::error!("{err}");
+            return Status::Usage.into();
+        }
+    };
+    let status = match &cli.command {
+        Command::Sync(args) => sync::run(&config, args),
+        Command::Webhook(args) => webhook::run(&config, args),
+        Command::Check | Command::Completions { .. } | Command::Man => {
+            unreachable!("handled before the configuration is built")
+        }
+    };
+    status.into()
+}

@@ -1,0 +1,10 @@
+//! Plumbing that every room may use: HTTP retries and timeouts ([`http`]), the run lock
+//! ([`lock`]), the calendar-location cache ([`cache`]), whole-or-nothing file writes
+//! ([`atomic_file`]), the metrics file ([`metrics`]) and progress bars ([`progress`]).
+
+pub mod atomic_file;
+pub mod cache;
+pub mod http;
+pub mod lock;
+pub mod metrics;
+pub mod progress;
