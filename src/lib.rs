@@ -12,6 +12,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod exit;
+pub mod feed;
 pub mod mapping;
 pub mod plane;
 pub mod reconcile;

@@ -290,9 +290,9 @@ fn managed_properties(fields: &ManagedFields, dtstamp: DateTime<Utc>) -> Vec<Pro
     properties
 }
 
-/// A complete calendar object for a create. Never METHOD (RFC 4791 §4.1 forbids it in stored
-/// objects), ORGANIZER or ATTENDEE: the event is a mirror, not an invitation.
-pub fn render_new(fields: &ManagedFields, dtstamp: DateTime<Utc>) -> String {
+/// The VEVENT of a new event: UID, the managed properties, TRANSP. What a CalDAV create and a
+/// subscription feed both carry.
+pub fn vevent(fields: &ManagedFields, dtstamp: DateTime<Utc>) -> Component {
     let mut event = Component::new("VEVENT");
     event
         .properties
@@ -303,7 +303,13 @@ pub fn render_new(fields: &ManagedFields, dtstamp: DateTime<Utc>) -> String {
     event
         .properties
         .push(Property::new("TRANSP", &[], "TRANSPARENT"));
+    event
+}
 
+/// A complete calendar object for a create. Never METHOD (RFC 4791 §4.1 forbids it in stored
+/// objects), ORGANIZER or ATTENDEE: the event is a mirror, not an invitation.
+pub fn render_new(fields: &ManagedFields, dtstamp: DateTime<Utc>) -> String {
+    let event = vevent(fields, dtstamp);
     let mut calendar = Component::new("VCALENDAR");
     calendar.properties = vec![
         Property::new("VERSION", &[], "2.0"),
