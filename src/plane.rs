@@ -2,7 +2,7 @@
 //!
 //! Domain types first ([`Project`], [`Issue`]): what the rest of calplanebot knows of Plane.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 /// A Plane project the token can read and that is not archived.
@@ -60,9 +60,23 @@ pub struct Issue {
     pub state: Option<State>,
     /// Label names, in the order Plane sent them.
     pub labels: Vec<String>,
-    /// Assignee display names, in the order Plane sent them.
-    pub assignees: Vec<String>,
+    /// The assignees, in the order Plane sent them (expanded: newest user first, which is not
+    /// the order they were assigned in).
+    pub assignees: Vec<Assignee>,
     pub target_date: NaiveDate,
+    /// When Plane last saved the issue; `None` when the answer has none. Not a change marker:
+    /// timeline drags and the daily automations change issues without touching it
+    /// (plane-api.md §7).
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// One assignee of an issue: an expanded UserLite, reduced to what calplanebot uses.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Assignee {
+    /// The user's UUID: the same id as in the members lists, `users/me/` and webhook payloads.
+    pub id: String,
+    /// `display_name`, or `"first last"` when that is empty.
+    pub name: String,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -79,10 +93,13 @@ use ureq::http;
 use crate::config::{Network, Secret};
 use crate::support::http::{Breaker, Counter, Reply, Retry};
 
-/// The fields a sync needs. Trimming with `fields` matters: the default output carries
-/// `description_binary` (plane-api.md §4). A field must be kept for `expand` to act on it.
-pub const ISSUE_FIELDS: &str =
-    "id,name,sequence_id,project,state,labels,assignees,priority,target_date,description_html";
+/// The fields a sync needs (and `updated_at`, for the subscription feeds). Trimming with
+/// `fields` matters: the default output carries `description_binary` (plane-api.md §4). A field
+/// must be kept for `expand` to act on it.
+pub const ISSUE_FIELDS: &str = concat!(
+    "id,name,sequence_id,project,state,labels,assignees,priority,target_date,updated_at,",
+    "description_html"
+);
 pub const ISSUE_EXPAND: &str = "state,labels,assignees";
 /// A single work item also brings its project (ProjectLite: id, identifier, name), so a
 /// webhook run needs one request for both (plane-api.md §4).
@@ -311,13 +328,20 @@ fn read_issue(value: &Value, project_id: &str) -> Result<Option<Issue>, String> 
             ));
         }
     };
-    let labels = names(object.get("labels"), "labels", |label| {
+    let labels = entries(object.get("labels"), "labels", |label| {
         label
             .get("name")
             .and_then(Value::as_str)
             .map(str::to_string)
+            .ok_or_else(|| "an entry of \"labels\" has no name".to_string())
     })?;
-    let assignees = names(object.get("assignees"), "assignees", |user| {
+    let assignees = entries(object.get("assignees"), "assignees", |user| {
+        // Expanded assignees are UserLite objects; their `id` is the user's UUID.
+        let id = user
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|id| is_uuid(id))
+            .ok_or("an entry of \"assignees\" has no UUID id")?;
         let display = user.get("display_name").and_then(Value::as_str);
         let full = || {
             let first = user.get("first_name").and_then(Value::as_str).unwrap_or("");
@@ -325,11 +349,25 @@ fn read_issue(value: &Value, project_id: &str) -> Result<Option<Issue>, String> 
             let full = format!("{first} {last}").trim().to_string();
             (!full.is_empty()).then_some(full)
         };
-        display
+        let name = display
             .filter(|d| !d.is_empty())
             .map(str::to_string)
             .or_else(full)
+            .ok_or("an entry of \"assignees\" has no name")?;
+        Ok(Assignee {
+            id: id.to_string(),
+            name,
+        })
     })?;
+    // Rendered in the key owner's timezone with an offset, or `Z` (plane-api.md §5).
+    let updated_at = match text("updated_at")? {
+        None => None,
+        Some(stamp) => Some(
+            DateTime::parse_from_rfc3339(stamp)
+                .map_err(|_| format!("\"updated_at\" {stamp:?} is not an RFC 3339 timestamp"))?
+                .with_timezone(&Utc),
+        ),
+    };
     Ok(Some(Issue {
         id: id.to_string(),
         project_id: project_id.to_string(),
@@ -341,14 +379,16 @@ fn read_issue(value: &Value, project_id: &str) -> Result<Option<Issue>, String> 
         labels,
         assignees,
         target_date,
+        updated_at,
     }))
 }
 
-fn names(
+/// The entries of an expanded many-to-many list (`labels`, `assignees`), each read by `read`.
+fn entries<T>(
     value: Option<&Value>,
     key: &str,
-    name_of: impl Fn(&Value) -> Option<String>,
-) -> Result<Vec<String>, String> {
+    read: impl Fn(&Value) -> Result<T, String>,
+) -> Result<Vec<T>, String> {
     match value {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(items)) => items
@@ -357,7 +397,7 @@ fn names(
                 if !item.is_object() {
                     return Err(format!("\"{key}\" holds {} instead of objects", kind(item)));
                 }
-                name_of(item).ok_or_else(|| format!("an entry of \"{key}\" has no name"))
+                read(item)
             })
             .collect(),
         Some(other) => Err(format!("\"{key}\" is not a list: {}", kind(other))),
@@ -876,6 +916,82 @@ mod tests {
     }
 
     const ALPHA: &str = "8063616e-4508-4635-b20d-f71dd7c779d3";
+    /// The lab of 2026-12-02 (captures 60-67): project ALPHA, its admin and a second member.
+    const ALPHA_2: &str = "ec601b96-eb0b-419e-8619-ce0d7fe44a7b";
+    const ADMIN_2: &str = "8007022e-74f4-49aa-a657-7bf1004510ea";
+    const BEA: &str = "ff870aaf-5915-402a-9ef5-72d65e82eea9";
+
+    fn bea() -> Assignee {
+        Assignee {
+            id: BEA.into(),
+            name: "bea".into(),
+        }
+    }
+
+    fn admin_2() -> Assignee {
+        Assignee {
+            id: ADMIN_2.into(),
+            name: "labadmin".into(),
+        }
+    }
+
+    #[test]
+    fn captured_list_gives_assignee_ids_names_and_updated_at() {
+        for capture in [
+            "66-work-items-list-product-fields",
+            "66-work-items-list-product-nofields",
+        ] {
+            let page = parse_page(&fixture_body(capture)).unwrap();
+            let items: Vec<IssueItem> = page
+                .results
+                .iter()
+                .map(|v| issue_from_json(v, ALPHA_2))
+                .collect();
+            let [IssueItem::Dated(login), IssueItem::Dated(offsite)] = &items[..] else {
+                panic!("{capture}: {items:?}")
+            };
+            assert_eq!(login.assignees, Vec::new(), "{capture}");
+            assert_eq!(
+                login.updated_at.unwrap().to_rfc3339(),
+                "2026-12-02T16:53:08.329791+00:00"
+            );
+            // Newest user first, as Plane expands them (not the order they were assigned in).
+            assert_eq!(offsite.assignees, vec![bea(), admin_2()], "{capture}");
+            assert_eq!(
+                offsite.updated_at.unwrap().to_rfc3339(),
+                "2026-12-02T16:53:17.566535+00:00"
+            );
+            assert_eq!(offsite.target_date.to_string(), "2026-12-08");
+        }
+    }
+
+    #[test]
+    fn captured_detail_gives_assignee_ids_names_and_updated_at() {
+        let body = fixture_body("67-work-item-detail-expand-assignees");
+        let value: Value = serde_json::from_slice(&body).unwrap();
+        let IssueItem::Dated(issue) = issue_from_json(&value, ALPHA_2) else {
+            panic!()
+        };
+        assert_eq!(issue.id, "fd15a77b-d8b9-4b09-8444-0560afc0c8a8");
+        assert_eq!(issue.assignees, vec![bea(), admin_2()]);
+        assert_eq!(
+            issue.updated_at,
+            Some(
+                DateTime::parse_from_rfc3339("2026-12-02T16:53:17.566535Z")
+                    .unwrap()
+                    .with_timezone(&Utc)
+            )
+        );
+        // Unexpanded, `assignees` is a list of bare ids (the PATCH answer): never read as names.
+        let patched: Value =
+            serde_json::from_slice(&fixture_body("64-patch-assignees-add-member")).unwrap();
+        let mut unexpanded = value.clone();
+        unexpanded["assignees"] = patched["assignees"].clone();
+        assert!(matches!(
+            issue_from_json(&unexpanded, ALPHA_2),
+            IssueItem::Invalid { reason, .. } if reason.contains("assignees")
+        ));
+    }
 
     #[test]
     fn captured_expanded_list_gives_dated_issues_and_skips_undated() {
@@ -1006,8 +1122,9 @@ mod tests {
             "priority": "high",
             "state": {"id": "x", "name": "Todo", "color": "#000", "group": "unstarted"},
             "labels": [{"name": "b"}, {"name": "a"}],
-            "assignees": [{"display_name": "", "first_name": "Jörg", "last_name": "K"}],
-            "target_date": "2028-02-29"
+            "assignees": [{"id": BEA, "display_name": "", "first_name": "Jörg", "last_name": "K"}],
+            "target_date": "2028-02-29",
+            "updated_at": "2026-12-02T22:23:20.123456+05:30"
         })
     }
 
@@ -1017,13 +1134,31 @@ mod tests {
             panic!()
         };
         assert_eq!(issue.description_html, "");
-        assert_eq!(issue.assignees, vec!["Jörg K"]);
+        assert_eq!(
+            issue.assignees,
+            vec![Assignee {
+                id: BEA.into(),
+                name: "Jörg K".into()
+            }]
+        );
         assert_eq!(issue.labels, vec!["b", "a"]);
+        // An offset (the key owner's timezone) is converted to UTC.
+        assert_eq!(
+            issue.updated_at.unwrap().to_rfc3339(),
+            "2026-12-02T16:53:20.123456+00:00"
+        );
+        let mut bare = issue_json();
+        bare.as_object_mut().unwrap().remove("updated_at");
+        bare["assignees"] = Value::Null;
+        let IssueItem::Dated(issue) = issue_from_json(&bare, ALPHA) else {
+            panic!()
+        };
+        assert_eq!((issue.updated_at, issue.assignees), (None, Vec::new()));
     }
 
     #[test]
     fn hostile_items_are_invalid_with_a_reason_naming_the_field() {
-        let cases: [(&str, Value, &str); 7] = [
+        let cases: [(&str, Value, &str); 13] = [
             (
                 "target_date",
                 Value::String("2026-02-30".into()),
@@ -1043,6 +1178,32 @@ mod tests {
                 Value::String("other".into()),
                 "belongs to project",
             ),
+            (
+                "updated_at",
+                Value::String("2026-12-02 16:53".into()),
+                "updated_at",
+            ),
+            (
+                "updated_at",
+                Value::String("2026-12-02T25:00:00Z".into()),
+                "updated_at",
+            ),
+            (
+                "updated_at",
+                Value::Number(1_796_230_400.into()),
+                "updated_at",
+            ),
+            (
+                "assignees",
+                serde_json::json!([{"display_name": "no id"}]),
+                "UUID id",
+            ),
+            (
+                "assignees",
+                serde_json::json!([{"id": "bea", "display_name": "bea"}]),
+                "UUID id",
+            ),
+            ("assignees", serde_json::json!([BEA]), "instead of objects"),
         ];
         for (key, value, expected) in cases {
             let mut item = issue_json();
