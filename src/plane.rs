@@ -1,8 +1,9 @@
 //! The Plane side: the only place that talks to Plane's REST API (v1).
 //!
-//! Domain types first ([`Project`], [`Issue`]): what the rest of calplanebot knows of Plane.
+//! Domain types first ([`Project`], [`Issue`], [`Member`]): what the rest of calplanebot knows
+//! of Plane.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 /// A Plane project the token can read and that is not archived.
@@ -60,9 +61,39 @@ pub struct Issue {
     pub state: Option<State>,
     /// Label names, in the order Plane sent them.
     pub labels: Vec<String>,
-    /// Assignee display names, in the order Plane sent them.
-    pub assignees: Vec<String>,
+    /// The assignees, in the order Plane sent them (expanded: newest user first, which is not
+    /// the order they were assigned in).
+    pub assignees: Vec<Assignee>,
     pub target_date: NaiveDate,
+    /// When Plane last saved the issue; `None` when the answer has none. Not a change marker:
+    /// timeline drags and the daily automations change issues without touching it
+    /// (plane-api.md §7).
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// One assignee of an issue: an expanded UserLite, reduced to what calplanebot uses.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Assignee {
+    /// The user's UUID: the same id as in the members lists, `users/me/` and webhook payloads.
+    pub id: String,
+    /// `display_name`, or `"first last"` when that is empty.
+    pub name: String,
+}
+
+/// A member of the workspace (`GET workspaces/{slug}/members/`) or of a project
+/// (`…/projects/{id}/members/`, which carries no role).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Member {
+    /// UUID, as in an issue's assignees.
+    pub id: String,
+    /// Plane's handle (e.g. `labadmin`); may be empty.
+    pub display_name: String,
+    pub email: String,
+    /// `"first last"`, trimmed; empty when Plane has neither.
+    pub name: String,
+    /// The workspace role: 20 Admin, 15 Member, 5 Guest (`ROLE_CHOICES` in Plane); `None` in
+    /// the project members list, which has no role.
+    pub role: Option<u8>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -79,10 +110,13 @@ use ureq::http;
 use crate::config::{Network, Secret};
 use crate::support::http::{Breaker, Counter, Reply, Retry};
 
-/// The fields a sync needs. Trimming with `fields` matters: the default output carries
-/// `description_binary` (plane-api.md §4). A field must be kept for `expand` to act on it.
-pub const ISSUE_FIELDS: &str =
-    "id,name,sequence_id,project,state,labels,assignees,priority,target_date,description_html";
+/// The fields a sync needs (and `updated_at`, for the subscription feeds). Trimming with
+/// `fields` matters: the default output carries `description_binary` (plane-api.md §4). A field
+/// must be kept for `expand` to act on it.
+pub const ISSUE_FIELDS: &str = concat!(
+    "id,name,sequence_id,project,state,labels,assignees,priority,target_date,updated_at,",
+    "description_html"
+);
 pub const ISSUE_EXPAND: &str = "state,labels,assignees";
 /// A single work item also brings its project (ProjectLite: id, identifier, name), so a
 /// webhook run needs one request for both (plane-api.md §4).
@@ -128,22 +162,94 @@ pub fn parse_page(body: &[u8]) -> Result<Page, String> {
     })
 }
 
-/// The user an API key belongs to (`GET users/me/`, a UserLite): who `check` says the key is.
+/// The user an API key belongs to (`GET users/me/`, a UserLite): who `check` says the key is,
+/// and whose id an issue's assignees are matched against.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct User {
+    /// UUID, as in an issue's assignees and the members lists.
+    pub id: String,
     pub display_name: String,
     pub email: String,
 }
 
 pub fn parse_user(body: &[u8]) -> Result<User, String> {
     let value: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
-    if !value.get("id").is_some_and(Value::is_string) {
-        return Err("not a user object (no \"id\")".into());
-    }
+    let Some(id) = value
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|id| is_uuid(id))
+    else {
+        return Err("not a user object (no UUID \"id\")".into());
+    };
     let text = |key: &str| string_field(&value, key);
     Ok(User {
+        id: id.to_string(),
         display_name: text("display_name"),
         email: text("email"),
+    })
+}
+
+/// Reads a members list: Plane answers both members routes with a **bare JSON array** of
+/// UserLite objects, not the paginated envelope (plane-api.md §2; captures `60`, `61`). Keys
+/// beyond UserLite and `role` are ignored; absent or null texts read as empty.
+///
+/// The list is all or nothing: an entry without a UUID id, or with a value of the wrong type,
+/// makes the whole answer an error naming the entry, instead of a list with someone missing.
+/// A caller deciding from it which feeds should exist must never take a member it could not
+/// read for one who left. The same id listed twice is kept once (the first).
+pub fn parse_members(body: &[u8]) -> Result<Vec<Member>, String> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+    let Value::Array(entries) = value else {
+        return Err(format!(
+            "not a members list (expected a JSON array, got {})",
+            kind(&value)
+        ));
+    };
+    let mut members: Vec<Member> = Vec::with_capacity(entries.len());
+    let mut seen = std::collections::HashSet::new();
+    for (index, entry) in entries.iter().enumerate() {
+        let member =
+            read_member(entry).map_err(|reason| format!("member #{}: {reason}", index + 1))?;
+        if seen.insert(member.id.clone()) {
+            members.push(member);
+        }
+    }
+    Ok(members)
+}
+
+fn read_member(entry: &Value) -> Result<Member, String> {
+    let object = entry
+        .as_object()
+        .ok_or_else(|| format!("{} instead of a user object", kind(entry)))?;
+    let text = |key: &str| -> Result<String, String> {
+        match object.get(key) {
+            None | Some(Value::Null) => Ok(String::new()),
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(other) => Err(format!("\"{key}\" is not a string: {}", kind(other))),
+        }
+    };
+    let id = text("id")?;
+    if !is_uuid(&id) {
+        return Err("its id is missing or not a UUID".into());
+    }
+    let role = match object.get("role") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => Some(
+            n.as_u64()
+                .and_then(|r| u8::try_from(r).ok())
+                .ok_or_else(|| format!("\"role\" {n} is not a role number"))?,
+        ),
+        Some(other) => return Err(format!("\"role\" is not a number: {}", kind(other))),
+    };
+    let name = format!("{} {}", text("first_name")?, text("last_name")?)
+        .trim()
+        .to_string();
+    Ok(Member {
+        id,
+        display_name: text("display_name")?,
+        email: text("email")?,
+        name,
+        role,
     })
 }
 
@@ -311,13 +417,20 @@ fn read_issue(value: &Value, project_id: &str) -> Result<Option<Issue>, String> 
             ));
         }
     };
-    let labels = names(object.get("labels"), "labels", |label| {
+    let labels = entries(object.get("labels"), "labels", |label| {
         label
             .get("name")
             .and_then(Value::as_str)
             .map(str::to_string)
+            .ok_or_else(|| "an entry of \"labels\" has no name".to_string())
     })?;
-    let assignees = names(object.get("assignees"), "assignees", |user| {
+    let assignees = entries(object.get("assignees"), "assignees", |user| {
+        // Expanded assignees are UserLite objects; their `id` is the user's UUID.
+        let id = user
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|id| is_uuid(id))
+            .ok_or("an entry of \"assignees\" has no UUID id")?;
         let display = user.get("display_name").and_then(Value::as_str);
         let full = || {
             let first = user.get("first_name").and_then(Value::as_str).unwrap_or("");
@@ -325,11 +438,25 @@ fn read_issue(value: &Value, project_id: &str) -> Result<Option<Issue>, String> 
             let full = format!("{first} {last}").trim().to_string();
             (!full.is_empty()).then_some(full)
         };
-        display
+        let name = display
             .filter(|d| !d.is_empty())
             .map(str::to_string)
             .or_else(full)
+            .ok_or("an entry of \"assignees\" has no name")?;
+        Ok(Assignee {
+            id: id.to_string(),
+            name,
+        })
     })?;
+    // Rendered in the key owner's timezone with an offset, or `Z` (plane-api.md §5).
+    let updated_at = match text("updated_at")? {
+        None => None,
+        Some(stamp) => Some(
+            DateTime::parse_from_rfc3339(stamp)
+                .map_err(|_| format!("\"updated_at\" {stamp:?} is not an RFC 3339 timestamp"))?
+                .with_timezone(&Utc),
+        ),
+    };
     Ok(Some(Issue {
         id: id.to_string(),
         project_id: project_id.to_string(),
@@ -341,14 +468,16 @@ fn read_issue(value: &Value, project_id: &str) -> Result<Option<Issue>, String> 
         labels,
         assignees,
         target_date,
+        updated_at,
     }))
 }
 
-fn names(
+/// The entries of an expanded many-to-many list (`labels`, `assignees`), each read by `read`.
+fn entries<T>(
     value: Option<&Value>,
     key: &str,
-    name_of: impl Fn(&Value) -> Option<String>,
-) -> Result<Vec<String>, String> {
+    read: impl Fn(&Value) -> Result<T, String>,
+) -> Result<Vec<T>, String> {
     match value {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(items)) => items
@@ -357,7 +486,7 @@ fn names(
                 if !item.is_object() {
                     return Err(format!("\"{key}\" holds {} instead of objects", kind(item)));
                 }
-                name_of(item).ok_or_else(|| format!("an entry of \"{key}\" has no name"))
+                read(item)
             })
             .collect(),
         Some(other) => Err(format!("\"{key}\" is not a list: {}", kind(other))),
@@ -655,6 +784,19 @@ impl PlaneClient {
         })
     }
 
+    /// The workspace's members with their roles (plane-api.md §2: a bare array, no paging).
+    /// Plane lists them only to workspace Admins and Members: for a Guest's key (or a workspace
+    /// the key's user is not in) the answer is [`PlaneError::Forbidden`], and a caller can fall
+    /// back to the assignees it has seen.
+    pub fn workspace_members(&self) -> Result<Vec<Member>, PlaneError> {
+        let what = format!(
+            "the members of workspace {:?} (listed only to its Admins and Members)",
+            self.slug
+        );
+        let reply = self.get(&format!("workspaces/{}/members/", self.slug), &what)?;
+        parse_members(&reply.body).map_err(|reason| PlaneError::Invalid { what, reason })
+    }
+
     /// The workspace's projects: members only, archived ones left out (plane-api.md §2).
     pub fn projects(&self) -> Result<ProjectList, PlaneError> {
         let what = format!("the projects of workspace {:?}", self.slug);
@@ -876,6 +1018,253 @@ mod tests {
     }
 
     const ALPHA: &str = "8063616e-4508-4635-b20d-f71dd7c779d3";
+    /// The lab of 2026-12-02 (captures 60-67): project ALPHA, its admin and a second member.
+    const ALPHA_2: &str = "ec601b96-eb0b-419e-8619-ce0d7fe44a7b";
+    const ADMIN_2: &str = "8007022e-74f4-49aa-a657-7bf1004510ea";
+    const BEA: &str = "ff870aaf-5915-402a-9ef5-72d65e82eea9";
+
+    fn bea() -> Assignee {
+        Assignee {
+            id: BEA.into(),
+            name: "bea".into(),
+        }
+    }
+
+    fn admin_2() -> Assignee {
+        Assignee {
+            id: ADMIN_2.into(),
+            name: "labadmin".into(),
+        }
+    }
+
+    #[test]
+    fn captured_list_gives_assignee_ids_names_and_updated_at() {
+        for capture in [
+            "66-work-items-list-product-fields",
+            "66-work-items-list-product-nofields",
+        ] {
+            let page = parse_page(&fixture_body(capture)).unwrap();
+            let items: Vec<IssueItem> = page
+                .results
+                .iter()
+                .map(|v| issue_from_json(v, ALPHA_2))
+                .collect();
+            let [IssueItem::Dated(login), IssueItem::Dated(offsite)] = &items[..] else {
+                panic!("{capture}: {items:?}")
+            };
+            assert_eq!(login.assignees, Vec::new(), "{capture}");
+            assert_eq!(
+                login.updated_at.unwrap().to_rfc3339(),
+                "2026-12-02T16:53:08.329791+00:00"
+            );
+            // Newest user first, as Plane expands them (not the order they were assigned in).
+            assert_eq!(offsite.assignees, vec![bea(), admin_2()], "{capture}");
+            assert_eq!(
+                offsite.updated_at.unwrap().to_rfc3339(),
+                "2026-12-02T16:53:17.566535+00:00"
+            );
+            assert_eq!(offsite.target_date.to_string(), "2026-12-08");
+        }
+    }
+
+    #[test]
+    fn captured_detail_gives_assignee_ids_names_and_updated_at() {
+        let body = fixture_body("67-work-item-detail-expand-assignees");
+        let value: Value = serde_json::from_slice(&body).unwrap();
+        let IssueItem::Dated(issue) = issue_from_json(&value, ALPHA_2) else {
+            panic!()
+        };
+        assert_eq!(issue.id, "fd15a77b-d8b9-4b09-8444-0560afc0c8a8");
+        assert_eq!(issue.assignees, vec![bea(), admin_2()]);
+        assert_eq!(
+            issue.updated_at,
+            Some(
+                DateTime::parse_from_rfc3339("2026-12-02T16:53:17.566535Z")
+                    .unwrap()
+                    .with_timezone(&Utc)
+            )
+        );
+        // Unexpanded, `assignees` is a list of bare ids (the PATCH answer): never read as names.
+        let patched: Value =
+            serde_json::from_slice(&fixture_body("64-patch-assignees-add-member")).unwrap();
+        let mut unexpanded = value.clone();
+        unexpanded["assignees"] = patched["assignees"].clone();
+        assert!(matches!(
+            issue_from_json(&unexpanded, ALPHA_2),
+            IssueItem::Invalid { reason, .. } if reason.contains("assignees")
+        ));
+    }
+
+    #[test]
+    fn captured_workspace_members_give_ids_names_and_roles() {
+        let members = parse_members(&fixture_body("60-workspace-members")).unwrap();
+        assert_eq!(
+            members,
+            vec![
+                Member {
+                    id: BEA.into(),
+                    display_name: "bea".into(),
+                    email: "bea.member@acme.test".into(),
+                    name: "Bea Member".into(),
+                    role: Some(15),
+                },
+                Member {
+                    id: ADMIN_2.into(),
+                    display_name: "labadmin".into(),
+                    email: "admin@acme.test".into(),
+                    name: "Lab Admin".into(),
+                    role: Some(20),
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn captured_project_members_have_no_role() {
+        let members = parse_members(&fixture_body("61-project-members")).unwrap();
+        let summary: Vec<(&str, &str, Option<u8>)> = members
+            .iter()
+            .map(|m| (m.id.as_str(), m.display_name.as_str(), m.role))
+            .collect();
+        assert_eq!(summary, [(BEA, "bea", None), (ADMIN_2, "labadmin", None)]);
+    }
+
+    /// A client of the Plane simulator, with its key.
+    fn simulated(sim: &calplanebot_testbed::plane_sim::PlaneSim, key: &str) -> PlaneClient {
+        PlaneClient::new(
+            &sim.base_url(),
+            &sim.workspace_slug(),
+            Secret::new(key),
+            &Network::default(),
+        )
+    }
+
+    #[test]
+    fn workspace_members_and_me_from_a_simulated_plane() {
+        use calplanebot_testbed::plane_sim::{PlaneSim, Seed};
+        let sim = PlaneSim::start(Seed::lab_2026_12_02()).unwrap();
+        let plane = simulated(&sim, &sim.token());
+        let members = plane.workspace_members().unwrap();
+        let summary: Vec<(&str, &str, Option<u8>)> = members
+            .iter()
+            .map(|m| (m.id.as_str(), m.name.as_str(), m.role))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (BEA, "Bea Member", Some(15)),
+                (ADMIN_2, "Lab Admin", Some(20))
+            ]
+        );
+        // The key's user is matched to assignees by this id.
+        assert_eq!(plane.me().unwrap().id, ADMIN_2);
+        assert_eq!(sim.count("GET", "/members/"), 1);
+    }
+
+    #[test]
+    fn a_guest_key_is_forbidden_the_members_list_and_a_bad_key_is_a_bad_key() {
+        use calplanebot_testbed::plane_sim::{Fault, FaultRule, PlaneSim, ROLE_GUEST, Seed};
+        let mut seed = Seed::lab_2026_12_02();
+        seed.users[0].role = Some(ROLE_GUEST);
+        let sim = PlaneSim::start(seed).unwrap();
+        let plane = simulated(&sim, &sim.token());
+        let error = plane.workspace_members().unwrap_err();
+        assert!(
+            matches!(&error, PlaneError::Forbidden { what } if what.contains("Admins and Members")),
+            "{error:?}"
+        );
+        assert!(
+            !error.is_fatal(),
+            "the caller falls back to the assignees it saw"
+        );
+        assert_eq!(sim.count("GET", "/members/"), 1, "a 403 is not retried");
+        // The same key still reads the projects it is a member of.
+        assert_eq!(plane.projects().unwrap().projects.len(), 1);
+        let wrong = simulated(&sim, "plane_api_wrong");
+        assert!(matches!(
+            wrong.workspace_members(),
+            Err(PlaneError::BadKey { .. })
+        ));
+        // A members answer Plane would never send is Invalid, not a shorter list.
+        sim.inject_fault(FaultRule::new(
+            "/members/",
+            Fault::Status(200, r#"[{"display_name": "no id"}]"#.into()),
+        ));
+        sim.with_world(|w| w.users[0].role = Some(15));
+        assert!(matches!(
+            plane.workspace_members(),
+            Err(PlaneError::Invalid { reason, .. }) if reason.contains("member #1")
+        ));
+    }
+
+    #[test]
+    fn hostile_members_lists_are_errors_naming_the_entry() {
+        let cases: [(&[u8], &str); 12] = [
+            (b"<!DOCTYPE html><html></html>", "not JSON"),
+            (b"", "not JSON"),
+            (
+                br#"{"results": [], "next_page_results": false}"#,
+                "expected a JSON array, got an object",
+            ),
+            (br#"{"detail": "x"}"#, "an object"),
+            (b"null", "got null"),
+            (
+                br#"[{"id": "ff870aaf-5915-402a-9ef5-72d65e82eea9"}, 5]"#,
+                "member #2: a number",
+            ),
+            (br#"[{"email": "a@b"}]"#, "member #1: its id is missing"),
+            (br#"[{"id": "../../etc", "email": "a@b"}]"#, "not a UUID"),
+            (br#"[{"id": 7}]"#, "\"id\" is not a string"),
+            (
+                br#"[{"id": "ff870aaf-5915-402a-9ef5-72d65e82eea9", "role": "admin"}]"#,
+                "\"role\" is not a number",
+            ),
+            (
+                br#"[{"id": "ff870aaf-5915-402a-9ef5-72d65e82eea9", "role": 300}]"#,
+                "not a role number",
+            ),
+            (
+                br#"[{"id": "ff870aaf-5915-402a-9ef5-72d65e82eea9", "email": ["a"]}]"#,
+                "\"email\" is not a string",
+            ),
+        ];
+        for (body, expected) in cases {
+            match parse_members(body) {
+                Err(reason) => assert!(reason.contains(expected), "{expected}: {reason}"),
+                Ok(members) => panic!("{expected}: {members:?}"),
+            }
+        }
+        // A lone surrogate is not valid JSON text for serde_json: an error, not a panic.
+        let lone = br#"[{"id": "ff870aaf-5915-402a-9ef5-72d65e82eea9", "last_name": "\ud800"}]"#;
+        assert!(parse_members(lone).is_err());
+    }
+
+    #[test]
+    fn odd_but_valid_members_are_read_as_sent() {
+        let huge = "\u{202e}Ω😀\u{0}".repeat(100_000);
+        let body = serde_json::json!([
+            {"id": BEA, "first_name": huge, "last_name": null, "display_name": "b\u{e9}a",
+             "email": "bea@acme.test", "role": 5, "is_bot": false, "extra": {"x": [1]}},
+            {"id": BEA, "display_name": "duplicate"},
+            {"id": ADMIN_2}
+        ]);
+        let members = parse_members(&serde_json::to_vec(&body).unwrap()).unwrap();
+        assert_eq!(members.len(), 2, "the duplicate id is kept once");
+        assert_eq!(members[0].name, huge);
+        assert_eq!(members[0].display_name, "béa");
+        assert_eq!(members[0].role, Some(5));
+        assert_eq!(
+            members[1],
+            Member {
+                id: ADMIN_2.into(),
+                display_name: String::new(),
+                email: String::new(),
+                name: String::new(),
+                role: None,
+            }
+        );
+        assert_eq!(parse_members(b"[]").unwrap(), Vec::new());
+    }
 
     #[test]
     fn captured_expanded_list_gives_dated_issues_and_skips_undated() {
@@ -953,6 +1342,7 @@ mod tests {
         assert_eq!(
             user,
             User {
+                id: "9be036ed-f8f9-4d2c-a2bb-a38f3d9b2105".into(),
                 display_name: "labadmin".into(),
                 email: "admin@acme.test".into(),
             }
@@ -960,6 +1350,7 @@ mod tests {
         // A web app's HTML page, or JSON that is not a user, is not a working API.
         assert!(parse_user(b"<!DOCTYPE html><html></html>").is_err());
         assert!(parse_user(b"{\"detail\": \"x\"}").is_err());
+        assert!(parse_user(br#"{"id": "../me", "email": "x"}"#).is_err());
     }
 
     #[test]
@@ -1006,8 +1397,9 @@ mod tests {
             "priority": "high",
             "state": {"id": "x", "name": "Todo", "color": "#000", "group": "unstarted"},
             "labels": [{"name": "b"}, {"name": "a"}],
-            "assignees": [{"display_name": "", "first_name": "Jörg", "last_name": "K"}],
-            "target_date": "2028-02-29"
+            "assignees": [{"id": BEA, "display_name": "", "first_name": "Jörg", "last_name": "K"}],
+            "target_date": "2028-02-29",
+            "updated_at": "2026-12-02T22:23:20.123456+05:30"
         })
     }
 
@@ -1017,13 +1409,31 @@ mod tests {
             panic!()
         };
         assert_eq!(issue.description_html, "");
-        assert_eq!(issue.assignees, vec!["Jörg K"]);
+        assert_eq!(
+            issue.assignees,
+            vec![Assignee {
+                id: BEA.into(),
+                name: "Jörg K".into()
+            }]
+        );
         assert_eq!(issue.labels, vec!["b", "a"]);
+        // An offset (the key owner's timezone) is converted to UTC.
+        assert_eq!(
+            issue.updated_at.unwrap().to_rfc3339(),
+            "2026-12-02T16:53:20.123456+00:00"
+        );
+        let mut bare = issue_json();
+        bare.as_object_mut().unwrap().remove("updated_at");
+        bare["assignees"] = Value::Null;
+        let IssueItem::Dated(issue) = issue_from_json(&bare, ALPHA) else {
+            panic!()
+        };
+        assert_eq!((issue.updated_at, issue.assignees), (None, Vec::new()));
     }
 
     #[test]
     fn hostile_items_are_invalid_with_a_reason_naming_the_field() {
-        let cases: [(&str, Value, &str); 7] = [
+        let cases: [(&str, Value, &str); 13] = [
             (
                 "target_date",
                 Value::String("2026-02-30".into()),
@@ -1043,6 +1453,32 @@ mod tests {
                 Value::String("other".into()),
                 "belongs to project",
             ),
+            (
+                "updated_at",
+                Value::String("2026-12-02 16:53".into()),
+                "updated_at",
+            ),
+            (
+                "updated_at",
+                Value::String("2026-12-02T25:00:00Z".into()),
+                "updated_at",
+            ),
+            (
+                "updated_at",
+                Value::Number(1_796_230_400.into()),
+                "updated_at",
+            ),
+            (
+                "assignees",
+                serde_json::json!([{"display_name": "no id"}]),
+                "UUID id",
+            ),
+            (
+                "assignees",
+                serde_json::json!([{"id": "bea", "display_name": "bea"}]),
+                "UUID id",
+            ),
+            ("assignees", serde_json::json!([BEA]), "instead of objects"),
         ];
         for (key, value, expected) in cases {
             let mut item = issue_json();

@@ -122,7 +122,8 @@ pub fn issue_id_from_uid(uid: &str) -> Option<&str> {
 /// unchanged issue compares equal to its stored event.
 pub fn desired_event(issue: &Issue, project: &Project, ctx: &MappingContext) -> ManagedFields {
     let labels = sorted_names(&issue.labels);
-    let assignees = sorted_names(&issue.assignees);
+    let assignee_names: Vec<String> = issue.assignees.iter().map(|a| a.name.clone()).collect();
+    let assignees = sorted_names(&assignee_names);
     let url = format!(
         "{}/{}/projects/{}/issues/{}",
         ctx.web_url.trim_end_matches('/'),
@@ -511,8 +512,21 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
+    use crate::plane::Assignee;
 
     const ISSUE_ID: &str = "0b6a3c1e-8f2d-4e7a-9c1b-2d3e4f5a6b7c";
+
+    /// Assignees with these names (and made-up ids: the mapping uses only the names).
+    fn assignees(names: &[&str]) -> Vec<Assignee> {
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| Assignee {
+                id: format!("00000000-0000-4000-8000-{i:012}"),
+                name: (*name).into(),
+            })
+            .collect()
+    }
     const PROJECT_ID: &str = "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a";
 
     fn project() -> Project {
@@ -543,8 +557,9 @@ mod tests {
                 group: StateGroup::Started,
             }),
             labels: vec!["frontend".into(), "Bug".into()],
-            assignees: vec!["Zoe".into(), "adam".into()],
+            assignees: assignees(&["Zoe", "adam"]),
             target_date: NaiveDate::from_ymd_opt(2026, 12, 24).unwrap(),
+            updated_at: None,
         }
     }
 
@@ -695,7 +710,7 @@ mod tests {
     fn labels_and_assignees_are_sorted_so_plane_order_causes_no_churn() {
         let mut a = issue();
         a.labels = vec!["b".into(), "B".into(), "a".into(), "A".into()];
-        a.assignees = vec!["bob".into(), "Alice".into()];
+        a.assignees = assignees(&["bob", "Alice"]);
         let mut b = a.clone();
         b.labels.reverse();
         b.assignees.reverse();
@@ -769,7 +784,7 @@ mod tests {
             "semi;colon".into(),
             "new\nline".into(),
         ];
-        issue.assignees = vec!["O'Brien, Pat".into()];
+        issue.assignees = assignees(&["O'Brien, Pat"]);
         issue.state = Some(State {
             name: "Done; really, \\".into(),
             group: StateGroup::Completed,

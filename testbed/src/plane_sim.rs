@@ -5,7 +5,9 @@
 //! It serves `/api/v1/` on `127.0.0.1` over plain HTTP/1.1:
 //! - `users/me/`, `workspaces/{slug}/projects/[{id}/]`,
 //!   `workspaces/{slug}/projects/{id}/work-items/[{id}/]` (and the deprecated `issues/` alias),
-//!   `workspaces/{slug}/work-items/{IDENT}-{N}/`, `.../states/`, `.../labels/`;
+//!   `workspaces/{slug}/work-items/{IDENT}-{N}/`, `.../states/`, `.../labels/`,
+//!   `workspaces/{slug}/members/` (403 for a Guest's key) and `.../projects/{id}/members/`
+//!   (alias `project-members/`);
 //! - `PATCH` and `DELETE` on one work item (a soft delete);
 //! - `fields`, `expand`, `order_by`, `per_page`/`cursor` pagination, Plane's exclusions
 //!   (deleted, archived, draft, triage, archived project), 401/403/404 as Plane answers them,
@@ -33,8 +35,8 @@ use std::time::Duration;
 
 pub use webhook::{Delivery, WebhookActivity, webhook_signature};
 pub use world::{
-    DEFAULT_TOKEN, PRIORITIES, STATE_GROUPS, Seed, SeedIssue, SeedLabel, SeedProject, SeedState,
-    SeedUser, World, generated_id,
+    DEFAULT_TOKEN, PRIORITIES, ROLE_ADMIN, ROLE_GUEST, ROLE_MEMBER, STATE_GROUPS, Seed, SeedIssue,
+    SeedLabel, SeedProject, SeedState, SeedUser, World, generated_id,
 };
 
 use server::{Shared, State};

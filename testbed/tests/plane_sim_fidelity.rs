@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use calplanebot_testbed::plane_sim::json::Json;
 use calplanebot_testbed::plane_sim::{
-    Fault, FaultRule, PlaneSim, Seed, SeedIssue, SeedProject, SeedState,
+    Fault, FaultRule, PlaneSim, ROLE_GUEST, ROLE_MEMBER, Seed, SeedIssue, SeedProject, SeedState,
+    SeedUser,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -1120,5 +1121,263 @@ fn the_demo_seed_is_a_plausible_workspace() {
             ),
         );
         assert_eq!(page.status, 200);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The lab of 2026-12-02 (captures 60-67): a fresh database, a second member, two assignees.
+
+const ALPHA_2: &str = "ec601b96-eb0b-419e-8619-ce0d7fe44a7b";
+const ADMIN_2: &str = "8007022e-74f4-49aa-a657-7bf1004510ea";
+const BEA: &str = "ff870aaf-5915-402a-9ef5-72d65e82eea9";
+const OFFSITE: &str = "fd15a77b-d8b9-4b09-8444-0560afc0c8a8";
+
+/// The world of captures 60-67 ([`Seed::lab_2026_12_02`]).
+fn lab_2026_12_02_seed() -> Seed {
+    Seed::lab_2026_12_02()
+}
+
+#[test]
+fn members_and_assignee_captures_are_reproduced_exactly() {
+    let sim = PlaneSim::start(lab_2026_12_02_seed()).unwrap();
+    for name in [
+        "60-workspace-members.json",
+        "61-project-members.json",
+        "66-work-items-list-product-fields.json",
+        "66-work-items-list-product-nofields.json",
+        "67-work-item-detail-expand-assignees.json",
+    ] {
+        replay(&sim, name);
+    }
+}
+
+fn keys_of(value: &Json) -> Vec<&str> {
+    value.keys()
+}
+
+#[test]
+fn members_lists_are_bare_arrays_newest_user_first() {
+    let sim = PlaneSim::start(lab_2026_12_02_seed()).unwrap();
+    let workspace = get(&sim, "/api/v1/workspaces/acme/members/");
+    let members = workspace.json();
+    let members = members.as_array().expect("a bare array, no envelope");
+    for member in members {
+        assert_eq!(
+            keys_of(member),
+            [
+                "id",
+                "first_name",
+                "last_name",
+                "email",
+                "avatar",
+                "avatar_url",
+                "display_name",
+                "role"
+            ]
+        );
+    }
+    let ids: Vec<&str> = members
+        .iter()
+        .map(|m| m.get("id").unwrap().as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [BEA, ADMIN_2],
+        "newest user first, not by role or name"
+    );
+    // The project list, under both routes: the same users without `role`.
+    let project = get(
+        &sim,
+        &format!("/api/v1/workspaces/acme/projects/{ALPHA_2}/members/"),
+    );
+    let alias = get(
+        &sim,
+        &format!("/api/v1/workspaces/acme/projects/{ALPHA_2}/project-members/"),
+    );
+    assert_eq!(project.json(), alias.json());
+    assert_eq!(alias.header("Allow"), Some("GET, POST"));
+    for (listed, member) in project.json().as_array().unwrap().iter().zip(members) {
+        let mut without_role = member.clone();
+        without_role.remove("role");
+        assert_eq!(*listed, without_role);
+    }
+    // Not paginated: paging and shaping parameters change nothing.
+    assert_eq!(
+        get(
+            &sim,
+            "/api/v1/workspaces/acme/members/?per_page=1&fields=id&expand=role"
+        )
+        .json(),
+        workspace.json()
+    );
+    // A user added later is newest; one left out of a project's members is not listed there.
+    let mut seed = lab_2026_12_02_seed();
+    seed.users.push(SeedUser {
+        first_name: "Cy".into(),
+        email: "cy@acme.test".into(),
+        role: Some(ROLE_GUEST),
+        created_at: Some("2026-12-03T09:00:00+01:00".into()),
+        ..SeedUser::default()
+    });
+    seed.projects[0].members = Some(vec!["bea.member@acme.test".into()]);
+    let sim = PlaneSim::start(seed).unwrap();
+    let members = get(&sim, "/api/v1/workspaces/acme/members/").json();
+    let roles: Vec<(&str, i64)> = members
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m.get("display_name").unwrap().as_str().unwrap(),
+                m.get("role").unwrap().as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(roles, [("cy", 5), ("bea", 15), ("labadmin", 20)]);
+    let project = get(
+        &sim,
+        &format!("/api/v1/workspaces/acme/projects/{ALPHA_2}/members/"),
+    )
+    .json();
+    let names: Vec<&str> = project
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.get("display_name").unwrap().as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["bea", "labadmin"],
+        "the owner is a member (is_member)"
+    );
+}
+
+#[test]
+fn a_guest_key_may_not_list_the_workspace_members_but_reads_its_projects() {
+    let forbidden_body = r#"{"detail":"You do not have permission to perform this action."}"#;
+    let members = "/api/v1/workspaces/acme/members/";
+    // In the seed: the key's owner is a Guest.
+    let mut seed = lab_2026_12_02_seed();
+    seed.users[0].role = Some(ROLE_GUEST);
+    let sim = PlaneSim::start(seed).unwrap();
+    let refused = get(&sim, members);
+    assert_eq!((refused.status, refused.text()), (403, forbidden_body));
+    assert_eq!(refused.header("Allow"), Some("GET"));
+    assert!(
+        refused.header("X-RateLimit-Remaining").is_none(),
+        "refused by permission: not counted"
+    );
+    // Everything a project member may read still answers.
+    for target in [
+        "/api/v1/users/me/".to_owned(),
+        "/api/v1/workspaces/acme/projects/".to_owned(),
+        format!("/api/v1/workspaces/acme/projects/{ALPHA_2}/members/"),
+        work_items(ALPHA_2, "?expand=state,labels,assignees"),
+        work_items(ALPHA_2, &format!("{OFFSITE}/")),
+    ] {
+        assert_eq!(get(&sim, &target).status, 200, "{target}");
+    }
+    let project = get(
+        &sim,
+        &format!("/api/v1/workspaces/acme/projects/{ALPHA_2}/"),
+    )
+    .json();
+    assert_eq!(
+        project.get("member_role"),
+        Some(&Json::Int(ROLE_GUEST)),
+        "a guest's project role defaults to its workspace role"
+    );
+    // Between requests: promoted to Member, the list answers; an unknown workspace is 403.
+    sim.with_world(|w| w.users[0].role = Some(ROLE_MEMBER));
+    assert_eq!(get(&sim, members).status, 200);
+    let elsewhere = get(&sim, "/api/v1/workspaces/elsewhere/members/");
+    assert_eq!((elsewhere.status, elsewhere.text()), (403, forbidden_body));
+    // A role Plane does not know is a seed error.
+    let mut seed = lab_2026_12_02_seed();
+    seed.users[1].role = Some(10);
+    let error = PlaneSim::start(seed).unwrap_err().to_string();
+    assert!(error.contains("role 10"), "{error}");
+    let mut seed = lab_2026_12_02_seed();
+    seed.projects[0].members = Some(vec!["nobody".into()]);
+    let error = PlaneSim::start(seed).unwrap_err().to_string();
+    assert!(error.contains("unknown member"), "{error}");
+}
+
+#[test]
+fn expanded_assignees_are_newest_user_first_and_ids_keep_the_assignment_order() {
+    let sim = PlaneSim::start(lab_2026_12_02_seed()).unwrap();
+    let detail =
+        |query: &str| get(&sim, &work_items(ALPHA_2, &format!("{OFFSITE}/{query}"))).json();
+    let ids = |value: &Json| -> Vec<String> {
+        value
+            .get("assignees")
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| match a.get("id") {
+                Some(id) => id.as_str().unwrap().to_owned(),
+                None => a.as_str().unwrap().to_owned(),
+            })
+            .collect()
+    };
+    // Assigned admin first, then Bea (capture 64's id list), expanded Bea first (67).
+    assert_eq!(ids(&detail("")), [ADMIN_2, BEA]);
+    assert_eq!(ids(&detail("?expand=assignees")), [BEA, ADMIN_2]);
+    let patched = capture("64-patch-assignees-add-member.json").body;
+    assert_eq!(ids(&patched), [ADMIN_2, BEA]);
+    // Reassigned in the other order: the expanded order does not change.
+    sim.with_world(|w| {
+        w.issue_mut(OFFSITE).assignees = vec![BEA.to_owned(), ADMIN_2.to_owned()];
+    });
+    assert_eq!(ids(&detail("")), [BEA, ADMIN_2]);
+    assert_eq!(ids(&detail("?expand=assignees")), [BEA, ADMIN_2]);
+    // `updated_at` is a field like any other: kept or dropped by `fields`.
+    let kept = detail("?fields=id,updated_at&expand=assignees");
+    assert_eq!(kept.keys(), ["id", "updated_at"]);
+    let stamp = kept.get("updated_at").and_then(Json::as_str).unwrap();
+    assert!(
+        stamp > "2026-12-02T16:53:17.566535Z" && stamp.ends_with('Z'),
+        "{stamp}"
+    );
+    assert_eq!(detail("?fields=id,assignees").keys(), ["id", "assignees"]);
+}
+
+#[test]
+fn the_assignee_and_start_date_patch_captures_are_reproduced_apart_from_the_clock() {
+    let sim = PlaneSim::start(lab_2026_12_02_seed()).unwrap();
+    sim.with_world(|w| {
+        let issue = w.issue_mut_keep_updated_at(OFFSITE);
+        issue.assignees = vec![ADMIN_2.to_owned()];
+        issue.start_date = Some("2026-12-05".to_owned());
+    });
+    for name in [
+        "64-patch-assignees-add-member.json",
+        "65-patch-start-date.json",
+    ] {
+        let path = fixtures_dir().join(name);
+        let exchange = Json::parse(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let request_body = exchange.get("request").unwrap().get("body").unwrap();
+        let capture = capture(name);
+        let reply = send(
+            &sim,
+            "PATCH",
+            &capture.target,
+            &[("X-Api-Key", &sim.token())],
+            &request_body.to_compact(),
+        );
+        assert_eq!(reply.status, 200, "{name}: {}", reply.text());
+        let mut got = reply.json();
+        let mut want = capture.body.clone();
+        let stamp = got
+            .get("updated_at")
+            .and_then(Json::as_str)
+            .unwrap()
+            .to_owned();
+        assert!(stamp.as_str() > "2026-12-02T16:53:17", "{name}: {stamp}");
+        got.set("updated_at", Json::Null);
+        want.set("updated_at", Json::Null);
+        assert_eq!(got, want, "{name}");
+        assert_eq!(reply.header("Allow"), capture.header("Allow"), "{name}");
     }
 }

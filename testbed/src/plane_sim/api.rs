@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::clock;
 use super::json::Json;
 use super::shapes::{self, Shape};
-use super::world::{PRIORITIES, SeedIssue, SeedProject, World};
+use super::world::{PRIORITIES, ROLE_ADMIN, ROLE_MEMBER, SeedIssue, SeedProject, World};
 
 /// Plane's default and maximum `per_page` (`get_per_page(1000, 1000)` in its paginator).
 const PLANE_MAX_PER_PAGE: i128 = 1000;
@@ -379,6 +379,13 @@ enum Route {
         slug: String,
         project: String,
     },
+    WorkspaceMembers {
+        slug: String,
+    },
+    ProjectMembers {
+        slug: String,
+        project: String,
+    },
 }
 
 impl Route {
@@ -393,6 +400,7 @@ impl Route {
         Some(match segments[..] {
             ["users", "me"] => Route::Me,
             ["workspaces", slug, "projects"] => Route::Projects { slug: own(slug) },
+            ["workspaces", slug, "members"] => Route::WorkspaceMembers { slug: own(slug) },
             ["workspaces", slug, "projects", project] if is_uuid(project) => Route::Project {
                 slug: own(slug),
                 project: own(project),
@@ -403,6 +411,7 @@ impl Route {
                     k if items(k) => Route::WorkItems { slug, project },
                     "states" => Route::States { slug, project },
                     "labels" => Route::Labels { slug, project },
+                    "members" | "project-members" => Route::ProjectMembers { slug, project },
                     _ => return None,
                 }
             }
@@ -435,11 +444,12 @@ impl Route {
     /// The view's `http_method_names`, as its `Allow` header lists them.
     fn allow(&self) -> &'static str {
         match self {
-            Route::Me | Route::WorkItemByKey { .. } => "GET",
+            Route::Me | Route::WorkItemByKey { .. } | Route::WorkspaceMembers { .. } => "GET",
             Route::Projects { .. }
             | Route::WorkItems { .. }
             | Route::States { .. }
-            | Route::Labels { .. } => "GET, POST",
+            | Route::Labels { .. }
+            | Route::ProjectMembers { .. } => "GET, POST",
             Route::Project { .. } | Route::WorkItem { .. } => "GET, PATCH, DELETE",
         }
     }
@@ -523,16 +533,22 @@ fn answer(
 }
 
 /// Plane's permission classes: `ProjectBasePermission` (workspace membership) for projects,
-/// `ProjectEntityPermission` (active project membership, by id or by identifier) for the rest.
+/// `WorkSpaceAdminPermission` (workspace role Admin or Member: not Guest) for the workspace
+/// members, `ProjectEntityPermission` and `ProjectMemberPermission` (active project
+/// membership, by id or by identifier) for the rest.
 fn permitted(world: &World, route: &Route) -> bool {
     let member_of = |project: &SeedProject| project.is_member;
     match route {
         Route::Me => true,
         Route::Projects { slug } | Route::Project { slug, .. } => *slug == world.workspace,
+        Route::WorkspaceMembers { slug } => {
+            *slug == world.workspace && matches!(world.owner().role, Some(ROLE_ADMIN | ROLE_MEMBER))
+        }
         Route::WorkItems { slug, project }
         | Route::WorkItem { slug, project, .. }
         | Route::States { slug, project }
-        | Route::Labels { slug, project } => {
+        | Route::Labels { slug, project }
+        | Route::ProjectMembers { slug, project } => {
             *slug == world.workspace
                 && world
                     .projects
@@ -663,6 +679,26 @@ fn get(world: &World, route: &Route, query: &Query) -> Result<Response, Response
                     .total_cmp(&b.sequence.unwrap_or(0.0))
             });
             paginate(query, &states, |s| shapes::state(world, project, s, &shape))?
+        }
+        // Bare arrays, not paginated; `fields`/`expand` do not apply (the views build the list
+        // themselves). Both are ordered newest user first (`-created_at`, captures 60, 61).
+        Route::WorkspaceMembers { .. } => Json::Arr(
+            world
+                .users_newest_first()
+                .into_iter()
+                .map(shapes::workspace_member)
+                .collect(),
+        ),
+        Route::ProjectMembers { project, .. } => {
+            let project = project_by_id(world, project);
+            Json::Arr(
+                world
+                    .users_newest_first()
+                    .into_iter()
+                    .filter(|u| world.is_project_member(project, &u.id))
+                    .map(shapes::user_lite)
+                    .collect(),
+            )
         }
         Route::Labels { project, .. } => {
             let project = project_by_id(world, project);

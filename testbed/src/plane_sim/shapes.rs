@@ -81,6 +81,14 @@ pub(crate) fn user_lite(user: &SeedUser) -> Json {
         .with("display_name", Json::str(&user.display_name))
 }
 
+/// One entry of the workspace members list: UserLite plus the workspace `role`, added by the
+/// view after serializing (`WorkspaceMemberAPIEndpoint.get`).
+pub(crate) fn workspace_member(user: &SeedUser) -> Json {
+    let mut out = user_lite(user);
+    out.set("role", user.role.map_or(Json::Null, Json::Int));
+    out
+}
+
 /// WorkspaceLite.
 fn workspace_lite(world: &World) -> Json {
     Json::obj()
@@ -354,11 +362,13 @@ pub(crate) fn issue(world: &World, issue: &SeedIssue, shape: &Shape) -> Json {
     });
     if shape.keeps("assignees") {
         let value = if shape.expands("assignees") {
+            // `User.objects.filter(pk__in=…)`: the model's order (newest user first), not the
+            // order of assignment (captures 66, 67).
             Json::Arr(
-                issue
-                    .assignees
-                    .iter()
-                    .filter_map(|id| world.user(id))
+                world
+                    .users_newest_first()
+                    .into_iter()
+                    .filter(|u| issue.assignees.contains(&u.id))
                     .map(user_lite)
                     .collect(),
             )

@@ -405,6 +405,31 @@ mod tests {
         assert_reproduces(&delivery, "1795319273014-0003");
     }
 
+    /// The deliveries of the 2026-12-02 captures: adding a second assignee (`PATCH` 64), then
+    /// moving `start_date` (65). `data.assignees` keeps the assignment order (the admin first),
+    /// unlike the expanded REST answers, which put the newest user first.
+    #[test]
+    fn plane_sim_webhook_assignee_and_start_date_updates_are_the_captures_byte_for_byte() {
+        const OFFSITE: &str = "fd15a77b-d8b9-4b09-8444-0560afc0c8a8";
+        const ADMIN: &str = "8007022e-74f4-49aa-a657-7bf1004510ea";
+        const BEA: &str = "ff870aaf-5915-402a-9ef5-72d65e82eea9";
+        let mut world = World::from_seed(Seed::lab_2026_12_02()).unwrap();
+        let issue = world.issue_mut_keep_updated_at(OFFSITE);
+        issue.start_date = Some("2026-12-05".to_owned());
+        issue.updated_at = Some("2026-12-02T16:53:14.495535Z".to_owned());
+        let ids = |ids: &[&str]| Json::Arr(ids.iter().map(|id| Json::str(*id)).collect());
+        let assignees = WebhookActivity::change("assignees", ids(&[ADMIN]), ids(&[ADMIN, BEA]));
+        let delivery =
+            world.webhook_delivery_with("issue", "updated", OFFSITE, LAB_SECRET, &assignees);
+        assert_reproduces(&delivery, "1796230394544-0135");
+        let issue = world.issue_mut_keep_updated_at(OFFSITE);
+        issue.start_date = Some("2026-12-06".to_owned());
+        issue.updated_at = Some("2026-12-02T16:53:17.524628Z".to_owned());
+        let start = WebhookActivity::change("start_date", "2026-12-05", "2026-12-06");
+        let delivery = world.webhook_delivery_with("issue", "updated", OFFSITE, LAB_SECRET, &start);
+        assert_reproduces(&delivery, "1796230397611-0136");
+    }
+
     #[test]
     fn plane_sim_webhook_project_created_is_the_capture_byte_for_byte() {
         let mut world = webhook_lab_world();

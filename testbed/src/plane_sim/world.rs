@@ -21,8 +21,15 @@ use super::json::Json;
 pub const DEFAULT_TOKEN: &str = "plane_api_0123456789abcdef0123456789abcdef";
 
 /// Timestamps generated for seed objects that carry none start here (projects, then their
-/// states and labels, then issues one hour apart in seed order).
+/// states and labels, then issues one hour apart in seed order). Users come before, one hour
+/// apart from [`GENERATED_USERS_EPOCH`].
 const GENERATED_EPOCH: &str = "2026-10-01T08:00:00Z";
+const GENERATED_USERS_EPOCH: &str = "2026-09-01T08:00:00Z";
+
+/// Plane's workspace roles (`ROLE_CHOICES`).
+pub const ROLE_ADMIN: i64 = 20;
+pub const ROLE_MEMBER: i64 = 15;
+pub const ROLE_GUEST: i64 = 5;
 
 /// A whole simulated workspace, as read from a seed file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -76,6 +83,15 @@ impl Seed {
         Seed::from_json(include_str!("lab_seed.json")).expect("the lab seed parses")
     }
 
+    /// The world of the captures of 2026-12-02 (`60`-`67` and deliveries `0135`, `0136`): a
+    /// fresh lab database with a second member, Bea, and the work item "Team offsite planning"
+    /// assigned to both users, as it stood after the last capture. The users' `created_at` is in
+    /// no answer, only their order (the admin before Bea), so those two stamps are made up.
+    pub fn lab_2026_12_02() -> Seed {
+        Seed::from_json(include_str!("lab_2026_12_02_seed.json"))
+            .expect("the 2026-12-02 lab seed parses")
+    }
+
     /// Reads a seed file.
     pub fn from_file(path: impl AsRef<Path>) -> std::io::Result<Seed> {
         let text = std::fs::read_to_string(path.as_ref())?;
@@ -88,7 +104,8 @@ impl Seed {
     }
 }
 
-/// A Plane user (UserLite). The first user of a seed owns the API key.
+/// A Plane user (UserLite), a member of the workspace. The first user of a seed owns the API
+/// key.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SeedUser {
@@ -101,6 +118,14 @@ pub struct SeedUser {
     /// Plane sends `""` for a user without an uploaded avatar.
     pub avatar: String,
     pub avatar_url: Option<String>,
+    /// The workspace role: 20 Admin, 15 Member, 5 Guest (`ROLE_CHOICES`). When absent: 20 for
+    /// the key's owner, 15 for everyone else. A Guest's key may not list the workspace's
+    /// members (403) but reads the projects it is a member of.
+    pub role: Option<i64>,
+    /// RFC 3339. Users (and so the members lists and expanded assignees) are ordered newest
+    /// first by it; when absent, the seed's users were created one hour apart in seed order,
+    /// before anything else of the workspace.
+    pub created_at: Option<String>,
 }
 
 /// A project of the workspace, with its states and labels.
@@ -128,8 +153,12 @@ pub struct SeedProject {
     pub updated_at: Option<String>,
     /// The member's own sort order (Plane's default 65535.0); always `null` for non-members.
     pub sort_order: Option<f64>,
-    /// The member's role (20 admin, 15 member, 5 guest); always `null` for non-members.
+    /// The member's role (20 admin, 15 member, 5 guest); always `null` for non-members. The
+    /// owner's workspace role when absent.
     pub member_role: Option<i64>,
+    /// The project's members (`…/members/`): user ids, display names or emails. Absent = every
+    /// user of the seed. The key's owner is listed exactly when `is_member` is true.
+    pub members: Option<Vec<String>>,
     pub total_members: i64,
     pub emoji: Option<String>,
     pub logo_props: Json,
@@ -151,6 +180,7 @@ impl Default for SeedProject {
             updated_at: None,
             sort_order: None,
             member_role: None,
+            members: None,
             total_members: 1,
             emoji: None,
             logo_props: Json::obj(),
@@ -401,13 +431,28 @@ impl World {
                 ..SeedUser::default()
             });
         }
-        for mut user in users {
+        let users_epoch = clock::parse_timestamp(GENERATED_USERS_EPOCH).expect("valid constant");
+        for (index, mut user) in users.into_iter().enumerate() {
             if user.id.is_empty() {
                 user.id = world.new_id();
             }
             if user.display_name.is_empty() {
                 user.display_name = user.email.split('@').next().unwrap_or_default().to_owned();
             }
+            let role = *user
+                .role
+                .get_or_insert(if index == 0 { ROLE_ADMIN } else { ROLE_MEMBER });
+            if ![ROLE_ADMIN, ROLE_MEMBER, ROLE_GUEST].contains(&role) {
+                return Err(format!(
+                    "user {:?}: role {role} is not 20, 15 or 5",
+                    user.email
+                ));
+            }
+            if user.created_at.is_none() {
+                let at = users_epoch + index as i64 * 3_600_000_000;
+                user.created_at = Some(clock::format_timestamp(at));
+            }
+            normalize_timestamp(&mut user.created_at, "user created_at")?;
             world.users.push(user);
         }
         let epoch = clock::parse_timestamp(GENERATED_EPOCH).expect("valid constant");
@@ -484,8 +529,10 @@ impl World {
             .issues
             .iter()
             .flat_map(|i| [&i.created_at, &i.updated_at, &i.completed_at, &i.deleted_at]);
+        let user_times = self.users.iter().map(|u| &u.created_at);
         project_times
             .chain(issue_times)
+            .chain(user_times)
             .filter_map(|t| t.as_deref().and_then(clock::parse_timestamp))
             .max()
             .unwrap_or(0)
@@ -515,12 +562,24 @@ impl World {
         }
         normalize_timestamp(&mut project.updated_at, "project updated_at")?;
         normalize_timestamp(&mut project.archived_at, "project archived_at")?;
+        let owner_role = self.owner().role.unwrap_or(ROLE_ADMIN);
         if project.is_member {
             project.sort_order.get_or_insert(65535.0);
-            project.member_role.get_or_insert(20);
+            project.member_role.get_or_insert(owner_role);
         } else {
             project.sort_order = None;
             project.member_role = None;
+        }
+        if let Some(members) = project.members.take() {
+            let ids = members
+                .iter()
+                .map(|wanted| {
+                    self.find_user(wanted).map(|u| u.id.clone()).ok_or_else(|| {
+                        format!("project {}: unknown member {wanted:?}", project.identifier)
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            project.members = Some(ids);
         }
         if project.states.is_empty() {
             project.states = DEFAULT_STATES
@@ -614,9 +673,7 @@ impl World {
             .assignees
             .iter()
             .map(|wanted| {
-                self.users
-                    .iter()
-                    .find(|u| u.id == *wanted || u.display_name == *wanted || u.email == *wanted)
+                self.find_user(wanted)
                     .map(|u| u.id.clone())
                     .ok_or_else(|| format!("unknown assignee {wanted:?}"))
             })
@@ -698,6 +755,40 @@ impl World {
 
     pub fn user(&self, id: &str) -> Option<&SeedUser> {
         self.users.iter().find(|u| u.id == id)
+    }
+
+    /// A user by id, display name or email (how a seed may name one).
+    fn find_user(&self, wanted: &str) -> Option<&SeedUser> {
+        self.users
+            .iter()
+            .find(|u| u.id == wanted || u.display_name == wanted || u.email == wanted)
+    }
+
+    /// The workspace's users, newest first (Plane's `User` and `WorkspaceMember` order by
+    /// `-created_at`; ties keep the seed order).
+    pub fn users_newest_first(&self) -> Vec<&SeedUser> {
+        let mut users: Vec<&SeedUser> = self.users.iter().collect();
+        users.sort_by_key(|u| {
+            std::cmp::Reverse(
+                u.created_at
+                    .as_deref()
+                    .and_then(clock::parse_timestamp)
+                    .unwrap_or(0),
+            )
+        });
+        users
+    }
+
+    /// Whether a user is a member of a project: listed in its `members` (every user when
+    /// absent), except the key's owner, whose membership is `is_member` whatever the list says.
+    pub fn is_project_member(&self, project: &SeedProject, user_id: &str) -> bool {
+        if user_id == self.owner().id {
+            return project.is_member;
+        }
+        project
+            .members
+            .as_ref()
+            .is_none_or(|ids| ids.iter().any(|id| id == user_id))
     }
 
     /// A project by id or identifier.
