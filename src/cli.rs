@@ -49,6 +49,15 @@ pub enum Command {
     /// when every check passes.
     #[command(after_help = HELP_TABLE)]
     Check,
+    /// List every subscription feed (CALPLANEBOT_FEED_DIR) to hand out: kind, name, events, and
+    /// its https:// and webcal:// URLs. Reads Plane, writes nothing. The URLs are secrets:
+    /// whoever has one reads that calendar.
+    #[command(after_help = HELP_TABLE)]
+    Feeds {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish or powershell) to stdout.
     Completions {
         #[arg(value_enum)]
@@ -236,6 +245,41 @@ pub struct ConnectionArgs {
     /// a self-signed certificate). Default (or empty): the system trust store.
     #[arg(long, env = "CALDAV_CA_FILE", value_name = "PATH", global = true)]
     pub caldav_ca_file: Option<String>,
+
+    /// Also write subscription feeds (.ics files for Google Calendar, Outlook, Apple Calendar,
+    /// Thunderbird) into this directory, which a web server serves. With it, the CalDAV
+    /// settings are optional: without CALDAV_URL a run writes feeds only.
+    #[arg(long, env = "CALPLANEBOT_FEED_DIR", value_name = "DIR", global = true)]
+    pub feed_dir: Option<PathBuf>,
+
+    /// Secret the feed file names are derived from (unguessable URLs; a new secret revokes
+    /// every URL). Required with --feed-dir.
+    #[arg(
+        long,
+        env = "CALPLANEBOT_FEED_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET",
+        global = true
+    )]
+    pub feed_secret: Option<String>,
+
+    /// File holding the feed secret (e.g. a systemd credential).
+    #[arg(
+        long,
+        env = "CALPLANEBOT_FEED_SECRET_FILE",
+        value_name = "PATH",
+        global = true
+    )]
+    pub feed_secret_file: Option<PathBuf>,
+
+    /// The https:// URL the feed directory is served at, for `calplanebot feeds`.
+    #[arg(
+        long,
+        env = "CALPLANEBOT_FEED_BASE_URL",
+        value_name = "URL",
+        global = true
+    )]
+    pub feed_base_url: Option<String>,
 }
 
 /// How a run behaves towards servers and other runs: timeouts, retries, the lock.

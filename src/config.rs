@@ -44,13 +44,10 @@ pub struct Config {
     pub plane_token: Secret,
     pub workspace_slug: String,
     pub webhook_secret: Option<Secret>,
-    pub caldav_url: String,
-    pub caldav_username: String,
-    pub caldav_password: Secret,
-    pub caldav_calendar_url: Option<String>,
-    /// `CALDAV_CA_FILE`: the only certificates trusted for the CalDAV server (DER), or `None`
-    /// for the system trust store.
-    pub caldav_roots: Option<Vec<Vec<u8>>>,
+    /// The CalDAV target; `None` in a feeds-only configuration.
+    pub caldav: Option<CalDav>,
+    /// The feed target (`CALPLANEBOT_FEED_DIR`), when configured.
+    pub feeds: Option<Feeds>,
     pub network: Network,
     /// The lock that keeps two runs of this configuration apart.
     pub lock_file: PathBuf,
@@ -59,6 +56,27 @@ pub struct Config {
     pub cache_file: Option<PathBuf>,
     /// CalDAV writes in flight at once (1: one after the other).
     pub concurrency: usize,
+}
+
+/// Where and as whom events are written over CalDAV.
+#[derive(Clone, Debug)]
+pub struct CalDav {
+    pub url: String,
+    pub username: String,
+    pub password: Secret,
+    pub calendar_url: Option<String>,
+    /// `CALDAV_CA_FILE`: the only certificates trusted for the CalDAV server (DER), or `None`
+    /// for the system trust store.
+    pub roots: Option<Vec<Vec<u8>>>,
+}
+
+/// Where subscription feeds are written, and how their names are made.
+#[derive(Clone, Debug)]
+pub struct Feeds {
+    pub dir: PathBuf,
+    pub secret: Secret,
+    /// The URL the directory is served at, without a trailing slash.
+    pub base_url: Option<String>,
 }
 
 /// Timeouts and retries, for both servers, and whether plain HTTP may carry credentials.
@@ -125,6 +143,10 @@ pub enum ConfigError {
     CaFile { path: String, reason: String },
     #[error("{option} must be a number of seconds (0 or more), got {value}")]
     Seconds { option: &'static str, value: f64 },
+    #[error(
+        "CALPLANEBOT_FEED_DIR ({path}) is not a directory: create it (owned by the user calplanebot runs as), or unset it"
+    )]
+    FeedDir { path: String },
 }
 
 impl Config {
@@ -165,33 +187,20 @@ impl Config {
             &args.plane_webhook_secret,
             args.plane_webhook_secret_file.as_deref(),
         )?;
-        let caldav_url = url(
-            "CALDAV_URL",
-            required("CALDAV_URL", "caldav-url", &args.caldav_url)?,
-        )?;
-        let caldav_username =
-            required("CALDAV_USERNAME", "caldav-username", &args.caldav_username)?.to_string();
-        let caldav_password = required_secret(
-            "CALDAV_PASSWORD",
-            "caldav-password",
-            &args.caldav_password,
-            args.caldav_password_file.as_deref(),
-        )?;
-        let caldav_calendar_url = match &args.caldav_calendar_url {
-            Some(calendar) if !calendar.trim().is_empty() => {
-                Some(url("CALDAV_CALENDAR_URL", calendar)?)
-            }
-            _ => None,
-        };
-        let caldav_roots = match &args.caldav_ca_file {
-            Some(path) if !path.is_empty() => Some(ca_certificates(Path::new(path))?),
-            _ => None,
+        let feeds = feeds(args)?;
+        // CalDAV is optional only when feeds are written: a configuration must have a target.
+        let caldav = match (&args.caldav_url, &feeds) {
+            (Some(url), _) if !url.trim().is_empty() => Some(caldav(args)?),
+            (_, Some(_)) => None,
+            (_, None) => Some(caldav(args)?),
         };
         if !behaviour.allow_insecure_http {
+            let caldav_url = caldav.as_ref().map(|c| &c.url);
+            let calendar_url = caldav.as_ref().and_then(|c| c.calendar_url.as_ref());
             for (variable, url) in [
                 ("PLANE_BASE_URL", Some(&plane_base_url)),
-                ("CALDAV_URL", Some(&caldav_url)),
-                ("CALDAV_CALENDAR_URL", caldav_calendar_url.as_ref()),
+                ("CALDAV_URL", caldav_url),
+                ("CALDAV_CALENDAR_URL", calendar_url),
             ] {
                 if url.is_some_and(|url| is_insecure(url)) {
                     return Err(ConfigError::Insecure { variable });
@@ -206,12 +215,20 @@ impl Config {
             retry_delay: seconds("--retry-delay", behaviour.retry_delay)?,
             allow_insecure_http: behaviour.allow_insecure_http,
         };
+        let feed_dir = feeds
+            .as_ref()
+            .map(|f| f.dir.display().to_string())
+            .unwrap_or_default();
         let hash = config_hash(&[
             &plane_base_url,
             &workspace_slug,
-            &caldav_url,
-            &caldav_username,
-            caldav_calendar_url.as_deref().unwrap_or(""),
+            caldav.as_ref().map_or("", |c| c.url.as_str()),
+            caldav.as_ref().map_or("", |c| c.username.as_str()),
+            caldav
+                .as_ref()
+                .and_then(|c| c.calendar_url.as_deref())
+                .unwrap_or(""),
+            &feed_dir,
         ]);
         let lock_file = match &behaviour.lock_file {
             Some(path) => path.clone(),
@@ -234,13 +251,75 @@ impl Config {
             plane_token,
             workspace_slug,
             webhook_secret,
-            caldav_url,
-            caldav_username,
-            caldav_password,
-            caldav_calendar_url,
-            caldav_roots,
+            caldav,
+            feeds,
         })
     }
+}
+
+/// The CalDAV settings, all required once CalDAV is configured.
+fn caldav(args: &ConnectionArgs) -> Result<CalDav, ConfigError> {
+    let url_ = url(
+        "CALDAV_URL",
+        required("CALDAV_URL", "caldav-url", &args.caldav_url)?,
+    )?;
+    let username =
+        required("CALDAV_USERNAME", "caldav-username", &args.caldav_username)?.to_string();
+    let password = required_secret(
+        "CALDAV_PASSWORD",
+        "caldav-password",
+        &args.caldav_password,
+        args.caldav_password_file.as_deref(),
+    )?;
+    let calendar_url = match &args.caldav_calendar_url {
+        Some(calendar) if !calendar.trim().is_empty() => {
+            Some(url("CALDAV_CALENDAR_URL", calendar)?)
+        }
+        _ => None,
+    };
+    let roots = match &args.caldav_ca_file {
+        Some(path) if !path.is_empty() => Some(ca_certificates(Path::new(path))?),
+        _ => None,
+    };
+    Ok(CalDav {
+        url: url_,
+        username,
+        password,
+        calendar_url,
+        roots,
+    })
+}
+
+/// The feed settings when `CALPLANEBOT_FEED_DIR` is set (an empty value means unset): the
+/// directory must exist, and a secret is required.
+fn feeds(args: &ConnectionArgs) -> Result<Option<Feeds>, ConfigError> {
+    let Some(dir) = args.feed_dir.as_ref().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(None);
+    };
+    if !dir.is_dir() {
+        return Err(ConfigError::FeedDir {
+            path: dir.display().to_string(),
+        });
+    }
+    let secret = required_secret(
+        "CALPLANEBOT_FEED_SECRET",
+        "feed-secret",
+        &args.feed_secret,
+        args.feed_secret_file.as_deref(),
+    )?;
+    let base_url = match &args.feed_base_url {
+        Some(base) if !base.trim().is_empty() => Some(
+            url("CALPLANEBOT_FEED_BASE_URL", base)?
+                .trim_end_matches('/')
+                .to_string(),
+        ),
+        _ => None,
+    };
+    Ok(Some(Feeds {
+        dir: dir.clone(),
+        secret,
+        base_url,
+    }))
 }
 
 /// The certificates of a PEM file, as DER. Anything else in the file (keys, text) is ignored;
@@ -439,6 +518,10 @@ mod tests {
             caldav_password_file: None,
             caldav_calendar_url: None,
             caldav_ca_file: None,
+            feed_dir: None,
+            feed_secret: None,
+            feed_secret_file: None,
+            feed_base_url: None,
         }
     }
 
@@ -512,7 +595,12 @@ mod tests {
         );
         let mut a = args();
         a.caldav_ca_file = Some(fixture.into());
-        let roots = Config::from_test_args(&a).unwrap().caldav_roots.unwrap();
+        let roots = Config::from_test_args(&a)
+            .unwrap()
+            .caldav
+            .unwrap()
+            .roots
+            .unwrap();
         assert_eq!(roots.len(), 1);
         // DER of a certificate: a SEQUENCE with a two-byte length.
         assert_eq!(&roots[0][..2], &[0x30, 0x82]);
@@ -548,13 +636,18 @@ mod tests {
         assert_eq!(
             Config::from_test_args(&a)
                 .unwrap()
-                .caldav_roots
+                .caldav
+                .unwrap()
+                .roots
                 .unwrap()
                 .len(),
             2
         );
         a.caldav_ca_file = Some(String::new());
-        assert_eq!(Config::from_test_args(&a).unwrap().caldav_roots, None);
+        assert_eq!(
+            Config::from_test_args(&a).unwrap().caldav.unwrap().roots,
+            None
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -596,7 +689,70 @@ mod tests {
         assert_eq!(config.plane_base_url, "https://plane.example.com");
         assert_eq!(config.plane_web_url, "https://plane.example.com");
         assert_eq!(config.plane_token.expose(), "plane_api_secret123");
-        assert_eq!(config.caldav_calendar_url, None);
+        assert_eq!(config.caldav.unwrap().calendar_url, None);
+        assert!(config.feeds.is_none());
+    }
+
+    /// Issue 13: with a feed directory, CalDAV is optional; without one, it is required; the
+    /// feed secret is required with the directory, and the directory must exist.
+    #[test]
+    fn feeds_make_caldav_optional_and_need_a_secret_and_a_directory() {
+        let dir = std::env::temp_dir();
+        let mut feeds_only = args();
+        feeds_only.caldav_url = None;
+        feeds_only.caldav_username = None;
+        feeds_only.caldav_password = None;
+        assert!(matches!(
+            Config::from_test_args(&feeds_only),
+            Err(ConfigError::Missing {
+                variable: "CALDAV_URL",
+                ..
+            })
+        ));
+        feeds_only.feed_dir = Some(dir.clone());
+        assert!(matches!(
+            Config::from_test_args(&feeds_only),
+            Err(ConfigError::Missing {
+                variable: "CALPLANEBOT_FEED_SECRET",
+                ..
+            })
+        ));
+        feeds_only.feed_secret = Some("s3cret-feed".into());
+        feeds_only.feed_base_url = Some("https://cal.example.com/feeds/".into());
+        let config = Config::from_test_args(&feeds_only).unwrap();
+        assert!(config.caldav.is_none());
+        let feeds = config.feeds.as_ref().unwrap();
+        assert_eq!(
+            feeds.base_url.as_deref(),
+            Some("https://cal.example.com/feeds")
+        );
+        assert!(!format!("{config:?}").contains("s3cret-feed"));
+        // Both targets.
+        let mut both = args();
+        both.feed_dir = feeds_only.feed_dir.clone();
+        both.feed_secret = feeds_only.feed_secret.clone();
+        both.caldav_username = None;
+        both.caldav_password = None;
+        assert!(matches!(
+            Config::from_test_args(&both),
+            Err(ConfigError::Missing {
+                variable: "CALDAV_USERNAME",
+                ..
+            })
+        ));
+        both.caldav_username = args().caldav_username;
+        both.caldav_password = args().caldav_password;
+        let config = Config::from_test_args(&both).unwrap();
+        assert!(config.caldav.is_some() && config.feeds.is_some());
+        // A directory that does not exist.
+        feeds_only.feed_dir = Some(dir.join("calplanebot-no-such-dir-for-feeds"));
+        assert!(matches!(
+            Config::from_test_args(&feeds_only),
+            Err(ConfigError::FeedDir { .. })
+        ));
+        feeds_only.feed_base_url = Some("ftp://x".into());
+        feeds_only.feed_dir = Some(dir);
+        assert!(Config::from_test_args(&feeds_only).is_err());
     }
 
     #[test]

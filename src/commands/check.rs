@@ -13,7 +13,7 @@ use std::io::Write as _;
 
 use crate::caldav::{self, CalDavError, Calendar, DavClient, Discovery, Target};
 use crate::cli::{BehaviourArgs, ConnectionArgs};
-use crate::config::{Config, ConfigError};
+use crate::config::{CalDav, Config, ConfigError};
 use crate::exit::Status;
 use crate::plane::{PlaneClient, PlaneError};
 
@@ -147,9 +147,12 @@ pub fn run(connection: &ConnectionArgs, behaviour: &BehaviourArgs) -> Status {
                 Check::Configuration,
                 configuration_summary(&config),
             )]);
-            let (plane, dav) = crate::commands::sync::clients(&config);
+            let plane = crate::commands::sync::plane_client(&config);
             record(plane_checks(&config, &plane));
-            record(caldav_checks(&config, &dav));
+            if let Some(caldav) = &config.caldav {
+                let dav = crate::commands::sync::dav_client(caldav, &config);
+                record(caldav_checks(caldav, &dav));
+            }
         }
     }
     let _ = writeln!(stdout, "{}", summary_line(&results));
@@ -257,6 +260,9 @@ fn configuration_hint(error: &ConfigError) -> String {
             "use https://; only on a network you trust, pass --allow-insecure-http".into()
         }
         ConfigError::Seconds { .. } => "give a number of seconds, e.g. 30 or 0.5".into(),
+        ConfigError::FeedDir { .. } => {
+            "create the feed directory, writable by the user calplanebot runs as and readable by the web server (e.g. install -d -m 0755 -o calplanebot /var/www/calplanebot)".into()
+        }
         ConfigError::CaFile { .. } => {
             "CALDAV_CA_FILE must name a readable PEM file with the CA certificate(s) that signed the CalDAV server's certificate (or the self-signed certificate itself)".into()
         }
@@ -264,11 +270,17 @@ fn configuration_hint(error: &ConfigError) -> String {
 }
 
 fn configuration_summary(config: &Config) -> String {
-    let mode = if config.caldav_calendar_url.is_some() {
-        "single-calendar mode"
-    } else {
-        "one calendar per project"
+    let caldav = match &config.caldav {
+        Some(caldav) if caldav.calendar_url.is_some() => "CalDAV: single-calendar mode",
+        Some(_) => "CalDAV: one calendar per project",
+        None => "no CalDAV",
     };
+    let feeds = if config.feeds.is_some() {
+        "; feeds"
+    } else {
+        ""
+    };
+    let mode = format!("{caldav}{feeds}");
     let webhook = if config.webhook_secret.is_some() {
         "webhook signatures checked"
     } else {
@@ -373,9 +385,9 @@ pub fn workspace_failed(error: &PlaneError, slug: &str) -> CheckResult {
 // CalDAV
 // ---------------------------------------------------------------------------------------------
 
-fn caldav_checks(config: &Config, dav: &DavClient) -> Vec<CheckResult> {
-    let user = &config.caldav_username;
-    match &config.caldav_calendar_url {
+fn caldav_checks(config: &CalDav, dav: &DavClient) -> Vec<CheckResult> {
+    let user = &config.username;
+    match &config.calendar_url {
         Some(url) => {
             let url = caldav::with_slash(url.clone());
             let probe = dav.calendar_at(&url);
@@ -392,13 +404,9 @@ fn caldav_checks(config: &Config, dav: &DavClient) -> Vec<CheckResult> {
             results
         }
         None => {
-            let discovered = dav.discover(&config.caldav_url);
-            let mut results = server_checks(
-                "CALDAV_URL",
-                &config.caldav_url,
-                user,
-                discovered.as_ref().err(),
-            );
+            let discovered = dav.discover(&config.url);
+            let mut results =
+                server_checks("CALDAV_URL", &config.url, user, discovered.as_ref().err());
             match discovered {
                 Ok(discovery) => {
                     results.push(CheckResult::passed(

@@ -1,6 +1,7 @@
 //! The commands a person or a scheduler runs: `sync` (the whole pipeline), `webhook` (one Plane
-//! delivery → one targeted reconcile) and `check` (configuration and reachability, writes
-//! nothing). Each is glue over the rooms below; `main` dispatches to them.
+//! delivery → one targeted reconcile), `check` (configuration and reachability, writes
+//! nothing) and `feeds` (the subscription URLs to hand out). Each is glue over the rooms below;
+//! `main` dispatches to them.
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -12,6 +13,7 @@ use crate::config::Config;
 use crate::exit::Status;
 
 pub mod check;
+pub mod feeds;
 pub mod sync;
 pub mod webhook;
 
@@ -50,7 +52,7 @@ where
             };
         }
         Command::Check => return check::run(&cli.connection, &cli.behaviour).into(),
-        Command::Sync(_) | Command::Webhook(_) => {}
+        Command::Sync(_) | Command::Webhook(_) | Command::Feeds { .. } => {}
     }
     let config = match Config::from_args(&cli.connection, &cli.behaviour) {
         Ok(config) => config,
@@ -62,6 +64,7 @@ where
     let status = match &cli.command {
         Command::Sync(args) => sync::run(&config, args),
         Command::Webhook(args) => webhook::run(&config, args),
+        Command::Feeds { format } => feeds::run(&config, *format),
         Command::Check | Command::Completions { .. } | Command::Man => {
             unreachable!("handled before the configuration is built")
         }

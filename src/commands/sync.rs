@@ -9,8 +9,9 @@ use std::time::Instant;
 
 use crate::caldav::{self, CalDavError, DavClient, StoredEvent};
 use crate::cli::{Format, SyncArgs};
-use crate::config::Config;
+use crate::config::{CalDav, Config, Feeds};
 use crate::exit::Status;
+use crate::feed;
 use crate::mapping::event::{self, MappingContext};
 use crate::plane::{self, IssueItem, PlaneClient, PlaneError, Project, ProjectIssues};
 use crate::reconcile::placement::{self, Layout, Wanted};
@@ -137,89 +138,311 @@ pub fn lock(
     }
 }
 
-/// The two clients of a run.
-pub fn clients(config: &Config) -> (PlaneClient, DavClient) {
-    (
-        PlaneClient::new(
-            &config.plane_base_url,
-            &config.workspace_slug,
-            config.plane_token.clone(),
-            &config.network,
-        ),
-        DavClient::new(
-            &config.caldav_username,
-            &config.caldav_password,
-            &config.network,
-            config.caldav_roots.as_deref(),
-        ),
+/// The Plane client of a run.
+pub fn plane_client(config: &Config) -> PlaneClient {
+    PlaneClient::new(
+        &config.plane_base_url,
+        &config.workspace_slug,
+        config.plane_token.clone(),
+        &config.network,
+    )
+}
+
+/// The CalDAV client of a run.
+pub fn dav_client(caldav: &CalDav, config: &Config) -> DavClient {
+    DavClient::new(
+        &caldav.username,
+        &caldav.password,
+        &config.network,
+        caldav.roots.as_deref(),
     )
 }
 
 /// The calendar-location cache of this configuration (see `cache`).
-pub fn load_cache(config: &Config) -> CalendarCache {
+pub fn load_cache(config: &Config, caldav: &CalDav) -> CalendarCache {
     match &config.cache_file {
         Some(path) => log::debug!("calendar cache: {}", path.display()),
         None => log::debug!("no calendar cache (CALPLANEBOT_CACHE_DIR is empty)"),
     }
     CalendarCache::load(
         config.cache_file.as_deref(),
-        &config.caldav_url,
-        &config.caldav_username,
+        &caldav.url,
+        &caldav.username,
         &config.workspace_slug,
     )
 }
 
-/// A sync of the selected projects: lock, gather, then [`finish`].
+/// A sync of the selected projects: lock, fetch from Plane, then each configured target —
+/// CalDAV ([`caldav_jobs`], then [`finish`]) and the feeds. A target that fails does not stop
+/// the other.
 pub fn reconcile(config: &Config, options: &Options, selection: &Selection) -> Outcome {
     let started = Instant::now();
-    let failed = |status| Outcome {
-        status,
-        report: None,
-    };
     let _lock = match lock(config, options.dry_run) {
         Ok(lock) => lock,
-        Err(status) => return failed(status),
+        Err(status) => {
+            return Outcome {
+                status,
+                report: None,
+            };
+        }
     };
-    let (plane, dav) = clients(config);
+    let plane = plane_client(config);
     let mut report = Report {
         dry_run: options.dry_run,
         ..Report::default()
     };
-    let (jobs, layout) = match gather(config, options, selection, &plane, &dav, &mut report) {
-        Ok(gathered) => gathered,
-        Err(abort) => {
-            log::error!("{abort}");
-            log::error!("nothing was changed");
-            report.plane_requests = plane.requests.get();
-            report.caldav_requests = dav.requests.get();
-            report.seconds = started.elapsed().as_secs_f64();
-            report.errors.push(abort.to_string());
-            return Outcome {
-                status: abort.status(),
-                report: Some(report),
-            };
+    let aborted = |abort: Abort, mut report: Report, dav: Option<&DavClient>| {
+        log::error!("{abort}");
+        log::error!("nothing was changed");
+        report.plane_requests = plane.requests.get();
+        report.caldav_requests = dav.map_or(0, |d| d.requests.get());
+        report.seconds = started.elapsed().as_secs_f64();
+        report.errors.push(abort.to_string());
+        Outcome {
+            status: abort.status(),
+            report: Some(report),
         }
     };
-    let (status, report) = finish(config, options, &jobs, &plane, &dav, report, started);
-    if config.caldav_calendar_url.is_none() && !options.dry_run {
-        let mut cache = load_cache(config);
-        if *selection == Selection::All && report.errors.is_empty() {
-            cache.clear();
-        }
-        match &layout {
-            Some(Layout::Single(url)) => cache.set_single_calendar(Some(url)),
-            Some(Layout::Home(_)) => {
-                cache.set_single_calendar(None);
-                remember_calendars(&mut cache, &jobs, &report);
+    let fetched = match fetch(selection, &plane, &mut report) {
+        Ok(fetched) => fetched,
+        Err(abort) => return aborted(abort, report, None),
+    };
+    let mut status = Status::Success;
+    let mut dav = None;
+    if let Some(caldav) = &config.caldav {
+        let client = dav_client(caldav, config);
+        match caldav_jobs(
+            config,
+            caldav,
+            options,
+            &plane,
+            &client,
+            &fetched,
+            &mut report,
+        ) {
+            Ok((jobs, layout)) => {
+                let (caldav_status, done) =
+                    finish(config, options, &jobs, &plane, &client, report, started);
+                report = done;
+                status = caldav_status;
+                if caldav.calendar_url.is_none() && !options.dry_run {
+                    remember(config, caldav, selection, &layout, &jobs, &report);
+                }
             }
-            None => {}
+            Err(abort) if config.feeds.is_none() => {
+                return aborted(abort, report, Some(&client));
+            }
+            Err(abort) => {
+                // The feeds are written all the same: a failure on one target does not stop
+                // the other.
+                log::error!("{abort}; no calendar was changed");
+                report.errors.push(abort.to_string());
+                status = Status::PartialFailure;
+            }
         }
-        cache.save();
+        dav = Some(client);
     }
+    if let Some(feeds) = &config.feeds {
+        let feed_status = write_feeds(config, feeds, options, &plane, &fetched, &mut report);
+        status = match (status, feed_status) {
+            (status, Status::Success) => status,
+            // Feeds only: their status is the run's.
+            (Status::Success, feed_status) if config.caldav.is_none() => feed_status,
+            // One target failed while the other went on: a partial failure.
+            _ => Status::PartialFailure,
+        };
+    }
+    // A project that could not be read fails the run whichever targets there are.
+    if status == Status::Success && !report.errors.is_empty() {
+        status = Status::PartialFailure;
+    }
+    report.plane_requests = plane.requests.get();
+    report.caldav_requests = dav.as_ref().map_or(0, |d| d.requests.get());
+    report.seconds = started.elapsed().as_secs_f64();
     Outcome {
         status,
         report: Some(report),
     }
+}
+
+/// Records in the calendar-location cache where this run found or made each calendar.
+fn remember(
+    config: &Config,
+    caldav: &CalDav,
+    selection: &Selection,
+    layout: &Option<Layout>,
+    jobs: &[CalendarJob],
+    report: &Report,
+) {
+    let mut cache = load_cache(config, caldav);
+    if *selection == Selection::All && report.errors.is_empty() {
+        cache.clear();
+    }
+    match layout {
+        Some(Layout::Single(url)) => cache.set_single_calendar(Some(url)),
+        Some(Layout::Home(_)) => {
+            cache.set_single_calendar(None);
+            remember_calendars(&mut cache, jobs, report);
+        }
+        None => {}
+    }
+    cache.save();
+}
+
+/// The feed target of a run (see `feed`): every project's, member's and the workspace's feed,
+/// from what this run fetched; projects it did not fetch completely (or not at all, with
+/// `--project`) keep their events as the files hold them.
+fn write_feeds(
+    config: &Config,
+    settings: &Feeds,
+    options: &Options,
+    plane: &PlaneClient,
+    fetched: &Fetched,
+    report: &mut Report,
+) -> Status {
+    let source = match feed_source(config, plane, fetched) {
+        Ok(source) => source,
+        Err(error) => {
+            let message = format!("{error}; no feed was written");
+            log::error!("{message}");
+            report.errors.push(message);
+            return if error.is_fatal() {
+                Status::Unavailable
+            } else {
+                Status::PartialFailure
+            };
+        }
+    };
+    let existing = match feed::read_existing(&settings.dir, &config.workspace_slug) {
+        Ok(existing) => existing,
+        Err(error) => {
+            let message = format!("cannot read CALPLANEBOT_FEED_DIR: {error}; no feed was written");
+            log::error!("{message}");
+            report.errors.push(message);
+            return Status::PartialFailure;
+        }
+    };
+    let plan = feed::plan(
+        feed::desired_feeds(&source, &settings.secret),
+        &existing,
+        &config.workspace_slug,
+        fetched.listed.len(),
+        options.guard,
+    );
+    let mut stdout = std::io::stdout().lock();
+    if options.format == Format::Text {
+        let _ = stdout.write_all(render::feed_plan_text(&plan).as_bytes());
+    }
+    let mut failed = 0;
+    if !options.dry_run {
+        for failure in feed::apply(&settings.dir, &plan) {
+            let message = format!("feed {:?}: {}", failure.name, failure.error);
+            log::error!("{message}");
+            report.errors.push(message);
+            failed += 1;
+        }
+    }
+    report.feeds_written = plan.writes.len();
+    report.feeds_removed = plan.removes.len();
+    report.feeds_unchanged = plan.unchanged;
+    report.planned += plan.writes.len() + plan.removes.len();
+    if options.format == Format::Text {
+        let _ = writeln!(
+            stdout,
+            "{}",
+            render::feed_summary_line(&plan, options.dry_run, failed)
+        );
+    }
+    if failed > 0 {
+        Status::PartialFailure
+    } else {
+        Status::Success
+    }
+}
+
+/// What the feeds are made of: each listed project's events (`None` when this run did not read
+/// it completely), and the workspace's members (the assignees seen, when the key may not read
+/// the members list).
+pub fn feed_source(
+    config: &Config,
+    plane: &PlaneClient,
+    fetched: &Fetched,
+) -> Result<feed::Source, PlaneError> {
+    let ctx = MappingContext {
+        workspace_slug: &config.workspace_slug,
+        web_url: &config.plane_web_url,
+    };
+    // Plane always sends updated_at; without it, a fixed stamp still keeps the bytes stable.
+    let epoch = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+    let by_id: HashMap<&str, &(Project, ProjectIssues)> = fetched
+        .projects
+        .iter()
+        .map(|entry| (entry.0.id.as_str(), entry))
+        .collect();
+    let projects = fetched
+        .listed
+        .iter()
+        .map(|project| {
+            let events = by_id
+                .get(project.id.as_str())
+                .filter(|(_, issues)| issues.complete())
+                .map(|(_, issues)| {
+                    issues
+                        .issues
+                        .iter()
+                        .map(|issue| feed::FeedEvent {
+                            fields: event::desired_event(issue, project, &ctx),
+                            dtstamp: issue.updated_at.unwrap_or(epoch),
+                            assignees: issue.assignees.iter().map(|a| a.id.clone()).collect(),
+                        })
+                        .collect()
+                });
+            feed::ProjectEvents {
+                id: project.id.clone(),
+                name: project.name.clone(),
+                events,
+            }
+        })
+        .collect();
+    let members = match plane.workspace_members() {
+        Ok(members) => members
+            .into_iter()
+            .map(|m| feed::MemberRef {
+                id: m.id,
+                display_name: m.display_name,
+            })
+            .collect(),
+        Err(PlaneError::Forbidden { .. }) => {
+            log::info!(
+                "the API key may not read the workspace's members: member feeds are made for the assignees seen"
+            );
+            assignees_seen(fetched)
+        }
+        Err(error) => return Err(error),
+    };
+    Ok(feed::Source {
+        workspace: config.workspace_slug.clone(),
+        projects,
+        members,
+    })
+}
+
+/// Every assignee of the issues fetched, by id: the members when the list may not be read.
+fn assignees_seen(fetched: &Fetched) -> Vec<feed::MemberRef> {
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    for issue in fetched
+        .projects
+        .iter()
+        .flat_map(|(_, issues)| &issues.issues)
+    {
+        for assignee in &issue.assignees {
+            seen.entry(assignee.id.clone())
+                .or_insert_with(|| assignee.name.clone());
+        }
+    }
+    seen.into_iter()
+        .map(|(id, display_name)| feed::MemberRef { id, display_name })
+        .collect()
 }
 
 /// Records where each job's projects live, unless creating that calendar failed.
@@ -325,19 +548,25 @@ pub fn finish(
     (status, report)
 }
 
-/// Everything the plan needs: the desired events per calendar and the stored ones.
-fn gather(
-    config: &Config,
-    options: &Options,
+/// What Plane said this run: the selected projects with their dated issues (none for a project
+/// hint that names no syncable project: nothing to do).
+pub struct Fetched {
+    /// Every syncable project of the workspace, selected or not.
+    pub listed: Vec<Project>,
+    pub projects: Vec<(Project, ProjectIssues)>,
+}
+
+/// The Plane side of a run: the selected projects and their dated issues.
+pub fn fetch(
     selection: &Selection,
     plane: &PlaneClient,
-    dav: &DavClient,
     report: &mut Report,
-) -> Result<(Vec<CalendarJob>, Option<Layout>), Abort> {
+) -> Result<Fetched, Abort> {
     let list = plane.projects()?;
     for (name, reason) in &list.skipped {
         log::info!("skipping project {name:?}: {reason}");
     }
+    let listed = list.projects.clone();
     let projects = match selection {
         Selection::All => list.projects,
         Selection::Named(wanted) => select_projects(list.projects, wanted)?,
@@ -347,16 +576,10 @@ fn gather(
                 log::info!(
                     "project {id} is not a syncable project of the workspace (archived, deleted, or the token's user is not a member): nothing to do"
                 );
-                return Ok((Vec::new(), None));
             }
             found
         }
     };
-    let ctx = MappingContext {
-        workspace_slug: &config.workspace_slug,
-        web_url: &config.plane_web_url,
-    };
-
     let mut fetched: Vec<(Project, ProjectIssues)> = Vec::with_capacity(projects.len());
     let bar = crate::support::progress::bar(projects.len(), "Plane");
     for project in projects {
@@ -383,10 +606,33 @@ fn gather(
         fetched.push((project, issues));
     }
     bar.finish_and_clear();
+    Ok(Fetched {
+        listed,
+        projects: fetched,
+    })
+}
 
-    let layout = layout(config, dav)?;
+/// The CalDAV side of a run: each calendar's desired events (from `fetched`) and stored ones.
+fn caldav_jobs(
+    config: &Config,
+    caldav: &CalDav,
+    options: &Options,
+    plane: &PlaneClient,
+    dav: &DavClient,
+    fetched: &Fetched,
+    report: &mut Report,
+) -> Result<(Vec<CalendarJob>, Option<Layout>), Abort> {
+    let fetched = &fetched.projects;
+    if fetched.is_empty() {
+        return Ok((Vec::new(), None));
+    }
+    let ctx = MappingContext {
+        workspace_slug: &config.workspace_slug,
+        web_url: &config.plane_web_url,
+    };
+    let layout = layout(caldav, dav)?;
     let mut jobs = match &layout {
-        Layout::Single(url) => vec![placement::single_calendar_job(url, &fetched, &ctx)],
+        Layout::Single(url) => vec![placement::single_calendar_job(url, fetched, &ctx)],
         Layout::Home(home) => {
             log::debug!("calendar home: {home}");
             let wanted: Vec<Wanted<'_>> = fetched
@@ -420,7 +666,7 @@ fn gather(
         }
         listed.push(job);
     }
-    confirm_absences(plane, &fetched, &mut listed, config, options.guard, &ctx)?;
+    confirm_absences(plane, fetched, &mut listed, config, options.guard, &ctx)?;
     Ok((listed, Some(layout)))
 }
 
@@ -499,11 +745,11 @@ pub fn place_projects(
 
 /// `CALDAV_CALENDAR_URL` when set; else what discovery finds at `CALDAV_URL`, where a calendar
 /// means single-calendar mode.
-pub fn layout(config: &Config, dav: &DavClient) -> Result<Layout, CalDavError> {
-    if let Some(url) = &config.caldav_calendar_url {
+pub fn layout(settings: &CalDav, dav: &DavClient) -> Result<Layout, CalDavError> {
+    if let Some(url) = &settings.calendar_url {
         return Ok(Layout::Single(caldav::with_slash(url.clone())));
     }
-    let discovery = dav.discover(&config.caldav_url)?;
+    let discovery = dav.discover(&settings.url)?;
     Ok(match discovery.target {
         caldav::Target::Home(home) => Layout::Home(home),
         caldav::Target::Calendar(calendar) => {

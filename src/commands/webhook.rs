@@ -18,7 +18,7 @@ use sha2::Sha256;
 use crate::caldav::{self, DavClient, StoredEvent};
 use crate::cli::WebhookArgs;
 use crate::commands::sync::{self, Abort, Options, Selection};
-use crate::config::{Config, Secret};
+use crate::config::{CalDav, Config, Secret};
 use crate::exit::Status;
 use crate::mapping::event::{self, MappingContext};
 use crate::plane::{
@@ -295,13 +295,19 @@ fn reconcile_issue(config: &Config, options: &Options, id: &str, project: Option
         Ok(lock) => lock,
         Err(status) => return status,
     };
-    let (plane, dav) = sync::clients(config);
-    let mut cache = sync::load_cache(config);
+    let Some(caldav) = &config.caldav else {
+        // Feeds only: the next `sync` rewrites them (a webhook does not patch feeds yet).
+        log::info!("no CalDAV target is configured: nothing to do for this delivery");
+        return Status::Success;
+    };
+    let plane = sync::plane_client(config);
+    let dav = sync::dav_client(caldav, config);
+    let mut cache = sync::load_cache(config, caldav);
     let report = Report {
         dry_run: options.dry_run,
         ..Report::default()
     };
-    let gathered = match gather_issue(config, &plane, &dav, &mut cache, id, project) {
+    let gathered = match gather_issue(config, caldav, &plane, &dav, &mut cache, id, project) {
         Ok(gathered) => gathered,
         Err(abort) => {
             log::error!("{abort}");
@@ -311,7 +317,7 @@ fn reconcile_issue(config: &Config, options: &Options, id: &str, project: Option
     };
     let jobs: Vec<CalendarJob> = gathered.job.into_iter().collect();
     let (status, report) = sync::finish(config, options, &jobs, &plane, &dav, report, started);
-    if config.caldav_calendar_url.is_none() && !options.dry_run {
+    if caldav.calendar_url.is_none() && !options.dry_run {
         if report.failures.is_empty() {
             if gathered.discovered && !gathered.single {
                 sync::remember_calendars(&mut cache, &jobs, &report);
@@ -339,6 +345,7 @@ struct Gathered {
 
 fn gather_issue(
     config: &Config,
+    caldav: &CalDav,
     plane: &PlaneClient,
     dav: &DavClient,
     cache: &mut CalendarCache,
@@ -353,7 +360,7 @@ fn gather_issue(
     // Where the event is, when the delivery does not say (an issue deletion).
     let (project_id, mut located) = match project {
         Some(project) => (project.to_string(), None),
-        None => match locate(config, dav, cache, id)? {
+        None => match locate(config, caldav, dav, cache, id)? {
             Some((calendar, stored, project)) => (project, Some((calendar, stored))),
             None => {
                 log::info!("no event of work item {id} in any calendar: nothing to do");
@@ -407,7 +414,7 @@ fn gather_issue(
     };
     let fetched = [(project.clone(), issues)];
     let mut discovered = false;
-    let mut single = single_calendar(config, cache);
+    let mut single = single_calendar(caldav, cache);
     let target = if single.is_some() {
         None
     } else if let Some((calendar, _)) = &located {
@@ -416,7 +423,7 @@ fn gather_issue(
         Some(existing(calendar, &project))
     } else {
         discovered = true;
-        match sync::layout(config, dav)? {
+        match sync::layout(caldav, dav)? {
             Layout::Single(url) => {
                 cache.set_single_calendar(Some(&url));
                 single = Some(url);
@@ -484,8 +491,8 @@ fn gather_issue(
 
 /// The one calendar of single-calendar mode: `CALDAV_CALENDAR_URL`, or the calendar an earlier
 /// run found `CALDAV_URL` to be.
-fn single_calendar(config: &Config, cache: &CalendarCache) -> Option<String> {
-    match &config.caldav_calendar_url {
+fn single_calendar(caldav: &CalDav, cache: &CalendarCache) -> Option<String> {
+    match &caldav.calendar_url {
         Some(url) => Some(caldav::with_slash(url.clone())),
         None => cache.single_calendar().map(str::to_string),
     }
@@ -508,6 +515,7 @@ fn existing(url: &str, project: &Project) -> CalendarTarget {
 /// in this workspace counts.
 fn locate(
     config: &Config,
+    caldav: &CalDav,
     dav: &DavClient,
     cache: &CalendarCache,
     id: &str,
@@ -529,7 +537,7 @@ fn locate(
             _ => Ok(None),
         }
     };
-    if let Some(url) = single_calendar(config, cache) {
+    if let Some(url) = single_calendar(caldav, cache) {
         return look(&url);
     }
     let tried = cache.calendars();
@@ -538,7 +546,7 @@ fn locate(
             return Ok(Some(found));
         }
     }
-    let home = match sync::layout(config, dav)? {
+    let home = match sync::layout(caldav, dav)? {
         Layout::Single(url) => return look(&url),
         Layout::Home(home) => home,
     };

@@ -11,6 +11,7 @@
 use serde::Serialize;
 use similar::TextDiff;
 
+use crate::feed::FeedPlan;
 use crate::mapping::event::ManagedFields;
 use crate::reconcile::plan::{CalendarChange, Change, Plan};
 
@@ -100,6 +101,10 @@ pub struct Report {
     pub plane_requests: u64,
     pub caldav_requests: u64,
     pub seconds: f64,
+    /// Feed files (re)written, removed as stale, and left as they were.
+    pub feeds_written: usize,
+    pub feeds_removed: usize,
+    pub feeds_unchanged: usize,
 }
 
 impl Report {
@@ -163,6 +168,73 @@ pub fn plan_text(plan: &Plan) -> String {
             "! deletion guard: {}; check Plane, then re-run with --force-delete to apply the deletions\n",
             e(reason)
         ));
+    }
+    out
+}
+
+/// The feed target's plan as text: `+` a new feed, `~` a changed one (followed by a diff of its
+/// events), `-` a stale one removed, `!` stale feeds kept and why. Feeds are named by kind and
+/// calendar name, never by file name: a file name is a bearer secret.
+pub fn feed_plan_text(plan: &FeedPlan) -> String {
+    let e = escape_controls;
+    let mut out = String::new();
+    for write in &plan.writes {
+        let sign = if write.before.is_some() { '~' } else { '+' };
+        out.push_str(&format!(
+            "{sign} feed {} \"{}\" ({} event{})\n",
+            write.kind.name(),
+            e(&write.name),
+            write.events,
+            plural(write.events)
+        ));
+        if let Some(before) = &write.before {
+            out.push_str(&text_diff(before, &write.after));
+        }
+    }
+    for remove in &plan.removes {
+        out.push_str(&format!("- feed \"{}\"\n", e(&remove.name)));
+    }
+    if let Some(kept) = &plan.kept {
+        out.push_str(&format!("! feeds: {}\n", e(kept)));
+    }
+    out
+}
+
+/// The feed target's one summary line.
+pub fn feed_summary_line(plan: &FeedPlan, dry_run: bool, failed: usize) -> String {
+    if dry_run {
+        format!(
+            "feeds, dry run: {} to write, {} to remove, {} unchanged (nothing written)",
+            plan.writes.len(),
+            plan.removes.len(),
+            plan.unchanged
+        )
+    } else {
+        format!(
+            "feeds: {} written, {} removed, {} unchanged, {failed} failed",
+            plan.writes.len() - failed.min(plan.writes.len()),
+            plan.removes.len(),
+            plan.unchanged
+        )
+    }
+}
+
+/// A unified diff of two iCalendar texts, unfolded, indented under the `~` line.
+fn text_diff(before: &str, after: &str) -> String {
+    let unfold = |text: &str| text.replace("\r\n ", "").replace("\r\n", "\n");
+    let (old, new) = (unfold(before), unfold(after));
+    let diff = TextDiff::from_lines(&old, &new);
+    let mut out = String::new();
+    for line in diff
+        .unified_diff()
+        .context_radius(1)
+        .header("feed", "plane")
+        .to_string()
+        .lines()
+    {
+        out.push_str("    ");
+        out.push_str(&escape_controls(line));
+        out.push('\n');
     }
     out
 }

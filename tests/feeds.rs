@@ -1,0 +1,271 @@
+//! End to end: subscription feeds (issue 13) written by the real `calplanebot sync` from the
+//! Plane simulator, with and without a CalDAV target, read back from the directory with the
+//! test's own minimal iCalendar reader.
+
+#[macro_use]
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use calplanebot_testbed::plane_sim::{Fault, FaultRule};
+use serde_json::json;
+use support::{Env, Run, ServerKind, prop, props};
+
+const ALICE: &str = "00000000-0000-4000-8000-0000000000a1";
+const BOB: &str = "00000000-0000-4000-8000-0000000000b2";
+const CAROL: &str = "00000000-0000-4000-8000-0000000000c3";
+const SECRET: &str = "feed-secret-for-tests";
+
+fn seed() -> serde_json::Value {
+    json!({
+        "workspace": "acme",
+        "users": [
+            {"id": ALICE, "first_name": "Alice", "last_name": "A", "email": "alice@acme.test", "display_name": "alice"},
+            {"id": BOB, "first_name": "Bob", "last_name": "B", "email": "bob@acme.test", "display_name": "bob"},
+            {"id": CAROL, "first_name": "Carol", "last_name": "C", "email": "carol@acme.test", "display_name": "carol"}
+        ],
+        "projects": [
+            {"identifier": "WEB", "name": "Website"},
+            {"identifier": "OPS", "name": "Operations"}
+        ],
+        "issues": [
+            {"project": "WEB", "name": "Launch", "target_date": "2026-12-01", "priority": "urgent", "assignees": [ALICE, BOB]},
+            {"project": "WEB", "name": "Docs", "target_date": "2026-12-03", "assignees": [ALICE]},
+            {"project": "WEB", "name": "Someday", "assignees": [ALICE]},
+            {"project": "OPS", "name": "Rotate keys", "target_date": "2026-12-05", "assignees": [BOB]},
+            {"project": "OPS", "name": "Backup check", "target_date": "2026-12-06"}
+        ]
+    })
+}
+
+/// The feed directory of a test, created empty.
+fn feed_dir(env: &Env) -> PathBuf {
+    let dir = env.scratch("feeds");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs the binary with feeds in `dir`, and CalDAV only when `caldav`.
+fn run(env: &Env, dir: &Path, caldav: bool, args: &[&str]) -> Run {
+    let dir = dir.display().to_string();
+    let mut command = env.command(
+        args,
+        &[
+            ("CALPLANEBOT_FEED_DIR", dir.as_str()),
+            ("CALPLANEBOT_FEED_SECRET", SECRET),
+            (
+                "CALPLANEBOT_FEED_BASE_URL",
+                "https://cal.example.com/feeds/",
+            ),
+        ],
+    );
+    if !caldav {
+        for name in [
+            "CALDAV_URL",
+            "CALDAV_USERNAME",
+            "CALDAV_PASSWORD",
+            "CALDAV_CA_FILE",
+        ] {
+            command.env_remove(name);
+        }
+    }
+    let child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    support::finish(child, &args.join(" "))
+}
+
+/// Every file of the directory: name → (bytes, mtime).
+fn files(dir: &Path) -> BTreeMap<String, (Vec<u8>, std::time::SystemTime)> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            (
+                name,
+                (
+                    std::fs::read(e.path()).unwrap(),
+                    e.metadata().unwrap().modified().unwrap(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The feeds of the directory by calendar name: their SUMMARY values, sorted.
+fn feeds_by_name(dir: &Path) -> BTreeMap<String, Vec<String>> {
+    files(dir)
+        .into_iter()
+        .filter(|(name, _)| name.ends_with(".ics"))
+        .filter_map(|(_, (bytes, _))| {
+            let text = String::from_utf8(bytes).unwrap();
+            let name = prop(&text, "X-WR-CALNAME")?;
+            let mut summaries: Vec<String> = props(&text, "SUMMARY")
+                .into_iter()
+                .map(|(_, v)| support::unescape(&v))
+                .map(|s| s.split_once("] ").map_or(s.clone(), |(_, t)| t.to_string()))
+                .collect();
+            summaries.sort();
+            Some((name, summaries))
+        })
+        .collect()
+}
+
+fn expected(entries: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
+    entries
+        .iter()
+        .map(|(name, summaries)| {
+            let mut summaries: Vec<String> = summaries.iter().map(|s| s.to_string()).collect();
+            summaries.sort();
+            (name.to_string(), summaries)
+        })
+        .collect()
+}
+
+#[test]
+fn feeds_only_writes_every_feed_and_a_run_with_nothing_changed_rewrites_nothing() {
+    let env = Env::start(ServerKind::Radicale, seed());
+    let dir = feed_dir(&env);
+    std::fs::write(dir.join("index.html"), "not calplanebot's").unwrap();
+    let first = run(&env, &dir, false, &["sync"]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(
+        first
+            .stdout
+            .contains("feeds: 6 written, 0 removed, 0 unchanged"),
+        "{}",
+        first.stdout
+    );
+    assert_eq!(
+        env.proxy.counts().values().sum::<usize>(),
+        0,
+        "no CalDAV request"
+    );
+    assert_eq!(
+        feeds_by_name(&dir),
+        expected(&[
+            ("Plane: Website", &["Launch", "Docs"]),
+            ("Plane: Operations", &["Rotate keys", "Backup check"]),
+            ("Plane: alice", &["Launch", "Docs"]),
+            ("Plane: bob", &["Launch", "Rotate keys"]),
+            ("Plane: carol", &[]),
+            (
+                "Plane: acme",
+                &["Launch", "Docs", "Rotate keys", "Backup check"]
+            ),
+        ])
+    );
+    // File names are secrets: never in the log.
+    for name in files(&dir).keys().filter(|n| n.ends_with(".ics")) {
+        let token = name.trim_end_matches(".ics");
+        assert!(!first.stderr.contains(token), "{token} in the log");
+        assert!(!first.stdout.contains(token), "{token} in the plan");
+    }
+
+    // Nothing changed: no file is written (same bytes, same mtime).
+    let before = files(&dir);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let second = run(&env, &dir, false, &["sync"]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(
+        second
+            .stdout
+            .contains("feeds: 0 written, 0 removed, 6 unchanged"),
+        "{}",
+        second.stdout
+    );
+    assert_eq!(files(&dir), before);
+
+    // Reassigning moves the event from one member feed to the other.
+    let docs = env.issue_id("Docs");
+    env.sim
+        .with_world(|w| w.issue_mut(&docs).assignees = vec![CAROL.to_string()]);
+    let third = run(&env, &dir, false, &["sync"]);
+    assert_eq!(third.code, 0, "{}", third.stderr);
+    let now = feeds_by_name(&dir);
+    assert_eq!(now["Plane: alice"], ["Launch"]);
+    assert_eq!(now["Plane: carol"], ["Docs"]);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("index.html")).unwrap(),
+        "not calplanebot's"
+    );
+}
+
+#[test]
+fn a_failed_project_keeps_its_events_in_every_feed_and_calplanebot_feeds_lists_the_urls() {
+    let env = Env::start(ServerKind::Radicale, seed());
+    let dir = feed_dir(&env);
+    assert_eq!(run(&env, &dir, false, &["sync"]).code, 0);
+    let before = feeds_by_name(&dir);
+    // OPS changes in Plane, but its walk fails this run: OPS's events stay as they were.
+    let rotate = env.issue_id("Rotate keys");
+    env.sim
+        .with_world(|w| w.issue_mut(&rotate).name = "Rotate keys now".into());
+    let ops = env.project_id("OPS");
+    env.sim.inject_fault(
+        FaultRule::new(
+            &format!("/projects/{ops}/work-items/"),
+            Fault::server_error(),
+        )
+        .times(100),
+    );
+    let failed = run(&env, &dir, false, &["sync", "--retries", "0"]);
+    assert_eq!(failed.code, 1, "{}", failed.stderr);
+    assert_eq!(feeds_by_name(&dir), before);
+    env.sim.clear_faults();
+
+    // `feeds` lists every feed with its URLs, and writes nothing.
+    let listing = files(&dir);
+    let listed = run(&env, &dir, false, &["feeds", "--format", "json"]);
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    assert_eq!(files(&dir), listing);
+    let feeds: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    let feeds = feeds.as_array().unwrap();
+    assert_eq!(feeds.len(), 6);
+    for feed in feeds {
+        let file = feed["file"].as_str().unwrap();
+        assert!(listing.contains_key(file), "{file} is written");
+        assert_eq!(
+            feed["url"].as_str().unwrap(),
+            format!("https://cal.example.com/feeds/{file}")
+        );
+        assert_eq!(
+            feed["webcal"].as_str().unwrap(),
+            format!("webcal://cal.example.com/feeds/{file}")
+        );
+    }
+    let bob = feeds.iter().find(|f| f["name"] == "Plane: bob").unwrap();
+    assert_eq!(
+        (bob["kind"].as_str(), bob["events"].as_u64()),
+        (Some("member"), Some(2))
+    );
+}
+
+on_both_servers!(both_targets_from_one_fetch);
+/// CalDAV and feeds together: one Plane fetch serves both.
+fn both_targets_from_one_fetch(server: ServerKind) {
+    let env = Env::start(server, seed());
+    let dir = feed_dir(&env);
+    let run = run(&env, &dir, true, &["sync"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("4 created, 0 updated, 0 deleted"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("feeds: 6 written"), "{}", run.stdout);
+    assert!(env.event("WEB", "Launch").is_some());
+    assert_eq!(feeds_by_name(&dir)["Plane: acme"].len(), 4);
+    // One walk per project, not one per target.
+    let walks = env
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/work-items/"))
+        .count();
+    assert_eq!(walks, 2);
+}
