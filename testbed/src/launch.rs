@@ -319,23 +319,7 @@ pub(crate) fn install_requirements(venv: &Path) -> io::Result<bool> {
         return Ok(false);
     }
 
-    let lock_path = venv.with_extension("lock");
-    if let Some(parent) = lock_path.parent() {
-        fs::create_dir_all(parent)?;
-    }
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| {
-            annotate(
-                e,
-                format!("cannot open install lock {}", lock_path.display()),
-            )
-        })?;
-    lock.lock()
-        .map_err(|e| annotate(e, format!("cannot lock {}", lock_path.display())))?;
+    let lock = install_lock(&venv.with_extension("lock"))?;
     // Another caller may have finished the install while we waited for the lock.
     if present() {
         return Ok(false);
@@ -380,9 +364,32 @@ pub(crate) fn install_requirements(venv: &Path) -> io::Result<bool> {
     Ok(true)
 }
 
+/// Opens `lock_path` (creating it and its parent) and waits for an exclusive lock on it, which
+/// the returned file holds until it is closed. Serialises installers across threads and
+/// processes: test binaries run in parallel and each may be the first to need an install.
+pub(crate) fn install_lock(lock_path: &Path) -> io::Result<File> {
+    if let Some(parent) = lock_path.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(lock_path)
+        .map_err(|e| {
+            annotate(
+                e,
+                format!("cannot open install lock {}", lock_path.display()),
+            )
+        })?;
+    lock.lock()
+        .map_err(|e| annotate(e, format!("cannot lock {}", lock_path.display())))?;
+    Ok(lock)
+}
+
 /// Runs one install step with its output appended to `log`, killing it after
 /// [`INSTALL_STEP_TIMEOUT`]. The error names the step and the log file.
-fn run_logged(mut command: Command, log: &File, step: &str, log_path: &Path) -> io::Result<()> {
+pub(crate) fn run_logged(mut command: Command, log: &File, step: &str, log_path: &Path) -> io::Result<()> {
     let fail =
         |what: String| io::Error::other(format!("{step} {what}; see {}", log_path.display()));
     let mut header = log.try_clone()?;
