@@ -484,7 +484,7 @@ fn htdigest_text(username: &str, password: &str, algorithm: DigestAlgorithm) -> 
 
 /// `s` as a lighttpd config string. Quotes, backslashes and control characters are refused
 /// rather than escaped: none belongs in a path or a user name here.
-fn config_string(s: &str) -> io::Result<String> {
+pub(crate) fn config_string(s: &str) -> io::Result<String> {
     if s.chars().any(|c| c == '"' || c == '\\' || c.is_control()) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -494,7 +494,7 @@ fn config_string(s: &str) -> io::Result<String> {
     Ok(format!("\"{s}\""))
 }
 
-fn read_lossy(path: &Path) -> String {
+pub(crate) fn read_lossy(path: &Path) -> String {
     fs::read(path)
         .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
         .unwrap_or_default()

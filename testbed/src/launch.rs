@@ -1,7 +1,8 @@
-//! What the server launchers (`radicale`, `xandikos`, `webhook_shim`) share: the one virtual
-//! environment both Python servers are installed into, a free loopback port and the retry when
-//! another process grabs it, the wait until a fresh server is ready, the `sh` watchdog that stops
-//! a server when this process goes away, a private temp directory and the tail of a server's log.
+//! What the server launchers (`radicale`, `xandikos`, `webhook_shim`, `feed_server`) share: the
+//! one virtual environment both Python servers (and the `icalendar` feed reader) are installed
+//! into, the exclusive install lock, a free loopback port and the retry when another process
+//! grabs it, the wait until a fresh server is ready, the `sh` watchdog that stops a server when
+//! this process goes away, a private temp directory and the tail of a server's log.
 //!
 //! Why one installer for both Python servers: Radicale and Xandikos live in the same git-ignored
 //! `<workspace>/.venv`, so installing them separately would mean two pip runs fighting over one
@@ -251,12 +252,14 @@ pub(crate) fn log_tail(path: &Path, from: u64) -> String {
 }
 
 /// Everything the testbed's virtual environment holds, `(package, version)`, installed together.
-/// `cryptography` is what Xandikos's `--autocert` generates its certificate with. Bumping a
-/// version reinstalls into an existing `.venv`.
-pub(crate) const PYTHON_REQUIREMENTS: [(&str, &str); 3] = [
+/// `cryptography` is what Xandikos's `--autocert` generates its certificate with; `icalendar`
+/// (which Xandikos needs too) is one of the feed readers. Bumping a version reinstalls into an
+/// existing `.venv`.
+pub(crate) const PYTHON_REQUIREMENTS: [(&str, &str); 4] = [
     ("radicale", crate::radicale::RADICALE_VERSION),
     ("xandikos", crate::xandikos::XANDIKOS_VERSION),
     ("cryptography", crate::xandikos::CRYPTOGRAPHY_VERSION),
+    ("icalendar", crate::feed_readers::ICALENDAR_VERSION),
 ];
 
 /// The console scripts the requirements put into `<venv>/bin`.
@@ -319,23 +322,7 @@ pub(crate) fn install_requirements(venv: &Path) -> io::Result<bool> {
         return Ok(false);
     }
 
-    let lock_path = venv.with_extension("lock");
-    if let Some(parent) = lock_path.parent() {
-        fs::create_dir_all(parent)?;
-    }
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| {
-            annotate(
-                e,
-                format!("cannot open install lock {}", lock_path.display()),
-            )
-        })?;
-    lock.lock()
-        .map_err(|e| annotate(e, format!("cannot lock {}", lock_path.display())))?;
+    let lock = install_lock(&venv.with_extension("lock"))?;
     // Another caller may have finished the install while we waited for the lock.
     if present() {
         return Ok(false);
@@ -380,9 +367,37 @@ pub(crate) fn install_requirements(venv: &Path) -> io::Result<bool> {
     Ok(true)
 }
 
+/// Opens `lock_path` (creating it and its parent) and waits for an exclusive lock on it, which
+/// the returned file holds until it is closed. Serialises installers across threads and
+/// processes: test binaries run in parallel and each may be the first to need an install.
+pub(crate) fn install_lock(lock_path: &Path) -> io::Result<File> {
+    if let Some(parent) = lock_path.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(lock_path)
+        .map_err(|e| {
+            annotate(
+                e,
+                format!("cannot open install lock {}", lock_path.display()),
+            )
+        })?;
+    lock.lock()
+        .map_err(|e| annotate(e, format!("cannot lock {}", lock_path.display())))?;
+    Ok(lock)
+}
+
 /// Runs one install step with its output appended to `log`, killing it after
 /// [`INSTALL_STEP_TIMEOUT`]. The error names the step and the log file.
-fn run_logged(mut command: Command, log: &File, step: &str, log_path: &Path) -> io::Result<()> {
+pub(crate) fn run_logged(
+    mut command: Command,
+    log: &File,
+    step: &str,
+    log_path: &Path,
+) -> io::Result<()> {
     let fail =
         |what: String| io::Error::other(format!("{step} {what}; see {}", log_path.display()));
     let mut header = log.try_clone()?;

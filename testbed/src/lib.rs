@@ -8,6 +8,9 @@
 //! - [`calendar_user`]: the calendar app's view, to look at what calplanebot left behind.
 //! - [`webhook_shim`]: starts the real `webhook` server with the repository's hooks file.
 //! - [`digest_front`]: lighttpd demanding HTTP Digest (MD5, SHA-256) in front of a CalDAV server.
+//! - [`feed_server`]: lighttpd serving a feed directory as static files, as a deployment would.
+//! - [`feed_readers`]: two real iCalendar parsers calendar apps use (ical.js, Python
+//!   `icalendar`), each fetching a feed over HTTP and reporting what it read as JSON.
 //! - [`downgrade`]: an HTTPS listener that points its clients to plain HTTP on the same host,
 //!   like Nextcloud behind a TLS proxy without `overwriteprotocol`, and the listener it points to.
 
@@ -15,6 +18,8 @@ pub mod caldav_server;
 pub mod calendar_user;
 pub mod digest_front;
 pub mod downgrade;
+pub mod feed_readers;
+pub mod feed_server;
 mod launch;
 pub mod plane_sim;
 pub mod proxy;
