@@ -269,3 +269,230 @@ fn both_targets_from_one_fetch(server: ServerKind) {
         .count();
     assert_eq!(walks, 2);
 }
+
+#[test]
+fn check_reports_the_feed_target_with_or_without_caldav() {
+    let env = Env::start(ServerKind::Radicale, seed());
+    let dir = feed_dir(&env);
+    let feeds_only = run(&env, &dir, false, &["check"]);
+    assert_eq!(
+        feeds_only.code, 0,
+        "{}{}",
+        feeds_only.stdout, feeds_only.stderr
+    );
+    assert!(
+        feeds_only.stdout.contains("no CalDAV; feeds"),
+        "{}",
+        feeds_only.stdout
+    );
+    assert!(
+        feeds_only
+            .stdout
+            .lines()
+            .any(|l| l.contains("feed directory") && l.contains("https://cal.example.com/feeds/")),
+        "{}",
+        feeds_only.stdout
+    );
+    assert!(
+        !feeds_only.stdout.contains("CalDAV server"),
+        "{}",
+        feeds_only.stdout
+    );
+    // check writes nothing that stays.
+    assert!(files(&dir).is_empty());
+
+    let both = run(&env, &dir, true, &["check"]);
+    assert_eq!(both.code, 0, "{}{}", both.stdout, both.stderr);
+    assert!(both.stdout.contains("CalDAV server"), "{}", both.stdout);
+    assert!(both.stdout.contains("feed directory"), "{}", both.stdout);
+
+    // A feed URL is a secret: plain http to another host fails the check.
+    let mut command = env.command(
+        &["check"],
+        &[
+            ("CALPLANEBOT_FEED_DIR", dir.to_str().unwrap()),
+            ("CALPLANEBOT_FEED_SECRET", SECRET),
+            ("CALPLANEBOT_FEED_BASE_URL", "http://cal.example.com/feeds"),
+        ],
+    );
+    command.env_remove("CALDAV_URL");
+    let output = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(5), "{stdout}");
+    assert!(stdout.contains("plain http://"), "{stdout}");
+}
+
+/// A seed that exercises every row of the mapping table.
+fn mapping_seed() -> serde_json::Value {
+    json!({
+        "workspace": "acme",
+        "users": [
+            {"id": ALICE, "first_name": "Alice", "last_name": "A", "email": "alice@acme.test", "display_name": "alice"},
+            {"id": BOB, "first_name": "Bob", "last_name": "B", "email": "bob@acme.test", "display_name": "bob"}
+        ],
+        "projects": [
+            {"identifier": "WEB", "name": "Web, app; Ops", "labels": [
+                {"name": "bug", "color": "#ff0000"},
+                {"name": "frontend, ui", "color": "#00ff00"}
+            ]}
+        ],
+        "issues": [
+            {"project": "WEB", "name": "Launch landing page 🚀", "target_date": "2026-12-31", "priority": "urgent",
+             "state": "In Progress", "labels": ["frontend, ui", "bug"], "assignees": [ALICE, BOB],
+             "description_html": "<p>Ship it &amp; celebrate</p><ul><li><p>hero</p></li></ul>"},
+            {"project": "WEB", "name": "修复登录问题", "target_date": "2028-02-29", "priority": "high", "state": "Done"},
+            {"project": "WEB", "name": "Comma, semi; back\\slash", "target_date": "2026-12-05", "priority": "low", "state": "Cancelled"},
+            {"project": "WEB", "name": "No priority", "target_date": "2027-01-11", "priority": "none", "state": "Backlog"}
+        ]
+    })
+}
+
+#[test]
+fn two_real_parsers_read_every_feed_over_http_and_an_unchanged_feed_answers_304() {
+    use calplanebot_testbed::feed_readers::{EventJson, read_with_both};
+    use calplanebot_testbed::feed_server::FeedServer;
+    let env = Env::start(ServerKind::Radicale, mapping_seed());
+    let dir = feed_dir(&env);
+    let synced = run(&env, &dir, false, &["sync"]);
+    assert_eq!(synced.code, 0, "{}", synced.stderr);
+    let server = FeedServer::start(&dir).expect("lighttpd serves the feeds");
+    let web = env.project_id("WEB");
+    let workspace_file = files(&dir)
+        .into_iter()
+        .find(|(_, (bytes, _))| String::from_utf8_lossy(bytes).contains("X-WR-CALNAME:Plane: acme"))
+        .map(|(name, _)| name)
+        .expect("the workspace feed");
+
+    // Every feed reads with both parsers, and both read the same.
+    let mut read = BTreeMap::new();
+    for name in files(&dir).keys() {
+        let [icaljs, python] = read_with_both(&server.url(name)).expect("both parsers read it");
+        for feed in [&icaljs, &python] {
+            assert_eq!(feed.http_status, 200);
+            assert_eq!(
+                feed.content_type.as_deref(),
+                Some("text/calendar; charset=utf-8"),
+                "{}",
+                feed.reader
+            );
+            assert_eq!(feed.calendar.method.as_deref(), Some("PUBLISH"));
+            assert_eq!(feed.calendar.version.as_deref(), Some("2.0"));
+            assert_eq!(feed.calendar.refresh_interval.as_deref(), Some("PT15M"));
+            assert_eq!(feed.calendar.x_published_ttl.as_deref(), Some("PT15M"));
+            assert_eq!(
+                feed.calendar.x_calplanebot_workspace.as_deref(),
+                Some("acme")
+            );
+            assert_eq!(feed.calendar.name, feed.calendar.x_wr_calname);
+        }
+        assert_eq!(icaljs.events, python.events, "{name}: the parsers disagree");
+        read.insert(icaljs.calendar.name.clone().unwrap(), icaljs);
+    }
+    let names: Vec<&str> = read.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "Plane: Web, app; Ops",
+            "Plane: acme",
+            "Plane: alice",
+            "Plane: bob"
+        ],
+        "a name with a comma reads as written"
+    );
+    assert_eq!(read["Plane: alice"].events.len(), 1);
+    assert_eq!(read["Plane: acme"].events.len(), 4);
+
+    // Every mapping row of design.md, as the parsers read it.
+    let event = |name: &str| -> EventJson {
+        read["Plane: acme"]
+            .events
+            .iter()
+            .find(|e| e.summary.as_deref().is_some_and(|s| s.ends_with(name)))
+            .unwrap_or_else(|| panic!("no event {name}"))
+            .clone()
+    };
+    let launch = event("] Launch landing page 🚀");
+    let id = env.issue_id("Launch landing page 🚀");
+    let seq = env.sim.with_world(|w| w.issue(&id).unwrap().sequence_id);
+    assert_eq!(
+        launch.uid.as_deref(),
+        Some(format!("plane-issue-{id}@calplanebot").as_str())
+    );
+    assert_eq!(
+        launch.summary.as_deref(),
+        Some(format!("[{seq}] Launch landing page 🚀").as_str())
+    );
+    assert_eq!(
+        launch.description.as_deref(),
+        Some(
+            "Ship it & celebrate\n- hero\n---\nPriority: Urgent\nState: In Progress\nAssignees: alice, bob\nLabels: bug, frontend, ui\nProject: Web, app; Ops"
+        )
+    );
+    // All-day, DTEND exclusive: the day after, across a year end.
+    assert_eq!(
+        (
+            launch.dtstart.as_deref(),
+            launch.dtstart_is_date,
+            launch.dtend.as_deref(),
+            launch.dtend_is_date
+        ),
+        (Some("2026-12-31"), true, Some("2027-01-01"), true)
+    );
+    assert_eq!(launch.status.as_deref(), Some("CONFIRMED"));
+    assert_eq!(launch.color.as_deref(), Some("red"));
+    let mut categories = launch.categories.clone();
+    categories.sort();
+    assert_eq!(categories, ["bug", "frontend, ui"]);
+    assert_eq!(
+        launch.url.as_deref(),
+        Some(format!("{}/acme/projects/{web}/issues/{id}", env.sim.base_url()).as_str())
+    );
+    assert_eq!(launch.workspace.as_deref(), Some("acme"));
+    assert_eq!(launch.project.as_deref(), Some(web.as_str()));
+    // DTSTAMP is the issue's updated_at, not the time of the run.
+    let updated = env
+        .sim
+        .with_world(|w| w.issue(&id).unwrap().updated_at.clone().unwrap());
+    assert_eq!(
+        launch.dtstamp.as_deref().map(|s| &s[..16]),
+        Some(&updated[..16])
+    );
+    let cjk = event("] 修复登录问题");
+    assert_eq!(
+        (cjk.status.as_deref(), cjk.color.as_deref()),
+        (Some("CANCELLED"), Some("orange"))
+    );
+    assert_eq!(
+        (cjk.dtstart.as_deref(), cjk.dtend.as_deref()),
+        (Some("2028-02-29"), Some("2028-03-01"))
+    );
+    let punct = event("] Comma, semi; back\\slash");
+    assert_eq!(
+        (punct.status.as_deref(), punct.color.as_deref()),
+        (Some("CANCELLED"), Some("green"))
+    );
+    let none = event("] No priority");
+    assert_eq!(none.color, None);
+    assert!(none.categories.is_empty());
+
+    // An unchanged feed: a second run rewrites nothing, and the web server answers 304.
+    let first = server.get(&workspace_file, &[]).unwrap();
+    let etag = first.header("ETag").expect("an ETag").to_string();
+    let last_modified = first
+        .header("Last-Modified")
+        .expect("a Last-Modified")
+        .to_string();
+    let again = run(&env, &dir, false, &["sync"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    let conditional = server
+        .get(&workspace_file, &[("If-None-Match", etag.as_str())])
+        .unwrap();
+    assert_eq!(conditional.status, 304);
+    let conditional = server
+        .get(
+            &workspace_file,
+            &[("If-Modified-Since", last_modified.as_str())],
+        )
+        .unwrap();
+    assert_eq!(conditional.status, 304);
+}

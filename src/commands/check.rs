@@ -36,6 +36,8 @@ pub enum Check {
     CalendarHome,
     /// Single-calendar mode: CALDAV_CALENDAR_URL is a calendar that takes events.
     SingleCalendar,
+    /// CALPLANEBOT_FEED_DIR takes files, and CALPLANEBOT_FEED_BASE_URL is an https:// URL.
+    Feeds,
 }
 
 impl Check {
@@ -49,6 +51,7 @@ impl Check {
             Check::Discovery => "discovery",
             Check::CalendarHome => "calendar home",
             Check::SingleCalendar => "single calendar",
+            Check::Feeds => "feed directory",
         }
     }
 
@@ -152,6 +155,9 @@ pub fn run(connection: &ConnectionArgs, behaviour: &BehaviourArgs) -> Status {
             if let Some(caldav) = &config.caldav {
                 let dav = crate::commands::sync::dav_client(caldav, &config);
                 record(caldav_checks(caldav, &dav));
+            }
+            if let Some(feeds) = &config.feeds {
+                record(vec![feed_check(feeds)]);
             }
         }
     }
@@ -378,6 +384,51 @@ pub fn workspace_failed(error: &PlaneError, slug: &str) -> CheckResult {
             result.check = Check::Workspace;
             result
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Feeds
+// ---------------------------------------------------------------------------------------------
+
+/// The feed directory takes a file (one temporary file is created with `O_EXCL` and removed
+/// again: the only thing `check` writes), and the base URL is https:// (a feed URL is a bearer
+/// secret; plain http is accepted only to loopback).
+fn feed_check(feeds: &crate::config::Feeds) -> CheckResult {
+    let probe = feeds
+        .dir
+        .join(format!(".calplanebot-check-{}", std::process::id()));
+    let writable = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .and_then(|_| std::fs::remove_file(&probe));
+    if let Err(error) = writable {
+        return CheckResult::failed(
+            Check::Feeds,
+            format!("cannot create a file in {}: {error}", feeds.dir.display()),
+            "make CALPLANEBOT_FEED_DIR writable by the user calplanebot runs as (and readable by the web server)",
+        );
+    }
+    match &feeds.base_url {
+        None => CheckResult::passed(
+            Check::Feeds,
+            format!(
+                "{} is writable; CALPLANEBOT_FEED_BASE_URL is not set, so `calplanebot feeds` shows file names, not URLs",
+                feeds.dir.display()
+            ),
+        ),
+        Some(base) if base.starts_with("https://") || !crate::config::is_insecure(base) => {
+            CheckResult::passed(
+                Check::Feeds,
+                format!("{} is writable, served at {base}/", feeds.dir.display()),
+            )
+        }
+        Some(base) => CheckResult::failed(
+            Check::Feeds,
+            format!("CALPLANEBOT_FEED_BASE_URL {base} is plain http://"),
+            "serve the feeds over https://: a feed URL is a secret that anyone who sees it on the network can use",
+        ),
     }
 }
 

@@ -208,14 +208,23 @@ pub fn render(name: &str, workspace: &str, mut events: Vec<Component>) -> String
         (value("DTSTART"), value("UID"))
     });
     let text = |name: &str, value: &str| Property::new(name, &[], &ics::escape_text(value));
+    // QUIRK: ical.js and Python icalendar (and the calendar apps built on them) take NAME and
+    // X-WR-CALNAME verbatim, so a `\,` would show as such: only a backslash and a line break
+    // are escaped there (RFC 5545 readers accept a bare comma in a single TEXT value).
+    let title = |name: &str, value: &str| {
+        let value = ics::normalize_text(value)
+            .replace('\\', "\\\\")
+            .replace('\n', "\\n");
+        Property::new(name, &[], &value)
+    };
     let mut calendar = Component::new("VCALENDAR");
     calendar.properties = vec![
         Property::new("VERSION", &[], "2.0"),
         Property::new("PRODID", &[], event::PRODID),
         Property::new("CALSCALE", &[], "GREGORIAN"),
         Property::new("METHOD", &[], "PUBLISH"),
-        text("NAME", name),
-        text("X-WR-CALNAME", name),
+        title("NAME", name),
+        title("X-WR-CALNAME", name),
         Property::new("REFRESH-INTERVAL", &[("VALUE", "DURATION")], REFRESH),
         Property::new("X-PUBLISHED-TTL", &[], REFRESH),
         text(WORKSPACE_MARK, workspace),
