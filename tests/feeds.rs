@@ -496,3 +496,124 @@ fn two_real_parsers_read_every_feed_over_http_and_an_unchanged_feed_answers_304(
         .unwrap();
     assert_eq!(conditional.status, 304);
 }
+
+#[test]
+fn a_webhook_patches_the_feeds_that_hold_the_issue_with_one_plane_request() {
+    let env = Env::start(ServerKind::Radicale, seed());
+    let dir = feed_dir(&env);
+    assert_eq!(run(&env, &dir, false, &["sync"]).code, 0);
+    let docs = env.issue_id("Docs");
+    // Docs moves from alice to carol, and its date changes.
+    env.sim.with_world(|w| {
+        let issue = w.issue_mut(&docs);
+        issue.assignees = vec![CAROL.to_string()];
+        issue.target_date = Some("2026-12-24".into());
+    });
+    let delivery = env
+        .sim
+        .webhook_delivery("issue", "updated", &docs, support::WEBHOOK_SECRET);
+    let signature = delivery.header("X-Plane-Signature").unwrap().to_string();
+    let untouched = files(&dir)
+        .into_iter()
+        .filter(|(_, (bytes, _))| {
+            String::from_utf8_lossy(bytes).contains("X-WR-CALNAME:Plane: Operations")
+        })
+        .collect::<Vec<_>>();
+    env.sim.reset_requests();
+    let webhook = {
+        let dir = dir.display().to_string();
+        let mut command = env.command(
+            &["webhook"],
+            &[
+                ("PLANE_WEBHOOK_SECRET", support::WEBHOOK_SECRET),
+                ("PLANE_WEBHOOK_SIGNATURE", signature.as_str()),
+                ("CALPLANEBOT_FEED_DIR", dir.as_str()),
+                ("CALPLANEBOT_FEED_SECRET", SECRET),
+            ],
+        );
+        for name in ["CALDAV_URL", "CALDAV_USERNAME", "CALDAV_PASSWORD"] {
+            command.env_remove(name);
+        }
+        let mut child = command
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(&delivery.body)
+            .unwrap();
+        support::finish(child, "webhook")
+    };
+    assert_eq!(webhook.code, 0, "{}", webhook.stderr);
+    assert_eq!(
+        env.sim.requests().len(),
+        1,
+        "one Plane request: {:?}",
+        env.sim.requests()
+    );
+    let now = feeds_by_name(&dir);
+    assert_eq!(now["Plane: alice"], ["Launch"]);
+    assert_eq!(now["Plane: carol"], ["Docs"]);
+    assert_eq!(now["Plane: acme"].len(), 4);
+    // A feed that does not hold the issue is not rewritten.
+    for (name, (bytes, mtime)) in untouched {
+        let (now_bytes, now_mtime) = files(&dir).remove(&name).unwrap();
+        assert_eq!((now_bytes, now_mtime), (bytes, mtime));
+    }
+    // The same as a full sync would write: the next sync has nothing to do.
+    let sync = run(&env, &dir, false, &["sync"]);
+    assert!(
+        sync.stdout
+            .contains("feeds: 0 written, 0 removed, 6 unchanged"),
+        "{}",
+        sync.stdout
+    );
+
+    // The date removed: the event leaves every feed.
+    env.sim
+        .with_world(|w| w.issue_mut(&docs).target_date = None);
+    let delivery = env
+        .sim
+        .webhook_delivery("issue", "updated", &docs, support::WEBHOOK_SECRET);
+    let signature = delivery.header("X-Plane-Signature").unwrap().to_string();
+    let dir_text = dir.display().to_string();
+    let mut command = env.command(
+        &["webhook"],
+        &[
+            ("PLANE_WEBHOOK_SIGNATURE", signature.as_str()),
+            ("PLANE_WEBHOOK_SECRET", support::WEBHOOK_SECRET),
+            ("CALPLANEBOT_FEED_DIR", dir_text.as_str()),
+            ("CALPLANEBOT_FEED_SECRET", SECRET),
+        ],
+    );
+    command.env_remove("CALDAV_URL");
+    let mut child = command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(&delivery.body)
+            .unwrap();
+    }
+    let removed = support::finish(child, "webhook");
+    assert_eq!(removed.code, 0, "{}", removed.stderr);
+    let now = feeds_by_name(&dir);
+    assert!(
+        now.values().all(|s| !s.contains(&"Docs".to_string())),
+        "{now:?}"
+    );
+    let sync = run(&env, &dir, false, &["sync"]);
+    assert!(sync.stdout.contains("feeds: 0 written"), "{}", sync.stdout);
+}

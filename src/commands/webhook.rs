@@ -8,7 +8,7 @@
 //! left (see `cache`), so no discovery and no listing. Runs serialise on the sync's lock, and
 //! each one compares fresh state, so a burst of deliveries for one edit ends in one write.
 
-use std::io::Read as _;
+use std::io::{Read as _, Write as _};
 use std::time::Instant;
 
 use hmac::{Hmac, Mac};
@@ -18,15 +18,16 @@ use sha2::Sha256;
 use crate::caldav::{self, DavClient, StoredEvent};
 use crate::cli::WebhookArgs;
 use crate::commands::sync::{self, Abort, Options, Selection};
-use crate::config::{CalDav, Config, Secret};
+use crate::config::{CalDav, Config, Feeds, Secret};
 use crate::exit::Status;
+use crate::feed;
 use crate::mapping::event::{self, MappingContext};
 use crate::plane::{
-    self, IssueItem, PlaneClient, PlaneError, Project, ProjectEntry, ProjectIssues,
+    self, Issue, IssueItem, PlaneClient, PlaneError, Project, ProjectEntry, ProjectIssues,
 };
 use crate::reconcile::placement::{self, Layout, Wanted};
 use crate::reconcile::plan::{CalendarJob, CalendarState, CalendarTarget};
-use crate::reconcile::render::Report;
+use crate::reconcile::render::{self, Report};
 use crate::support::cache::CalendarCache;
 
 /// Largest delivery accepted. Plane sends the whole issue, description included; a real one is
@@ -288,87 +289,148 @@ fn read_body(input: impl std::io::Read) -> Result<Vec<u8>, String> {
     Ok(body)
 }
 
-/// One issue: read it fresh, find its one event, plan and apply that one change.
+/// One issue: read it fresh (one Plane request), then change its one event in each target:
+/// the calendar (plan and apply, as `sync` does) and the feeds that hold it.
 fn reconcile_issue(config: &Config, options: &Options, id: &str, project: Option<&str>) -> Status {
     let started = Instant::now();
     let _lock = match sync::lock(config, options.dry_run) {
         Ok(lock) => lock,
         Err(status) => return status,
     };
-    let Some(caldav) = &config.caldav else {
-        // Feeds only: the next `sync` rewrites them (a webhook does not patch feeds yet).
-        log::info!("no CalDAV target is configured: nothing to do for this delivery");
-        return Status::Success;
-    };
     let plane = sync::plane_client(config);
-    let dav = sync::dav_client(caldav, config);
-    let mut cache = sync::load_cache(config, caldav);
-    let report = Report {
-        dry_run: options.dry_run,
-        ..Report::default()
+    let mut caldav = config.caldav.as_ref().map(|settings| {
+        (
+            settings,
+            sync::dav_client(settings, config),
+            sync::load_cache(config, settings),
+        )
+    });
+    let stop = |abort: Abort| {
+        log::error!("{abort}");
+        log::error!("nothing was changed");
+        abort.status()
     };
-    let gathered = match gather_issue(config, caldav, &plane, &dav, &mut cache, id, project) {
-        Ok(gathered) => gathered,
-        Err(abort) => {
-            log::error!("{abort}");
-            log::error!("nothing was changed");
-            return abort.status();
+    // Where the event is, when the delivery does not say (an issue deletion).
+    let mut located = None;
+    let project_id = match project {
+        Some(project) => project.to_string(),
+        None => {
+            let found = match &mut caldav {
+                Some((settings, dav, cache)) => match locate(config, settings, dav, cache, id) {
+                    Ok(found) => found,
+                    Err(abort) => return stop(abort),
+                },
+                None => None,
+            };
+            let from_feeds = || {
+                let feeds = config.feeds.as_ref()?;
+                feed::project_of(&feeds.dir, &config.workspace_slug, &event::uid_for(id))
+                    .ok()
+                    .flatten()
+            };
+            match found {
+                Some((calendar, stored, project)) => {
+                    located = Some((calendar, stored));
+                    project
+                }
+                None => match from_feeds() {
+                    Some(project) => project,
+                    None => {
+                        log::info!(
+                            "no event of work item {id} in any calendar or feed: nothing to do"
+                        );
+                        return Status::Success;
+                    }
+                },
+            }
         }
     };
-    let jobs: Vec<CalendarJob> = gathered.job.into_iter().collect();
-    let (status, report) = sync::finish(config, options, &jobs, &plane, &dav, report, started);
-    if caldav.calendar_url.is_none() && !options.dry_run {
-        if report.failures.is_empty() {
-            if gathered.discovered && !gathered.single {
-                sync::remember_calendars(&mut cache, &jobs, &report);
+    let (issue, project) = match fresh_issue(&plane, &project_id, id) {
+        Ok(Some(fresh)) => fresh,
+        Ok(None) => return Status::Success,
+        Err(abort) => return stop(abort),
+    };
+    let mut status = Status::Success;
+    if let Some((settings, dav, cache)) = &mut caldav {
+        let report = Report {
+            dry_run: options.dry_run,
+            ..Report::default()
+        };
+        let gathered = match gather_issue(
+            config,
+            settings,
+            dav,
+            cache,
+            id,
+            located,
+            issue.as_ref(),
+            &project,
+        ) {
+            Ok(gathered) => gathered,
+            Err(abort) if config.feeds.is_none() => return stop(abort),
+            Err(abort) => {
+                log::error!("{abort}; no calendar was changed");
+                status = Status::PartialFailure;
+                Gathered {
+                    job: None,
+                    discovered: false,
+                    single: true,
+                }
             }
-        } else {
-            // The cached calendar may be gone: the next run discovers again.
-            for scope in jobs.iter().flat_map(|j| &j.scopes) {
-                cache.remove(&scope.project.id);
-            }
-            cache.set_single_calendar(None);
+        };
+        let jobs: Vec<CalendarJob> = gathered.job.clone().into_iter().collect();
+        if status == Status::Success {
+            let (caldav_status, report) =
+                sync::finish(config, options, &jobs, &plane, dav, report, started);
+            status = caldav_status;
+            remember(settings, cache, &gathered, &jobs, &report, options.dry_run);
         }
-        cache.save();
+    }
+    if let Some(feeds) = &config.feeds {
+        let feed_status = patch_feeds(config, feeds, options, id, issue.as_ref(), &project);
+        status = match (status, feed_status) {
+            (status, Status::Success) => status,
+            (Status::Success, feed_status) if config.caldav.is_none() => feed_status,
+            _ => Status::PartialFailure,
+        };
     }
     status
 }
 
-/// The one calendar job of a webhook run, or none when there is nothing to look at.
-struct Gathered {
-    job: Option<CalendarJob>,
-    /// The calendar was found by discovery (not the cache): remember it.
-    discovered: bool,
-    /// Single-calendar mode: the project → calendar entries of the cache do not apply.
-    single: bool,
+/// Keeps the calendar-location cache true after a webhook run.
+fn remember(
+    settings: &CalDav,
+    cache: &mut CalendarCache,
+    gathered: &Gathered,
+    jobs: &[CalendarJob],
+    report: &Report,
+    dry_run: bool,
+) {
+    if settings.calendar_url.is_some() || dry_run {
+        return;
+    }
+    if report.failures.is_empty() {
+        if gathered.discovered && !gathered.single {
+            sync::remember_calendars(cache, jobs, report);
+        }
+    } else {
+        // The cached calendar may be gone: the next run discovers again.
+        for scope in jobs.iter().flat_map(|j| &j.scopes) {
+            cache.remove(&scope.project.id);
+        }
+        cache.set_single_calendar(None);
+    }
+    cache.save();
 }
 
-fn gather_issue(
-    config: &Config,
-    caldav: &CalDav,
+/// What Plane says of the issue now, in one request: the issue (`None` when it has no date or
+/// is gone) and its project; `Ok(None)` when its project is not synced, so nothing is changed.
+fn fresh_issue(
     plane: &PlaneClient,
-    dav: &DavClient,
-    cache: &mut CalendarCache,
+    project_id: &str,
     id: &str,
-    project: Option<&str>,
-) -> Result<Gathered, Abort> {
-    let nothing = Gathered {
-        job: None,
-        discovered: false,
-        single: false,
-    };
-    // Where the event is, when the delivery does not say (an issue deletion).
-    let (project_id, mut located) = match project {
-        Some(project) => (project.to_string(), None),
-        None => match locate(config, caldav, dav, cache, id)? {
-            Some((calendar, stored, project)) => (project, Some((calendar, stored))),
-            None => {
-                log::info!("no event of work item {id} in any calendar: nothing to do");
-                return Ok(nothing);
-            }
-        },
-    };
-    let (issue, project) = match plane.issue_with_project(&project_id, id)? {
+) -> Result<Option<(Option<Issue>, Project)>, Abort> {
+    Ok(Some(match plane.issue_with_project(project_id, id)? {
         Some((IssueItem::Dated(issue), project)) => (Some(issue), project),
         Some((IssueItem::Undated { .. }, project)) => (None, project),
         Some((IssueItem::Invalid { reason, .. }, _)) => {
@@ -379,7 +441,7 @@ fn gather_issue(
         // 404: the issue is deleted or archived — or its project is archived, which Plane
         // does not tell apart (plane-api.md §9). `sync` deletes nothing of a project it
         // cannot sync, so the project decides.
-        None => match plane.project_entry(&project_id) {
+        None => match plane.project_entry(project_id) {
             Ok(ProjectEntry::Syncable(project)) => {
                 log::info!(
                     "Plane answers 404 for work item {id} of project {} (deleted or archived): its event goes",
@@ -391,17 +453,132 @@ fn gather_issue(
                 log::info!(
                     "work item {id} is gone with its project {name:?}, which is not synced ({reason}): calplanebot deletes nothing for it, as sync does"
                 );
-                return Ok(nothing);
+                return Ok(None);
             }
             Err(PlaneError::NotFound { .. } | PlaneError::Forbidden { .. }) => {
                 log::info!(
                     "work item {id} is gone with its project {project_id}, which the token cannot read any more: calplanebot deletes nothing for it, as sync does"
                 );
-                return Ok(nothing);
+                return Ok(None);
             }
             Err(other) => return Err(other.into()),
         },
+    }))
+}
+
+/// The feeds of one issue: its VEVENT leaves every feed that holds it and goes into its
+/// project's, the workspace's and its assignees' feeds (when it is dated).
+fn patch_feeds(
+    config: &Config,
+    settings: &Feeds,
+    options: &Options,
+    id: &str,
+    issue: Option<&Issue>,
+    project: &Project,
+) -> Status {
+    let workspace = &config.workspace_slug;
+    let reference = |kind, id: &str, name: String| feed::FeedRef {
+        kind,
+        name,
+        token: feed::token(&settings.secret, kind, workspace, id),
     };
+    let mut into = vec![
+        reference(
+            feed::Kind::Project,
+            &project.id,
+            format!("Plane: {}", project.name),
+        ),
+        reference(
+            feed::Kind::Workspace,
+            workspace,
+            format!("Plane: {workspace}"),
+        ),
+    ];
+    let ctx = MappingContext {
+        workspace_slug: workspace,
+        web_url: &config.plane_web_url,
+    };
+    let event = issue.map(|issue| {
+        for assignee in &issue.assignees {
+            into.push(reference(
+                feed::Kind::Member,
+                &assignee.id,
+                format!("Plane: {}", assignee.name),
+            ));
+        }
+        let fields = event::desired_event(issue, project, &ctx);
+        event::vevent(
+            &fields,
+            issue
+                .updated_at
+                .unwrap_or(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH),
+        )
+    });
+    let patch = feed::Patch {
+        uid: event::uid_for(id),
+        event,
+        into,
+    };
+    let plan = match feed::plan_patch(&settings.dir, workspace, &patch) {
+        Ok(plan) => plan,
+        Err(error) => {
+            log::error!("cannot read CALPLANEBOT_FEED_DIR: {error}; no feed was written");
+            return Status::PartialFailure;
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    if options.format == crate::cli::Format::Text {
+        let _ = stdout.write_all(render::feed_plan_text(&plan).as_bytes());
+    }
+    let mut failed = 0;
+    if !options.dry_run {
+        for failure in feed::apply(&settings.dir, &plan) {
+            log::error!("feed {:?}: {}", failure.name, failure.error);
+            failed += 1;
+        }
+    }
+    if options.format == crate::cli::Format::Text {
+        let _ = writeln!(
+            stdout,
+            "{}",
+            render::feed_summary_line(&plan, options.dry_run, failed)
+        );
+    }
+    if failed > 0 {
+        Status::PartialFailure
+    } else {
+        Status::Success
+    }
+}
+
+/// The one calendar job of a webhook run, or none when there is nothing to look at.
+struct Gathered {
+    job: Option<CalendarJob>,
+    /// The calendar was found by discovery (not the cache): remember it.
+    discovered: bool,
+    /// Single-calendar mode: the project → calendar entries of the cache do not apply.
+    single: bool,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn gather_issue(
+    config: &Config,
+    caldav: &CalDav,
+    dav: &DavClient,
+    cache: &mut CalendarCache,
+    id: &str,
+    mut located: Option<(String, StoredEvent)>,
+    issue: Option<&Issue>,
+    project: &Project,
+) -> Result<Gathered, Abort> {
+    let nothing = Gathered {
+        job: None,
+        discovered: false,
+        single: false,
+    };
+    let project_id = &project.id;
+    let issue = issue.cloned();
+    let project = project.clone();
     let issues = ProjectIssues {
         // The issue was read by id just now: Plane's answer is complete for it.
         listed: 1,

@@ -377,6 +377,157 @@ pub fn plan(
     out
 }
 
+/// A feed a patch writes into: which one, and its calendar name if it must be created.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeedRef {
+    pub kind: Kind,
+    pub name: String,
+    pub token: String,
+}
+
+/// One issue's event, put into or taken out of the feeds (a webhook run): `event` is the new
+/// VEVENT (`None` when the issue has no date any more, or is gone), `into` the feeds that
+/// want it (its project, the workspace, its assignees).
+#[derive(Clone, Debug)]
+pub struct Patch {
+    pub uid: String,
+    pub event: Option<Component>,
+    pub into: Vec<FeedRef>,
+}
+
+/// Plans a patch of the directory: every feed of this workspace that holds `patch.uid` loses
+/// that VEVENT, and every feed of `patch.into` gets the new one (a missing one is created, unless
+/// there is nothing to put in it). Only the files touched are read in full; the others are
+/// searched for the UID's bytes.
+pub fn plan_patch(dir: &Path, workspace: &str, patch: &Patch) -> std::io::Result<FeedPlan> {
+    let mut out = FeedPlan::default();
+    let into: BTreeMap<String, &FeedRef> = patch
+        .into
+        .iter()
+        .map(|f| (file_name(&f.token), f))
+        .collect();
+    let mut candidates: BTreeSet<String> = into.keys().cloned().collect();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        if !is_feed_file_name(&name) || candidates.contains(&name) || !entry.file_type()?.is_file()
+        {
+            continue;
+        }
+        let holds =
+            std::fs::read(entry.path()).is_ok_and(|bytes| contains(&bytes, patch.uid.as_bytes()));
+        if holds {
+            candidates.insert(name);
+        }
+    }
+    for name in candidates {
+        let path = dir.join(&name);
+        let current = match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_file() && meta.len() <= MAX_FILE => {
+                let parsed = std::fs::read(&path)
+                    .ok()
+                    .and_then(|bytes| ics::parse_bytes(&bytes).ok());
+                match parsed {
+                    Some(calendar)
+                        if calendar.name == "VCALENDAR"
+                            && calendar
+                                .property(WORKSPACE_MARK)
+                                .is_some_and(|p| ics::unescape_text(p.value()) == workspace) =>
+                    {
+                        Some(calendar)
+                    }
+                    // Not a feed of this workspace: never touched.
+                    _ => continue,
+                }
+            }
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        let wanted = into.get(&name);
+        if current.is_none() && (wanted.is_none() || patch.event.is_none()) {
+            continue;
+        }
+        let uid_of = |e: &Component| e.property("UID").map(|p| ics::unescape_text(p.value()));
+        let mut events: Vec<Component> = current
+            .iter()
+            .flat_map(|c| c.children_named("VEVENT"))
+            .filter(|e| uid_of(e).as_deref() != Some(patch.uid.as_str()))
+            .cloned()
+            .collect();
+        if let (Some(_), Some(event)) = (wanted, &patch.event) {
+            events.push(event.clone());
+        }
+        let calendar_name = match (wanted, &current) {
+            (Some(wanted), _) => wanted.name.clone(),
+            (None, Some(current)) => current
+                .property("X-WR-CALNAME")
+                .map(|p| ics::unescape_text(p.value()))
+                .unwrap_or_default(),
+            (None, None) => continue,
+        };
+        let count = events.len();
+        let after = render(&calendar_name, workspace, events);
+        let before = current.as_ref().map(Component::to_ics);
+        if before.as_deref() == Some(after.as_str()) {
+            out.unchanged += 1;
+            continue;
+        }
+        out.writes.push(FeedWrite {
+            kind: wanted.map_or_else(|| kind_of(current.as_ref()), |w| w.kind),
+            name: calendar_name,
+            events: count,
+            file_name: name,
+            before,
+            after,
+        });
+    }
+    Ok(out)
+}
+
+/// A feed's kind when only its file is known: the workspace feed has no project or member
+/// in its name's shape, so this is a best guess for the plan's text only.
+fn kind_of(calendar: Option<&Component>) -> Kind {
+    let events: Vec<&Component> = calendar
+        .iter()
+        .flat_map(|c| c.children_named("VEVENT"))
+        .collect();
+    let projects: BTreeSet<&str> = events
+        .iter()
+        .filter_map(|e| e.property(PROJECT_MARK).map(|p| p.value()))
+        .collect();
+    if projects.len() == 1 {
+        Kind::Project
+    } else {
+        Kind::Member
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The project mark of the event with this UID, from any feed of this workspace: where a
+/// deleted issue (whose delivery names no project) was.
+pub fn project_of(dir: &Path, workspace: &str, uid: &str) -> std::io::Result<Option<String>> {
+    for (_, calendar) in read_existing(dir, workspace)? {
+        let found = calendar
+            .children_named("VEVENT")
+            .find(|e| {
+                e.property("UID")
+                    .is_some_and(|p| ics::unescape_text(p.value()) == uid)
+            })
+            .and_then(|e| e.property(PROJECT_MARK))
+            .map(|p| ics::unescape_text(p.value()));
+        if found.is_some() {
+            return Ok(found);
+        }
+    }
+    Ok(None)
+}
+
 /// Something the feed target could not do.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FeedFailure {
