@@ -617,3 +617,105 @@ fn a_webhook_patches_the_feeds_that_hold_the_issue_with_one_plane_request() {
     let sync = run(&env, &dir, false, &["sync"]);
     assert!(sync.stdout.contains("feeds: 0 written"), "{}", sync.stdout);
 }
+
+#[test]
+fn a_dry_run_shows_feed_changes_and_writes_nothing() {
+    let env = Env::start(ServerKind::Radicale, seed());
+    let dir = feed_dir(&env);
+    let dry = run(&env, &dir, false, &["sync", "--dry-run"]);
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    assert!(
+        dry.stdout
+            .contains("+ feed workspace \"Plane: acme\" (4 events)"),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        dry.stdout
+            .contains("feeds, dry run: 6 to write, 0 to remove"),
+        "{}",
+        dry.stdout
+    );
+    assert!(files(&dir).is_empty(), "a dry run writes nothing");
+    assert_eq!(run(&env, &dir, false, &["sync"]).code, 0);
+    let before = files(&dir);
+    let docs = env.issue_id("Docs");
+    env.sim
+        .with_world(|w| w.issue_mut(&docs).name = "Docs, revised".into());
+    let dry = run(&env, &dir, false, &["sync", "--dry-run"]);
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    assert!(
+        dry.stdout.contains("~ feed project \"Plane: Website\""),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        dry.stdout.contains("+SUMMARY:[2] Docs\\, revised"),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(files(&dir), before, "a dry run writes nothing");
+}
+
+#[test]
+fn without_the_members_list_member_feeds_follow_the_assignees_seen() {
+    let env = Env::start(ServerKind::Radicale, seed());
+    // The key's owner is a Guest of the workspace: Plane refuses it the members list.
+    env.sim.with_world(|w| w.users[0].role = Some(5));
+    let dir = feed_dir(&env);
+    let run = run(&env, &dir, false, &["sync"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stderr
+            .matches("may not read the workspace's members")
+            .count(),
+        1,
+        "said once: {}",
+        run.stderr
+    );
+    let names: Vec<String> = feeds_by_name(&dir).into_keys().collect();
+    // carol has no issue: without the list, she has no feed yet.
+    assert_eq!(
+        names,
+        [
+            "Plane: Operations",
+            "Plane: Website",
+            "Plane: acme",
+            "Plane: alice",
+            "Plane: bob"
+        ]
+    );
+}
+
+#[test]
+fn a_caldav_server_that_is_down_does_not_stop_the_feeds() {
+    let env = Env::start(ServerKind::Radicale, seed());
+    let dir = feed_dir(&env);
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{closed}/");
+    let dir_text = dir.display().to_string();
+    let output = env
+        .command(
+            &["sync", "--retries", "0", "--connect-timeout", "1"],
+            &[
+                ("CALDAV_URL", url.as_str()),
+                ("CALPLANEBOT_FEED_DIR", dir_text.as_str()),
+                ("CALPLANEBOT_FEED_SECRET", SECRET),
+            ],
+        )
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stderr.contains("no calendar was changed"), "{stderr}");
+    assert!(stdout.contains("feeds: 6 written"), "{stdout}");
+    assert_eq!(feeds_by_name(&dir).len(), 6);
+}

@@ -329,28 +329,39 @@ fn write_feeds(
         fetched.listed.len(),
         options.guard,
     );
+    report.feeds_written = plan.writes.len();
+    report.feeds_removed = plan.removes.len();
+    report.feeds_unchanged = plan.unchanged;
+    report.planned += plan.writes.len() + plan.removes.len();
+    carry_out_feeds(&settings.dir, &plan, options, report)
+}
+
+/// Prints a feed plan, applies it unless this is a dry run, prints the feeds' summary line;
+/// failures go into the report (named by feed, never by file).
+pub fn carry_out_feeds(
+    dir: &std::path::Path,
+    plan: &feed::FeedPlan,
+    options: &Options,
+    report: &mut Report,
+) -> Status {
     let mut stdout = std::io::stdout().lock();
     if options.format == Format::Text {
-        let _ = stdout.write_all(render::feed_plan_text(&plan).as_bytes());
+        let _ = stdout.write_all(render::feed_plan_text(plan).as_bytes());
     }
     let mut failed = 0;
     if !options.dry_run {
-        for failure in feed::apply(&settings.dir, &plan) {
+        for failure in feed::apply(dir, plan) {
             let message = format!("feed {:?}: {}", failure.name, failure.error);
             log::error!("{message}");
             report.errors.push(message);
             failed += 1;
         }
     }
-    report.feeds_written = plan.writes.len();
-    report.feeds_removed = plan.removes.len();
-    report.feeds_unchanged = plan.unchanged;
-    report.planned += plan.writes.len() + plan.removes.len();
     if options.format == Format::Text {
         let _ = writeln!(
             stdout,
             "{}",
-            render::feed_summary_line(&plan, options.dry_run, failed)
+            render::feed_summary_line(plan, options.dry_run, failed)
         );
     }
     if failed > 0 {

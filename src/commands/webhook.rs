@@ -8,7 +8,7 @@
 //! left (see `cache`), so no discovery and no listing. Runs serialise on the sync's lock, and
 //! each one compares fresh state, so a burst of deliveries for one edit ends in one write.
 
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 use std::time::Instant;
 
 use hmac::{Hmac, Mac};
@@ -27,7 +27,7 @@ use crate::plane::{
 };
 use crate::reconcile::placement::{self, Layout, Wanted};
 use crate::reconcile::plan::{CalendarJob, CalendarState, CalendarTarget};
-use crate::reconcile::render::{self, Report};
+use crate::reconcile::render::Report;
 use crate::support::cache::CalendarCache;
 
 /// Largest delivery accepted. Plane sends the whole issue, description included; a real one is
@@ -526,29 +526,8 @@ fn patch_feeds(
             return Status::PartialFailure;
         }
     };
-    let mut stdout = std::io::stdout().lock();
-    if options.format == crate::cli::Format::Text {
-        let _ = stdout.write_all(render::feed_plan_text(&plan).as_bytes());
-    }
-    let mut failed = 0;
-    if !options.dry_run {
-        for failure in feed::apply(&settings.dir, &plan) {
-            log::error!("feed {:?}: {}", failure.name, failure.error);
-            failed += 1;
-        }
-    }
-    if options.format == crate::cli::Format::Text {
-        let _ = writeln!(
-            stdout,
-            "{}",
-            render::feed_summary_line(&plan, options.dry_run, failed)
-        );
-    }
-    if failed > 0 {
-        Status::PartialFailure
-    } else {
-        Status::Success
-    }
+    let mut report = Report::default();
+    sync::carry_out_feeds(&settings.dir, &plan, options, &mut report)
 }
 
 /// The one calendar job of a webhook run, or none when there is nothing to look at.

@@ -222,13 +222,18 @@ pub fn feed_summary_line(plan: &FeedPlan, dry_run: bool, failed: usize) -> Strin
 /// A unified diff of two iCalendar texts, unfolded, indented under the `~` line.
 fn text_diff(before: &str, after: &str) -> String {
     let unfold = |text: &str| text.replace("\r\n ", "").replace("\r\n", "\n");
-    let (old, new) = (unfold(before), unfold(after));
-    let diff = TextDiff::from_lines(&old, &new);
+    indented_diff(&unfold(before), &unfold(after), "feed")
+}
+
+/// A unified diff (one line of context) of `old` against Plane's `new`, each line indented and
+/// escaped.
+fn indented_diff(old: &str, new: &str, old_name: &str) -> String {
+    let diff = TextDiff::from_lines(old, new);
     let mut out = String::new();
     for line in diff
         .unified_diff()
         .context_radius(1)
-        .header("feed", "plane")
+        .header(old_name, "plane")
         .to_string()
         .lines()
     {
@@ -243,20 +248,7 @@ fn text_diff(before: &str, after: &str) -> String {
 pub fn field_diff(before: &ManagedFields, after: &ManagedFields) -> String {
     let old = before.lines().join("\n") + "\n";
     let new = after.lines().join("\n") + "\n";
-    let diff = TextDiff::from_lines(&old, &new);
-    let mut out = String::new();
-    for line in diff
-        .unified_diff()
-        .context_radius(1)
-        .header("calendar", "plane")
-        .to_string()
-        .lines()
-    {
-        out.push_str("    ");
-        out.push_str(&escape_controls(line));
-        out.push('\n');
-    }
-    out
+    indented_diff(&old, &new, "calendar")
 }
 
 /// The one summary line.
