@@ -567,6 +567,9 @@ pub struct ProjectIssues {
     pub issues: Vec<Issue>,
     /// Issues that were listed but could not be read: their events are kept as they are.
     pub unreadable: Vec<(Option<String>, String)>,
+    /// Issues listed without a due date: the list itself says their events go, no detail
+    /// request needed.
+    pub undated: std::collections::HashSet<String>,
     /// The walk failed part-way: nothing may be deleted in this project.
     pub error: Option<PlaneError>,
 }
@@ -848,6 +851,7 @@ impl PlaneClient {
                             }
                         },
                         IssueItem::Undated { id } => {
+                            result.undated.insert(id.clone());
                             if let Some(Some(i)) = index.insert(id, None) {
                                 // Seen dated on an earlier page, undated now: the later wins.
                                 result.issues.swap_remove(i);

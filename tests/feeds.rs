@@ -719,3 +719,63 @@ fn a_caldav_server_that_is_down_does_not_stop_the_feeds() {
     assert!(stdout.contains("feeds: 6 written"), "{stdout}");
     assert_eq!(feeds_by_name(&dir).len(), 6);
 }
+
+on_both_servers!(an_issue_deleted_between_two_pages_stays_in_every_target_with_one_question);
+/// The deletion rule of issue 12 holds for feeds: an issue the walk skipped (another was
+/// deleted between two pages) stays in the feeds and in the calendar, and the one detail
+/// request that proves it alive serves both targets.
+fn an_issue_deleted_between_two_pages_stays_in_every_target_with_one_question(server: ServerKind) {
+    let mut seed = seed();
+    let issues = seed["issues"].as_array_mut().unwrap();
+    for n in 0..146 {
+        issues.push(
+            json!({"project": "WEB", "name": format!("Task {n}"), "target_date": "2027-01-15"}),
+        );
+    }
+    let env = Env::start(server, seed);
+    let dir = feed_dir(&env);
+    assert_eq!(run(&env, &dir, true, &["sync"]).code, 0);
+    let web = env.project_id("WEB");
+    let skipped = env.sim.with_world(|w| {
+        let mut listable: Vec<_> = w
+            .issues
+            .iter()
+            .filter(|i| i.project == web && w.is_listable(i))
+            .map(|i| (i.created_at.clone(), i.id.clone(), i.name.clone()))
+            .collect();
+        listable.sort();
+        listable[100].clone()
+    });
+    let deleted = env.issue_id("Task 3");
+    env.sim.edit_after(
+        FaultRule::new(
+            &format!("/projects/{web}/work-items/"),
+            Fault::server_error(),
+        )
+        .method("GET")
+        .query_contains("per_page="),
+        move |w| w.delete_issue(&deleted),
+    );
+    env.sim.reset_requests();
+    let sync = run(&env, &dir, true, &["sync"]);
+    assert_eq!(sync.code, 0, "{}", sync.stderr);
+    assert!(
+        feeds_by_name(&dir)["Plane: Website"].contains(&skipped.2),
+        "the skipped live issue stays in the feed"
+    );
+    assert!(
+        env.event("WEB", &skipped.2).is_some(),
+        "and in the calendar"
+    );
+    assert_eq!(
+        env.sim
+            .count("GET", &format!("/projects/{web}/work-items/{}/", skipped.1)),
+        1,
+        "one question serves both targets"
+    );
+    // Next run: the deleted one is gone from both, after one confirming 404.
+    let sync = run(&env, &dir, true, &["sync"]);
+    assert_eq!(sync.code, 0, "{}", sync.stderr);
+    assert!(!feeds_by_name(&dir)["Plane: Website"].contains(&"Task 3".to_string()));
+    assert_eq!(env.event("WEB", "Task 3"), None);
+}

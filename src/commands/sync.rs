@@ -13,7 +13,7 @@ use crate::config::{CalDav, Config, Feeds};
 use crate::exit::Status;
 use crate::feed;
 use crate::mapping::event::{self, MappingContext};
-use crate::plane::{self, IssueItem, PlaneClient, PlaneError, Project, ProjectIssues};
+use crate::plane::{self, Issue, IssueItem, PlaneClient, PlaneError, Project, ProjectIssues};
 use crate::reconcile::placement::{self, Layout, Wanted};
 use crate::reconcile::plan::{
     self, ActualEvent, CalendarJob, CalendarState, CalendarTarget, Change,
@@ -322,6 +322,20 @@ fn write_feeds(
             return Status::PartialFailure;
         }
     };
+    let mut source = source;
+    if let Err(abort) = confirm_feed_absences(
+        plane,
+        fetched,
+        &mut source,
+        &existing,
+        options.guard,
+        config,
+    ) {
+        let message = format!("{abort}; no feed was written");
+        log::error!("{message}");
+        report.errors.push(message);
+        return abort.status();
+    }
     let plan = feed::plan(
         feed::desired_feeds(&source, &settings.secret),
         &existing,
@@ -369,6 +383,112 @@ pub fn carry_out_feeds(
     } else {
         Status::Success
     }
+}
+
+/// The feeds' side of point 1 of the deletion rules: an event in the feed files whose issue is
+/// missing from its (completely read) project's list leaves the feeds only once Plane confirms
+/// it is gone. Dated after all: it stays; no clear answer: that project's events stay as the
+/// files hold them this run. Above `--max-delete` absences, nobody is asked and those projects
+/// keep their events (as the guard would refuse them).
+fn confirm_feed_absences(
+    plane: &PlaneClient,
+    fetched: &Fetched,
+    source: &mut feed::Source,
+    existing: &BTreeMap<String, crate::mapping::ics::Component>,
+    guard: plan::GuardLimits,
+    config: &Config,
+) -> Result<(), Abort> {
+    let fresh: HashSet<String> = source
+        .projects
+        .iter()
+        .flat_map(|p| p.events.iter().flatten())
+        .map(|e| e.fields.uid.clone())
+        .collect();
+    let complete: HashSet<&str> = source
+        .projects
+        .iter()
+        .filter(|p| p.events.is_some())
+        .map(|p| p.id.as_str())
+        .collect();
+    let by_project: HashMap<&str, &ProjectIssues> = fetched
+        .projects
+        .iter()
+        .map(|(p, issues)| (p.id.as_str(), issues))
+        .collect();
+    let mut absent: BTreeMap<String, String> = BTreeMap::new();
+    for calendar in existing.values() {
+        for vevent in calendar.children_named("VEVENT") {
+            let text = |name: &str| {
+                vevent
+                    .property(name)
+                    .map(|p| crate::mapping::ics::unescape_text(p.value()))
+            };
+            let (Some(uid), Some(project)) = (text("UID"), text(event::PROJECT_MARK)) else {
+                continue;
+            };
+            if fresh.contains(&uid) || !complete.contains(project.as_str()) {
+                continue;
+            }
+            let Some(id) = event::issue_id_from_uid(&uid) else {
+                continue;
+            };
+            let listed_undated = by_project
+                .get(project.as_str())
+                .is_some_and(|issues| issues.undated.contains(id));
+            if !listed_undated {
+                absent.insert(id.to_string(), project);
+            }
+        }
+    }
+    if absent.is_empty() {
+        return Ok(());
+    }
+    let mut carry: HashSet<String> = HashSet::new();
+    if absent.len() > guard.max_delete && !guard.force {
+        log::info!(
+            "{} events of issues missing from Plane's lists would leave the feeds, more than --max-delete {}: their projects' feeds are kept as they are",
+            absent.len(),
+            guard.max_delete
+        );
+        carry.extend(absent.into_values());
+    } else {
+        let ctx = MappingContext {
+            workspace_slug: &config.workspace_slug,
+            web_url: &config.plane_web_url,
+        };
+        let epoch = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+        for (id, project_id) in absent {
+            let Some(project) = fetched.listed.iter().find(|p| p.id == project_id) else {
+                continue;
+            };
+            match fetched.confirm(plane, project, &id)? {
+                Answer::Gone => {}
+                Answer::Alive(issue) => {
+                    if let Some(events) = source
+                        .projects
+                        .iter_mut()
+                        .find(|p| p.id == project_id)
+                        .and_then(|p| p.events.as_mut())
+                    {
+                        events.push(feed::FeedEvent {
+                            fields: event::desired_event(&issue, project, &ctx),
+                            dtstamp: issue.updated_at.unwrap_or(epoch),
+                            assignees: issue.assignees.iter().map(|a| a.id.clone()).collect(),
+                        });
+                    }
+                }
+                Answer::Unsure(_) => {
+                    carry.insert(project_id);
+                }
+            }
+        }
+    }
+    for project in source.projects.iter_mut() {
+        if carry.contains(&project.id) {
+            project.events = None;
+        }
+    }
+    Ok(())
 }
 
 /// What the feeds are made of: each listed project's events (`None` when this run did not read
@@ -565,6 +685,49 @@ pub struct Fetched {
     /// Every syncable project of the workspace, selected or not.
     pub listed: Vec<Project>,
     pub projects: Vec<(Project, ProjectIssues)>,
+    /// What Plane said, by id, of issues missing from their project's list: each is asked
+    /// once per run, whichever target needs the answer.
+    answers: std::cell::RefCell<BTreeMap<String, Answer>>,
+}
+
+/// Plane's word on an issue missing from its project's list (a detail GET).
+#[derive(Clone, Debug)]
+pub enum Answer {
+    /// 404 or no due date: its events may go.
+    Gone,
+    /// Dated after all: the walk skipped it.
+    Alive(Box<Issue>),
+    /// Plane answered with something calplanebot cannot read, or not at all: keep its events.
+    Unsure(String),
+}
+
+impl Fetched {
+    /// Asks Plane about issue `id` of `project`, once per run.
+    fn confirm(&self, plane: &PlaneClient, project: &Project, id: &str) -> Result<Answer, Abort> {
+        if let Some(answer) = self.answers.borrow().get(id) {
+            return Ok(answer.clone());
+        }
+        let answer = match plane.issue(project, id) {
+            Ok(None) | Ok(Some(IssueItem::Undated { .. })) => Answer::Gone,
+            Ok(Some(IssueItem::Dated(issue))) => {
+                log::warn!(
+                    "work item {id} of project {} was missing from Plane's list but exists (the list changed while it was read): its event is kept",
+                    plane::project_label(project)
+                );
+                Answer::Alive(Box::new(issue))
+            }
+            Ok(Some(IssueItem::Invalid { reason, .. })) => Answer::Unsure(reason),
+            Err(error) if error.is_fatal() => return Err(error.into()),
+            Err(error) => {
+                log::warn!("cannot confirm that work item {id} is gone: {error}");
+                Answer::Unsure(error.to_string())
+            }
+        };
+        self.answers
+            .borrow_mut()
+            .insert(id.to_string(), answer.clone());
+        Ok(answer)
+    }
 }
 
 /// The Plane side of a run: the selected projects and their dated issues.
@@ -620,6 +783,7 @@ pub fn fetch(
     Ok(Fetched {
         listed,
         projects: fetched,
+        answers: Default::default(),
     })
 }
 
@@ -633,6 +797,7 @@ fn caldav_jobs(
     fetched: &Fetched,
     report: &mut Report,
 ) -> Result<(Vec<CalendarJob>, Option<Layout>), Abort> {
+    let all = fetched;
     let fetched = &fetched.projects;
     if fetched.is_empty() {
         return Ok((Vec::new(), None));
@@ -677,7 +842,7 @@ fn caldav_jobs(
         }
         listed.push(job);
     }
-    confirm_absences(plane, fetched, &mut listed, config, options.guard, &ctx)?;
+    confirm_absences(plane, all, &mut listed, config, options.guard, &ctx)?;
     Ok((listed, Some(layout)))
 }
 
@@ -808,14 +973,22 @@ fn select_projects(projects: Vec<Project>, wanted: &[String]) -> Result<Vec<Proj
 /// says, so they are not asked about (unless `--force-delete`).
 fn confirm_absences(
     plane: &PlaneClient,
-    fetched: &[(Project, ProjectIssues)],
+    all: &Fetched,
     jobs: &mut [CalendarJob],
     config: &Config,
     guard: plan::GuardLimits,
     ctx: &MappingContext,
 ) -> Result<(), Abort> {
-    let projects: HashMap<&str, &Project> =
-        fetched.iter().map(|(p, _)| (p.id.as_str(), p)).collect();
+    let projects: HashMap<&str, &Project> = all
+        .projects
+        .iter()
+        .map(|(p, _)| (p.id.as_str(), p))
+        .collect();
+    let undated = |project: &str, id: &str| {
+        all.projects
+            .iter()
+            .any(|(p, issues)| p.id == project && issues.undated.contains(id))
+    };
     let mut candidates: Vec<(usize, String, String)> = Vec::new();
     for (index, job) in jobs.iter().enumerate() {
         // Only a job with a stored event nobody wants can plan an absence (the usual run has
@@ -834,7 +1007,9 @@ fn confirm_absences(
             // A second copy of a live event is not an absence: nothing to ask.
             let absent =
                 !job.desired.contains_key(id) && job.actual.get(id).is_some_and(|a| a.url == *url);
-            if let (true, Some(project)) = (absent, before.project.clone()) {
+            if let (true, Some(project)) = (absent, before.project.clone())
+                && !undated(&project, id)
+            {
                 candidates.push((index, id.to_string(), project));
             }
         }
@@ -859,26 +1034,15 @@ fn confirm_absences(
         let Some(project) = projects.get(project_id.as_str()) else {
             continue;
         };
-        match plane.issue(project, &id) {
-            Ok(None) | Ok(Some(IssueItem::Undated { .. })) => {}
-            Ok(Some(IssueItem::Dated(issue))) => {
-                log::warn!(
-                    "work item {id} of project {} was missing from Plane's list but exists (the list changed while it was read): its event is kept",
-                    plane::project_label(project)
-                );
+        match all.confirm(plane, project, &id)? {
+            Answer::Gone => {}
+            Answer::Alive(issue) => {
                 job.desired
                     .insert(id.clone(), event::desired_event(&issue, project, ctx));
             }
-            Ok(Some(IssueItem::Invalid { .. })) => {
+            Answer::Unsure(why) => {
                 if let Some(scope) = job.scope_mut(&project_id) {
-                    scope.keep.insert(id);
-                }
-            }
-            Err(error) if error.is_fatal() => return Err(error.into()),
-            Err(error) => {
-                log::warn!("cannot confirm that work item {id} is gone: {error}");
-                if let Some(scope) = job.scope_mut(&project_id) {
-                    scope.unconfirmed.insert(id, error.to_string());
+                    scope.unconfirmed.insert(id, why);
                 }
             }
         }
