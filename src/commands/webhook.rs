@@ -356,7 +356,7 @@ fn reconcile_issue(config: &Config, options: &Options, id: &str, project: Option
             dry_run: options.dry_run,
             ..Report::default()
         };
-        let gathered = match gather_issue(
+        match gather_issue(
             config,
             settings,
             dav,
@@ -366,24 +366,25 @@ fn reconcile_issue(config: &Config, options: &Options, id: &str, project: Option
             issue.as_ref(),
             &project,
         ) {
-            Ok(gathered) => gathered,
+            Ok(gathered) => {
+                let Gathered {
+                    job,
+                    discovered,
+                    single,
+                } = gathered;
+                let jobs: Vec<CalendarJob> = job.into_iter().collect();
+                let (caldav_status, report) =
+                    sync::finish(config, options, &jobs, &plane, dav, report, started);
+                status = caldav_status;
+                let learned = discovered && !single;
+                remember(settings, cache, &jobs, learned, &report, options.dry_run);
+            }
             Err(abort) if config.feeds.is_none() => return stop(abort),
             Err(abort) => {
+                // The feeds are patched all the same.
                 log::error!("{abort}; no calendar was changed");
                 status = Status::PartialFailure;
-                Gathered {
-                    job: None,
-                    discovered: false,
-                    single: true,
-                }
             }
-        };
-        let jobs: Vec<CalendarJob> = gathered.job.clone().into_iter().collect();
-        if status == Status::Success {
-            let (caldav_status, report) =
-                sync::finish(config, options, &jobs, &plane, dav, report, started);
-            status = caldav_status;
-            remember(settings, cache, &gathered, &jobs, &report, options.dry_run);
         }
     }
     if let Some(feeds) = &config.feeds {
@@ -397,12 +398,13 @@ fn reconcile_issue(config: &Config, options: &Options, id: &str, project: Option
     status
 }
 
-/// Keeps the calendar-location cache true after a webhook run.
+/// Keeps the calendar-location cache true after a webhook run: remembers the calendars this
+/// run `learned` by discovery, or forgets what a failure may have made stale.
 fn remember(
     settings: &CalDav,
     cache: &mut CalendarCache,
-    gathered: &Gathered,
     jobs: &[CalendarJob],
+    learned: bool,
     report: &Report,
     dry_run: bool,
 ) {
@@ -410,7 +412,7 @@ fn remember(
         return;
     }
     if report.failures.is_empty() {
-        if gathered.discovered && !gathered.single {
+        if learned {
             sync::remember_calendars(cache, jobs, report);
         }
     } else {
