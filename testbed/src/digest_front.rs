@@ -36,12 +36,12 @@
 //! fails with a message that names the package to install.
 
 use crate::launch::{
-    Launch, LaunchError, Probe, Startup, Watchdog, free_loopback_port, log_tail,
-    start_on_free_port, unique_temp_dir,
+    Launch, LaunchError, Watchdog, free_loopback_port, start_on_free_port, unique_temp_dir,
 };
+use crate::lighttpd::Lighttpd;
 use sha2::{Digest as _, Sha256};
 use std::fmt::Write as _;
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -50,20 +50,13 @@ use std::time::Duration;
 
 use ureq::http;
 
-/// Where the Debian package `lighttpd` installs the server.
-pub const LIGHTTPD_EXECUTABLE: &str = "/usr/sbin/lighttpd";
+pub use crate::lighttpd::LIGHTTPD_EXECUTABLE;
 
 /// The realm of every front's challenges.
 pub const REALM: &str = "calplanebot-test";
 
 /// The header the upstream reads the authenticated user from (Radicale's `http_x_remote_user`).
 pub const REMOTE_USER_HEADER: &str = "X-Remote-User";
-
-/// How long a fresh server may take to answer.
-const READY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Logged by lighttpd once its listening socket is bound.
-const SERVER_STARTED: &str = "server started";
 
 /// The hash a front's challenges name (RFC 7616 section 3.3 `algorithm`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -350,57 +343,16 @@ impl Launch for DigestFront {
     /// Starts lighttpd on `addr` and waits until it answers with a Digest challenge.
     fn launch_on(&mut self, addr: SocketAddr) -> Result<(), LaunchError> {
         self.addr = addr;
-        fs::write(self.config_path(), self.config_text()?)?;
-        let log_path = self.log_path();
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)?;
-        let log_start = log.metadata()?.len();
-        let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
-        let config = self.config_path();
-        let argv = [
-            LIGHTTPD_EXECUTABLE.as_ref(),
-            "-D".as_ref(),
-            "-f".as_ref(),
-            config.as_os_str(),
-        ];
-        self.server = Some(Watchdog::spawn(
-            "lighttpd-watchdog",
-            &argv,
-            &log,
-            |command| {
-                command
-                    .env_clear()
-                    .env("PATH", &path)
-                    .current_dir(&self.dir);
-            },
-        )?);
-        let startup = Startup {
-            server: "lighttpd",
+        let lighttpd = Lighttpd {
+            dir: &self.dir,
+            config_path: &self.config_path(),
+            config_text: &self.config_text()?,
+            log_path: &self.log_path(),
             addr,
-            log_path: &log_path,
-            log_start,
-            timeout: READY_TIMEOUT,
-            poll: Duration::from_millis(20),
             awaited: "answering with a Digest challenge",
         };
-        let result = startup.wait(|| {
-            if let Some(status) = self.server.as_mut().and_then(Watchdog::exit_status) {
-                return Probe::Exited(status);
-            }
-            // The line is logged once the socket is bound, so whatever answers is ours.
-            let started = log_tail(&log_path, log_start).contains(SERVER_STARTED);
-            if started && self.probe().is_ok() {
-                Probe::Ready
-            } else {
-                Probe::NotYet
-            }
-        });
-        if result.is_err() {
-            self.stop();
-        }
-        result
+        self.server = Some(lighttpd.start(|| self.probe().is_ok())?);
+        Ok(())
     }
 
     fn keep_dir(&mut self) {

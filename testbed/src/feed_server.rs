@@ -18,11 +18,10 @@
 //! `sh` watchdog, with every file it writes (config, logs) in a private temp directory removed on
 //! drop; the served directory is the caller's and is never written to.
 
-use crate::digest_front::{LIGHTTPD_EXECUTABLE, config_string, read_lossy};
-use crate::launch::{
-    Launch, LaunchError, Probe, Startup, Watchdog, log_tail, start_on_free_port, unique_temp_dir,
-};
-use std::fs::{self, OpenOptions};
+use crate::digest_front::{config_string, read_lossy};
+use crate::launch::{Launch, LaunchError, Watchdog, start_on_free_port, unique_temp_dir};
+use crate::lighttpd::{LIGHTTPD_EXECUTABLE, Lighttpd};
+use std::fs;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -36,12 +35,6 @@ pub const CACHE_CONTROL: &str = "max-age=300";
 
 /// The `Content-Type` of a `.ics` file.
 pub const ICS_CONTENT_TYPE: &str = "text/calendar; charset=utf-8";
-
-/// How long a fresh server may take to answer.
-const READY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Logged by lighttpd once its listening socket is bound.
-const SERVER_STARTED: &str = "server started";
 
 /// A running lighttpd serving one directory as static files on 127.0.0.1.
 ///
@@ -251,57 +244,17 @@ impl Launch for FeedServer {
     /// Starts lighttpd on `addr` and waits until `GET /` is answered with 403.
     fn launch_on(&mut self, addr: SocketAddr) -> Result<(), LaunchError> {
         self.addr = addr;
-        fs::write(self.config_path(), self.config_text()?)?;
-        let log_path = self.log_path();
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)?;
-        let log_start = log.metadata()?.len();
-        let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
-        let config = self.config_path();
-        let argv = [
-            LIGHTTPD_EXECUTABLE.as_ref(),
-            "-D".as_ref(),
-            "-f".as_ref(),
-            config.as_os_str(),
-        ];
-        self.server = Some(Watchdog::spawn(
-            "lighttpd-watchdog",
-            &argv,
-            &log,
-            |command| {
-                command
-                    .env_clear()
-                    .env("PATH", &path)
-                    .current_dir(&self.dir);
-            },
-        )?);
-        let startup = Startup {
-            server: "lighttpd",
+        let lighttpd = Lighttpd {
+            dir: &self.dir,
+            config_path: &self.config_path(),
+            config_text: &self.config_text()?,
+            log_path: &self.log_path(),
             addr,
-            log_path: &log_path,
-            log_start,
-            timeout: READY_TIMEOUT,
-            poll: Duration::from_millis(20),
             awaited: "refusing to list its directory",
         };
-        let result = startup.wait(|| {
-            if let Some(status) = self.server.as_mut().and_then(Watchdog::exit_status) {
-                return Probe::Exited(status);
-            }
-            // The line is logged once the socket is bound, so whatever answers is ours.
-            let started = log_tail(&log_path, log_start).contains(SERVER_STARTED);
-            if started && self.get("", &[]).is_ok_and(|reply| reply.status == 403) {
-                Probe::Ready
-            } else {
-                Probe::NotYet
-            }
-        });
-        if result.is_err() {
-            self.stop();
-        }
-        result
+        let ready = || self.get("", &[]).is_ok_and(|reply| reply.status == 403);
+        self.server = Some(lighttpd.start(ready)?);
+        Ok(())
     }
 
     fn keep_dir(&mut self) {
