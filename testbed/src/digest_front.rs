@@ -36,7 +36,8 @@
 //! fails with a message that names the package to install.
 
 use crate::launch::{
-    Launch, LaunchError, Watchdog, free_loopback_port, start_on_free_port, unique_temp_dir,
+    Launch, LaunchError, Watchdog, free_loopback_port, remove_server_dir, start_on_free_port,
+    unique_temp_dir,
 };
 use crate::lighttpd::Lighttpd;
 use sha2::{Digest as _, Sha256};
@@ -45,7 +46,6 @@ use std::fs;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::thread;
 use std::time::Duration;
 
 use ureq::http;
@@ -385,14 +385,7 @@ impl DigestFront {
 impl Drop for DigestFront {
     fn drop(&mut self) {
         self.stop();
-        if self.keep_dir || thread::panicking() {
-            eprintln!(
-                "calplanebot-testbed: keeping Digest front directory {}",
-                self.dir.display()
-            );
-        } else {
-            let _ = fs::remove_dir_all(&self.dir);
-        }
+        remove_server_dir(&self.dir, "Digest front", self.keep_dir);
     }
 }
 
@@ -530,7 +523,7 @@ mod tests {
     use std::process::Command;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
-    use std::thread::JoinHandle;
+    use std::thread::{self, JoinHandle};
     use std::time::Instant;
     use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -19,13 +19,14 @@
 //! drop; the served directory is the caller's and is never written to.
 
 use crate::digest_front::{config_string, read_lossy};
-use crate::launch::{Launch, LaunchError, Watchdog, start_on_free_port, unique_temp_dir};
+use crate::launch::{
+    Launch, LaunchError, Watchdog, remove_server_dir, start_on_free_port, unique_temp_dir,
+};
 use crate::lighttpd::{LIGHTTPD_EXECUTABLE, Lighttpd};
 use std::fs;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::thread;
 use std::time::Duration;
 
 use ureq::http;
@@ -265,14 +266,7 @@ impl Launch for FeedServer {
 impl Drop for FeedServer {
     fn drop(&mut self) {
         self.stop();
-        if self.keep_dir || thread::panicking() {
-            eprintln!(
-                "calplanebot-testbed: keeping feed server directory {}",
-                self.dir.display()
-            );
-        } else {
-            let _ = fs::remove_dir_all(&self.dir);
-        }
+        remove_server_dir(&self.dir, "feed server", self.keep_dir);
     }
 }
 

@@ -238,6 +238,21 @@ pub(crate) fn unique_temp_dir(what: &str) -> io::Result<PathBuf> {
     Ok(dir)
 }
 
+/// What a server does with its private directory `dir` when it is dropped (after stopping):
+/// removes it, unless `keep` (the start failed and the error names a file in it) or the thread
+/// is panicking (a test failed and the logs tell why); a kept directory is named on stderr as
+/// the `{what} directory` ("Radicale", "feed server").
+pub(crate) fn remove_server_dir(dir: &Path, what: &str, keep: bool) {
+    if keep || thread::panicking() {
+        eprintln!(
+            "calplanebot-testbed: keeping {what} directory {}",
+            dir.display()
+        );
+    } else {
+        let _ = fs::remove_dir_all(dir);
+    }
+}
+
 /// The last lines the server wrote to its log since `from` (byte offset).
 pub(crate) fn log_tail(path: &Path, from: u64) -> String {
     let mut text = String::new();

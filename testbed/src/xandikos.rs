@@ -56,7 +56,8 @@ use ureq::tls::Certificate;
 
 use crate::caldav_server::{TlsFiles, trusting_only};
 use crate::launch::{
-    self, Launch, LaunchError, Probe, Startup, Watchdog, random_password, unique_temp_dir,
+    self, Launch, LaunchError, Probe, Startup, Watchdog, random_password, remove_server_dir,
+    unique_temp_dir,
 };
 
 /// The Xandikos release the tests run against (newest on PyPI when pinned). Bumping it
@@ -402,14 +403,7 @@ impl Launch for Xandikos {
 impl Drop for Xandikos {
     fn drop(&mut self) {
         self.stop();
-        if self.keep_dir || thread::panicking() {
-            eprintln!(
-                "calplanebot-testbed: keeping Xandikos directory {}",
-                self.dir.display()
-            );
-        } else {
-            let _ = fs::remove_dir_all(&self.dir);
-        }
+        remove_server_dir(&self.dir, "Xandikos", self.keep_dir);
     }
 }
 
