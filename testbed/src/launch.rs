@@ -423,21 +423,33 @@ pub(crate) fn run_logged(
         .stderr(log.try_clone()?)
         .spawn()
         .map_err(|e| fail(format!("could not be started: {e}")))?;
-    let deadline = Instant::now() + INSTALL_STEP_TIMEOUT;
+    match wait_or_kill(&mut child, INSTALL_STEP_TIMEOUT, Duration::from_millis(100))? {
+        Some(status) if status.success() => Ok(()),
+        Some(status) => Err(fail(format!("failed ({status})"))),
+        None => Err(fail(format!("timed out after {INSTALL_STEP_TIMEOUT:?}"))),
+    }
+}
+
+/// Waits for `child` to end, looking every `poll`, and returns its status; once `timeout` has
+/// passed it kills and reaps the child and returns `None` instead. An error from `try_wait` is
+/// returned as it is. For the short-lived helpers the testbed runs (pip, a feed reader, the
+/// certificate script), not for servers: those run under a [`Watchdog`].
+pub(crate) fn wait_or_kill(
+    child: &mut Child,
+    timeout: Duration,
+    poll: Duration,
+) -> io::Result<Option<ExitStatus>> {
+    let deadline = Instant::now() + timeout;
     loop {
         if let Some(status) = child.try_wait()? {
-            return if status.success() {
-                Ok(())
-            } else {
-                Err(fail(format!("failed ({status})")))
-            };
+            return Ok(Some(status));
         }
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(fail(format!("timed out after {INSTALL_STEP_TIMEOUT:?}")));
+            return Ok(None);
         }
-        thread::sleep(Duration::from_millis(100));
+        thread::sleep(poll);
     }
 }
 

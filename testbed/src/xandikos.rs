@@ -271,20 +271,13 @@ impl Xandikos {
                     format!("cannot run {} for the certificate: {e}", python.display()),
                 )
             })?;
-        let deadline = Instant::now() + CERTIFICATE_TIMEOUT;
-        let status = loop {
-            if let Some(status) = child.try_wait()? {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("making the certificate took over {CERTIFICATE_TIMEOUT:?}"),
-                ));
-            }
-            thread::sleep(Duration::from_millis(20));
+        let Some(status) =
+            launch::wait_or_kill(&mut child, CERTIFICATE_TIMEOUT, Duration::from_millis(20))?
+        else {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("making the certificate took over {CERTIFICATE_TIMEOUT:?}"),
+            ));
         };
         if !status.success() || !self.tls.cert_pem.is_file() {
             return Err(io::Error::other(format!(
