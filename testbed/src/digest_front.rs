@@ -39,7 +39,7 @@ use crate::launch::{
     Launch, LaunchError, Watchdog, free_loopback_port, remove_server_dir, start_on_free_port,
     unique_temp_dir,
 };
-use crate::lighttpd::Lighttpd;
+use crate::lighttpd::{self, Lighttpd, access_log_setting, config_string};
 use sha2::{Digest as _, Sha256};
 use std::fmt::Write as _;
 use std::fs;
@@ -209,7 +209,7 @@ impl DigestFront {
     /// lighttpd's error log; its stdout and stderr go there too (startup errors such as a port
     /// already in use are written before the log is opened).
     pub fn log_path(&self) -> PathBuf {
-        self.dir.join("error.log")
+        self.dir.join(lighttpd::ERROR_LOG)
     }
 
     /// Where lighttpd writes one line per request, in its default format:
@@ -228,10 +228,6 @@ impl DigestFront {
     /// Whether the server process is running (it may have died on its own).
     pub fn is_running(&mut self) -> bool {
         self.server.as_mut().is_some_and(Watchdog::is_running)
-    }
-
-    fn config_path(&self) -> PathBuf {
-        self.dir.join("lighttpd.conf")
     }
 
     fn htdigest_path(&self) -> PathBuf {
@@ -259,14 +255,7 @@ impl DigestFront {
     /// The complete lighttpd configuration for the current port.
     fn config_text(&self) -> io::Result<String> {
         let quoted = |path: PathBuf| config_string(&path.to_string_lossy());
-        let access_log = self.access_log_path();
-        let access_log = access_log.to_string_lossy();
-        if access_log.contains('\'') {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("temp directory path {access_log:?} contains a single quote"),
-            ));
-        }
+        let access_log = access_log_setting(&self.access_log_path())?;
         let user = config_string(&self.username)?;
         let mut text = String::new();
         let mut line = |s: String| {
@@ -300,11 +289,7 @@ impl DigestFront {
              \"mod_proxy\", \"mod_accesslog\" )"
                 .into(),
         );
-        // A pipe, because lighttpd buffers an access log file for up to 4 s.
-        line(format!(
-            "accesslog.filename = {}",
-            config_string(&format!("|exec cat >> '{access_log}'"))?
-        ));
+        line(access_log);
         line("auth.backend = \"htdigest\"".into());
         line(format!(
             "auth.backend.htdigest.userfile = {}",
@@ -345,9 +330,7 @@ impl Launch for DigestFront {
         self.addr = addr;
         let lighttpd = Lighttpd {
             dir: &self.dir,
-            config_path: &self.config_path(),
             config_text: &self.config_text()?,
-            log_path: &self.log_path(),
             addr,
             awaited: "answering with a Digest challenge",
         };
@@ -425,18 +408,6 @@ fn htdigest_text(username: &str, password: &str, algorithm: DigestAlgorithm) -> 
         let _ = writeln!(text, "{username}:{REALM}:{}", hash.hex(a1.as_bytes()));
     }
     text
-}
-
-/// `s` as a lighttpd config string. Quotes, backslashes and control characters are refused
-/// rather than escaped: none belongs in a path or a user name here.
-pub(crate) fn config_string(s: &str) -> io::Result<String> {
-    if s.chars().any(|c| c == '"' || c == '\\' || c.is_control()) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{s:?} cannot go into lighttpd.conf (quote, backslash or control character)"),
-        ));
-    }
-    Ok(format!("\"{s}\""))
 }
 
 pub(crate) fn read_lossy(path: &Path) -> String {

@@ -18,11 +18,11 @@
 //! `sh` watchdog, with every file it writes (config, logs) in a private temp directory removed on
 //! drop; the served directory is the caller's and is never written to.
 
-use crate::digest_front::{config_string, read_lossy};
+use crate::digest_front::read_lossy;
 use crate::launch::{
     Launch, LaunchError, Watchdog, remove_server_dir, start_on_free_port, unique_temp_dir,
 };
-use crate::lighttpd::{LIGHTTPD_EXECUTABLE, Lighttpd};
+use crate::lighttpd::{self, LIGHTTPD_EXECUTABLE, Lighttpd, access_log_setting, config_string};
 use std::fs;
 use std::io;
 use std::net::SocketAddr;
@@ -136,7 +136,7 @@ impl FeedServer {
 
     /// lighttpd's error log; its stdout and stderr go there too.
     pub fn log_path(&self) -> PathBuf {
-        self.dir.join("error.log")
+        self.dir.join(lighttpd::ERROR_LOG)
     }
 
     /// One line per request, lighttpd's default format
@@ -183,21 +183,10 @@ impl FeedServer {
         self.server.as_mut().is_some_and(Watchdog::is_running)
     }
 
-    fn config_path(&self) -> PathBuf {
-        self.dir.join("lighttpd.conf")
-    }
-
     /// The complete lighttpd configuration for the current port.
     fn config_text(&self) -> io::Result<String> {
         let quoted = |path: &Path| config_string(&path.to_string_lossy());
-        let access_log = self.dir.join("access.log");
-        let access_log = access_log.to_string_lossy();
-        if access_log.contains('\'') {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("temp directory path {access_log:?} contains a single quote"),
-            ));
-        }
+        let access_log = access_log_setting(&self.dir.join("access.log"))?;
         let lines = [
             "# Written by calplanebot-testbed (feed_server.rs); no Debian defaults included."
                 .to_string(),
@@ -224,11 +213,7 @@ impl FeedServer {
             "etag.use-size = \"enable\"".to_string(),
             // A writer's temporary files (and any other dot file) are never served.
             "$HTTP[\"url\"] =~ \"/\\.\" { url.access-deny = ( \"\" ) }".to_string(),
-            // A pipe, because lighttpd buffers an access log file for up to 4 s.
-            format!(
-                "accesslog.filename = {}",
-                config_string(&format!("|exec cat >> '{access_log}'"))?
-            ),
+            access_log,
         ];
         Ok(lines.join("\n") + "\n")
     }
@@ -247,9 +232,7 @@ impl Launch for FeedServer {
         self.addr = addr;
         let lighttpd = Lighttpd {
             dir: &self.dir,
-            config_path: &self.config_path(),
             config_text: &self.config_text()?,
-            log_path: &self.log_path(),
             addr,
             awaited: "refusing to list its directory",
         };
