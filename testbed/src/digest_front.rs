@@ -36,34 +36,27 @@
 //! fails with a message that names the package to install.
 
 use crate::launch::{
-    Launch, LaunchError, Probe, Startup, Watchdog, free_loopback_port, log_tail,
-    start_on_free_port, unique_temp_dir,
+    Launch, LaunchError, Watchdog, free_loopback_port, remove_server_dir, start_on_free_port,
+    unique_temp_dir,
 };
+use crate::lighttpd::{self, Lighttpd, access_log_setting, config_string};
 use sha2::{Digest as _, Sha256};
 use std::fmt::Write as _;
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::thread;
 use std::time::Duration;
 
 use ureq::http;
 
-/// Where the Debian package `lighttpd` installs the server.
-pub const LIGHTTPD_EXECUTABLE: &str = "/usr/sbin/lighttpd";
+pub use crate::lighttpd::LIGHTTPD_EXECUTABLE;
 
 /// The realm of every front's challenges.
 pub const REALM: &str = "calplanebot-test";
 
 /// The header the upstream reads the authenticated user from (Radicale's `http_x_remote_user`).
 pub const REMOTE_USER_HEADER: &str = "X-Remote-User";
-
-/// How long a fresh server may take to answer.
-const READY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Logged by lighttpd once its listening socket is bound.
-const SERVER_STARTED: &str = "server started";
 
 /// The hash a front's challenges name (RFC 7616 section 3.3 `algorithm`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -216,7 +209,7 @@ impl DigestFront {
     /// lighttpd's error log; its stdout and stderr go there too (startup errors such as a port
     /// already in use are written before the log is opened).
     pub fn log_path(&self) -> PathBuf {
-        self.dir.join("error.log")
+        self.dir.join(lighttpd::ERROR_LOG)
     }
 
     /// Where lighttpd writes one line per request, in its default format:
@@ -235,10 +228,6 @@ impl DigestFront {
     /// Whether the server process is running (it may have died on its own).
     pub fn is_running(&mut self) -> bool {
         self.server.as_mut().is_some_and(Watchdog::is_running)
-    }
-
-    fn config_path(&self) -> PathBuf {
-        self.dir.join("lighttpd.conf")
     }
 
     fn htdigest_path(&self) -> PathBuf {
@@ -266,14 +255,7 @@ impl DigestFront {
     /// The complete lighttpd configuration for the current port.
     fn config_text(&self) -> io::Result<String> {
         let quoted = |path: PathBuf| config_string(&path.to_string_lossy());
-        let access_log = self.access_log_path();
-        let access_log = access_log.to_string_lossy();
-        if access_log.contains('\'') {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("temp directory path {access_log:?} contains a single quote"),
-            ));
-        }
+        let access_log = access_log_setting(&self.access_log_path())?;
         let user = config_string(&self.username)?;
         let mut text = String::new();
         let mut line = |s: String| {
@@ -307,11 +289,7 @@ impl DigestFront {
              \"mod_proxy\", \"mod_accesslog\" )"
                 .into(),
         );
-        // A pipe, because lighttpd buffers an access log file for up to 4 s.
-        line(format!(
-            "accesslog.filename = {}",
-            config_string(&format!("|exec cat >> '{access_log}'"))?
-        ));
+        line(access_log);
         line("auth.backend = \"htdigest\"".into());
         line(format!(
             "auth.backend.htdigest.userfile = {}",
@@ -350,57 +328,14 @@ impl Launch for DigestFront {
     /// Starts lighttpd on `addr` and waits until it answers with a Digest challenge.
     fn launch_on(&mut self, addr: SocketAddr) -> Result<(), LaunchError> {
         self.addr = addr;
-        fs::write(self.config_path(), self.config_text()?)?;
-        let log_path = self.log_path();
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)?;
-        let log_start = log.metadata()?.len();
-        let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
-        let config = self.config_path();
-        let argv = [
-            LIGHTTPD_EXECUTABLE.as_ref(),
-            "-D".as_ref(),
-            "-f".as_ref(),
-            config.as_os_str(),
-        ];
-        self.server = Some(Watchdog::spawn(
-            "lighttpd-watchdog",
-            &argv,
-            &log,
-            |command| {
-                command
-                    .env_clear()
-                    .env("PATH", &path)
-                    .current_dir(&self.dir);
-            },
-        )?);
-        let startup = Startup {
-            server: "lighttpd",
+        let lighttpd = Lighttpd {
+            dir: &self.dir,
+            config_text: &self.config_text()?,
             addr,
-            log_path: &log_path,
-            log_start,
-            timeout: READY_TIMEOUT,
-            poll: Duration::from_millis(20),
             awaited: "answering with a Digest challenge",
         };
-        let result = startup.wait(|| {
-            if let Some(status) = self.server.as_mut().and_then(Watchdog::exit_status) {
-                return Probe::Exited(status);
-            }
-            // The line is logged once the socket is bound, so whatever answers is ours.
-            let started = log_tail(&log_path, log_start).contains(SERVER_STARTED);
-            if started && self.probe().is_ok() {
-                Probe::Ready
-            } else {
-                Probe::NotYet
-            }
-        });
-        if result.is_err() {
-            self.stop();
-        }
-        result
+        self.server = Some(lighttpd.start(|| self.probe().is_ok())?);
+        Ok(())
     }
 
     fn keep_dir(&mut self) {
@@ -433,14 +368,7 @@ impl DigestFront {
 impl Drop for DigestFront {
     fn drop(&mut self) {
         self.stop();
-        if self.keep_dir || thread::panicking() {
-            eprintln!(
-                "calplanebot-testbed: keeping Digest front directory {}",
-                self.dir.display()
-            );
-        } else {
-            let _ = fs::remove_dir_all(&self.dir);
-        }
+        remove_server_dir(&self.dir, "Digest front", self.keep_dir);
     }
 }
 
@@ -480,18 +408,6 @@ fn htdigest_text(username: &str, password: &str, algorithm: DigestAlgorithm) -> 
         let _ = writeln!(text, "{username}:{REALM}:{}", hash.hex(a1.as_bytes()));
     }
     text
-}
-
-/// `s` as a lighttpd config string. Quotes, backslashes and control characters are refused
-/// rather than escaped: none belongs in a path or a user name here.
-pub(crate) fn config_string(s: &str) -> io::Result<String> {
-    if s.chars().any(|c| c == '"' || c == '\\' || c.is_control()) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{s:?} cannot go into lighttpd.conf (quote, backslash or control character)"),
-        ));
-    }
-    Ok(format!("\"{s}\""))
 }
 
 pub(crate) fn read_lossy(path: &Path) -> String {
@@ -578,7 +494,7 @@ mod tests {
     use std::process::Command;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
-    use std::thread::JoinHandle;
+    use std::thread::{self, JoinHandle};
     use std::time::Instant;
     use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -32,7 +32,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The npm package `ical.js`, pinned exactly (2.2.1 has no `engines` field; it is an ES module
 /// using class fields, which Node.js 18 runs). Bumping it reinstalls into an existing `.node`.
@@ -313,20 +313,12 @@ fn run_reader(reader: &str, mut command: Command, url: &str) -> io::Result<FeedJ
     // Read both pipes on threads so a chatty reader cannot block on a full pipe.
     let stdout = child.stdout.take().map(drain);
     let stderr = child.stderr.take().map(drain);
-    let deadline = Instant::now() + READ_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("{reader} did not read {url} within {READ_TIMEOUT:?}"),
-            ));
-        }
-        thread::sleep(Duration::from_millis(20));
+    let Some(status) = launch::wait_or_kill(&mut child, READ_TIMEOUT, Duration::from_millis(20))?
+    else {
+        return Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("{reader} did not read {url} within {READ_TIMEOUT:?}"),
+        ));
     };
     let collect = |pipe: Option<thread::JoinHandle<Vec<u8>>>| {
         pipe.and_then(|handle| handle.join().ok())

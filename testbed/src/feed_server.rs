@@ -18,15 +18,15 @@
 //! `sh` watchdog, with every file it writes (config, logs) in a private temp directory removed on
 //! drop; the served directory is the caller's and is never written to.
 
-use crate::digest_front::{LIGHTTPD_EXECUTABLE, config_string, read_lossy};
+use crate::digest_front::read_lossy;
 use crate::launch::{
-    Launch, LaunchError, Probe, Startup, Watchdog, log_tail, start_on_free_port, unique_temp_dir,
+    Launch, LaunchError, Watchdog, remove_server_dir, start_on_free_port, unique_temp_dir,
 };
-use std::fs::{self, OpenOptions};
+use crate::lighttpd::{self, LIGHTTPD_EXECUTABLE, Lighttpd, access_log_setting, config_string};
+use std::fs;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::thread;
 use std::time::Duration;
 
 use ureq::http;
@@ -36,12 +36,6 @@ pub const CACHE_CONTROL: &str = "max-age=300";
 
 /// The `Content-Type` of a `.ics` file.
 pub const ICS_CONTENT_TYPE: &str = "text/calendar; charset=utf-8";
-
-/// How long a fresh server may take to answer.
-const READY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Logged by lighttpd once its listening socket is bound.
-const SERVER_STARTED: &str = "server started";
 
 /// A running lighttpd serving one directory as static files on 127.0.0.1.
 ///
@@ -142,7 +136,7 @@ impl FeedServer {
 
     /// lighttpd's error log; its stdout and stderr go there too.
     pub fn log_path(&self) -> PathBuf {
-        self.dir.join("error.log")
+        self.dir.join(lighttpd::ERROR_LOG)
     }
 
     /// One line per request, lighttpd's default format
@@ -189,21 +183,10 @@ impl FeedServer {
         self.server.as_mut().is_some_and(Watchdog::is_running)
     }
 
-    fn config_path(&self) -> PathBuf {
-        self.dir.join("lighttpd.conf")
-    }
-
     /// The complete lighttpd configuration for the current port.
     fn config_text(&self) -> io::Result<String> {
         let quoted = |path: &Path| config_string(&path.to_string_lossy());
-        let access_log = self.dir.join("access.log");
-        let access_log = access_log.to_string_lossy();
-        if access_log.contains('\'') {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("temp directory path {access_log:?} contains a single quote"),
-            ));
-        }
+        let access_log = access_log_setting(&self.dir.join("access.log"))?;
         let lines = [
             "# Written by calplanebot-testbed (feed_server.rs); no Debian defaults included."
                 .to_string(),
@@ -230,11 +213,7 @@ impl FeedServer {
             "etag.use-size = \"enable\"".to_string(),
             // A writer's temporary files (and any other dot file) are never served.
             "$HTTP[\"url\"] =~ \"/\\.\" { url.access-deny = ( \"\" ) }".to_string(),
-            // A pipe, because lighttpd buffers an access log file for up to 4 s.
-            format!(
-                "accesslog.filename = {}",
-                config_string(&format!("|exec cat >> '{access_log}'"))?
-            ),
+            access_log,
         ];
         Ok(lines.join("\n") + "\n")
     }
@@ -251,57 +230,15 @@ impl Launch for FeedServer {
     /// Starts lighttpd on `addr` and waits until `GET /` is answered with 403.
     fn launch_on(&mut self, addr: SocketAddr) -> Result<(), LaunchError> {
         self.addr = addr;
-        fs::write(self.config_path(), self.config_text()?)?;
-        let log_path = self.log_path();
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)?;
-        let log_start = log.metadata()?.len();
-        let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
-        let config = self.config_path();
-        let argv = [
-            LIGHTTPD_EXECUTABLE.as_ref(),
-            "-D".as_ref(),
-            "-f".as_ref(),
-            config.as_os_str(),
-        ];
-        self.server = Some(Watchdog::spawn(
-            "lighttpd-watchdog",
-            &argv,
-            &log,
-            |command| {
-                command
-                    .env_clear()
-                    .env("PATH", &path)
-                    .current_dir(&self.dir);
-            },
-        )?);
-        let startup = Startup {
-            server: "lighttpd",
+        let lighttpd = Lighttpd {
+            dir: &self.dir,
+            config_text: &self.config_text()?,
             addr,
-            log_path: &log_path,
-            log_start,
-            timeout: READY_TIMEOUT,
-            poll: Duration::from_millis(20),
             awaited: "refusing to list its directory",
         };
-        let result = startup.wait(|| {
-            if let Some(status) = self.server.as_mut().and_then(Watchdog::exit_status) {
-                return Probe::Exited(status);
-            }
-            // The line is logged once the socket is bound, so whatever answers is ours.
-            let started = log_tail(&log_path, log_start).contains(SERVER_STARTED);
-            if started && self.get("", &[]).is_ok_and(|reply| reply.status == 403) {
-                Probe::Ready
-            } else {
-                Probe::NotYet
-            }
-        });
-        if result.is_err() {
-            self.stop();
-        }
-        result
+        let ready = || self.get("", &[]).is_ok_and(|reply| reply.status == 403);
+        self.server = Some(lighttpd.start(ready)?);
+        Ok(())
     }
 
     fn keep_dir(&mut self) {
@@ -312,14 +249,7 @@ impl Launch for FeedServer {
 impl Drop for FeedServer {
     fn drop(&mut self) {
         self.stop();
-        if self.keep_dir || thread::panicking() {
-            eprintln!(
-                "calplanebot-testbed: keeping feed server directory {}",
-                self.dir.display()
-            );
-        } else {
-            let _ = fs::remove_dir_all(&self.dir);
-        }
+        remove_server_dir(&self.dir, "feed server", self.keep_dir);
     }
 }
 

@@ -1,8 +1,10 @@
-//! What the server launchers (`radicale`, `xandikos`, `webhook_shim`, `feed_server`) share: the
-//! one virtual environment both Python servers (and the `icalendar` feed reader) are installed
-//! into, the exclusive install lock, a free loopback port and the retry when another process
-//! grabs it, the wait until a fresh server is ready, the `sh` watchdog that stops a server when
-//! this process goes away, a private temp directory and the tail of a server's log.
+//! What the server launchers (`radicale`, `xandikos`, `webhook_shim`, `digest_front`,
+//! `feed_server`) share: the one virtual environment both Python servers (and the `icalendar`
+//! feed reader) are installed into, the exclusive install lock, a free loopback port and the
+//! retry when another process grabs it, the wait until a fresh server is ready, the `sh` watchdog
+//! that stops a server when this process goes away, a private temp directory (removed on drop
+//! unless kept), the tail of a server's log, and the bounded wait for a short-lived helper
+//! process (pip, a feed reader, the certificate script).
 //!
 //! Why one installer for both Python servers: Radicale and Xandikos live in the same git-ignored
 //! `<workspace>/.venv`, so installing them separately would mean two pip runs fighting over one
@@ -238,6 +240,21 @@ pub(crate) fn unique_temp_dir(what: &str) -> io::Result<PathBuf> {
     Ok(dir)
 }
 
+/// What a server does with its private directory `dir` when it is dropped (after stopping):
+/// removes it, unless `keep` (the start failed and the error names a file in it) or the thread
+/// is panicking (a test failed and the logs tell why); a kept directory is named on stderr as
+/// the `{what} directory` ("Radicale", "feed server").
+pub(crate) fn remove_server_dir(dir: &Path, what: &str, keep: bool) {
+    if keep || thread::panicking() {
+        eprintln!(
+            "calplanebot-testbed: keeping {what} directory {}",
+            dir.display()
+        );
+    } else {
+        let _ = fs::remove_dir_all(dir);
+    }
+}
+
 /// The last lines the server wrote to its log since `from` (byte offset).
 pub(crate) fn log_tail(path: &Path, from: u64) -> String {
     let mut text = String::new();
@@ -408,21 +425,33 @@ pub(crate) fn run_logged(
         .stderr(log.try_clone()?)
         .spawn()
         .map_err(|e| fail(format!("could not be started: {e}")))?;
-    let deadline = Instant::now() + INSTALL_STEP_TIMEOUT;
+    match wait_or_kill(&mut child, INSTALL_STEP_TIMEOUT, Duration::from_millis(100))? {
+        Some(status) if status.success() => Ok(()),
+        Some(status) => Err(fail(format!("failed ({status})"))),
+        None => Err(fail(format!("timed out after {INSTALL_STEP_TIMEOUT:?}"))),
+    }
+}
+
+/// Waits for `child` to end, looking every `poll`, and returns its status; once `timeout` has
+/// passed it kills and reaps the child and returns `None` instead. An error from `try_wait` is
+/// returned as it is. For the short-lived helpers the testbed runs (pip, a feed reader, the
+/// certificate script), not for servers: those run under a [`Watchdog`].
+pub(crate) fn wait_or_kill(
+    child: &mut Child,
+    timeout: Duration,
+    poll: Duration,
+) -> io::Result<Option<ExitStatus>> {
+    let deadline = Instant::now() + timeout;
     loop {
         if let Some(status) = child.try_wait()? {
-            return if status.success() {
-                Ok(())
-            } else {
-                Err(fail(format!("failed ({status})")))
-            };
+            return Ok(Some(status));
         }
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(fail(format!("timed out after {INSTALL_STEP_TIMEOUT:?}")));
+            return Ok(None);
         }
-        thread::sleep(Duration::from_millis(100));
+        thread::sleep(poll);
     }
 }
 

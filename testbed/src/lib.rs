@@ -21,6 +21,7 @@ pub mod downgrade;
 pub mod feed_readers;
 pub mod feed_server;
 mod launch;
+mod lighttpd;
 pub mod plane_sim;
 pub mod proxy;
 pub mod radicale;

@@ -22,7 +22,8 @@
 //! may use its existing calendars but not create new ones (MKCALENDAR answers 403).
 
 use crate::launch::{
-    self, Launch, LaunchError, Probe, Startup, Watchdog, random_password, unique_temp_dir,
+    self, Launch, LaunchError, Probe, Startup, Watchdog, random_password, remove_server_dir,
+    unique_temp_dir,
 };
 use std::fs::{self, OpenOptions};
 use std::io;
@@ -454,14 +455,7 @@ fn is_plain_calendar_name(name: &str) -> bool {
 impl Drop for Radicale {
     fn drop(&mut self) {
         self.stop();
-        if self.keep_dir || thread::panicking() {
-            eprintln!(
-                "calplanebot-testbed: keeping Radicale directory {}",
-                self.dir.display()
-            );
-        } else {
-            let _ = fs::remove_dir_all(&self.dir);
-        }
+        remove_server_dir(&self.dir, "Radicale", self.keep_dir);
     }
 }
 

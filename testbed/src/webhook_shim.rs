@@ -11,7 +11,9 @@
 //! There is no fallback when `/usr/bin/webhook` is missing: [`WebhookShim::start`] fails with a
 //! message that names the package to install.
 
-use crate::launch::{self, Launch, LaunchError, Probe, Startup, log_tail, unique_temp_dir};
+use crate::launch::{
+    self, Launch, LaunchError, Probe, Startup, log_tail, remove_server_dir, unique_temp_dir,
+};
 use std::fs::{self, OpenOptions};
 use std::io;
 use std::net::{SocketAddr, TcpStream};
@@ -284,14 +286,7 @@ impl Launch for WebhookShim {
 impl Drop for WebhookShim {
     fn drop(&mut self) {
         self.stop();
-        if self.keep_dir || thread::panicking() {
-            eprintln!(
-                "calplanebot-testbed: keeping webhook directory {}",
-                self.dir.display()
-            );
-        } else {
-            let _ = fs::remove_dir_all(&self.dir);
-        }
+        remove_server_dir(&self.dir, "webhook", self.keep_dir);
     }
 }
 

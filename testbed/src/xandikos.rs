@@ -56,7 +56,8 @@ use ureq::tls::Certificate;
 
 use crate::caldav_server::{TlsFiles, trusting_only};
 use crate::launch::{
-    self, Launch, LaunchError, Probe, Startup, Watchdog, random_password, unique_temp_dir,
+    self, Launch, LaunchError, Probe, Startup, Watchdog, random_password, remove_server_dir,
+    unique_temp_dir,
 };
 
 /// The Xandikos release the tests run against (newest on PyPI when pinned). Bumping it
@@ -270,20 +271,13 @@ impl Xandikos {
                     format!("cannot run {} for the certificate: {e}", python.display()),
                 )
             })?;
-        let deadline = Instant::now() + CERTIFICATE_TIMEOUT;
-        let status = loop {
-            if let Some(status) = child.try_wait()? {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("making the certificate took over {CERTIFICATE_TIMEOUT:?}"),
-                ));
-            }
-            thread::sleep(Duration::from_millis(20));
+        let Some(status) =
+            launch::wait_or_kill(&mut child, CERTIFICATE_TIMEOUT, Duration::from_millis(20))?
+        else {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("making the certificate took over {CERTIFICATE_TIMEOUT:?}"),
+            ));
         };
         if !status.success() || !self.tls.cert_pem.is_file() {
             return Err(io::Error::other(format!(
@@ -402,14 +396,7 @@ impl Launch for Xandikos {
 impl Drop for Xandikos {
     fn drop(&mut self) {
         self.stop();
-        if self.keep_dir || thread::panicking() {
-            eprintln!(
-                "calplanebot-testbed: keeping Xandikos directory {}",
-                self.dir.display()
-            );
-        } else {
-            let _ = fs::remove_dir_all(&self.dir);
-        }
+        remove_server_dir(&self.dir, "Xandikos", self.keep_dir);
     }
 }
 
