@@ -1,9 +1,10 @@
 //! The benchmark: how many requests, how much time and how much memory a calplanebot run costs
 //! on a big workspace, against real CalDAV servers, next to the lower bound of requests.
 //!
-//! Run: `cargo run --release --example bench` (100 projects × 100 issues, 80% dated, Radicale
-//! and Xandikos; `-- --quick` for 10 × 50, `--projects P --issues N --dated-percent D`,
-//! `--server radicale|xandikos|both`, `--plane-rate-limit N`, `--json`).
+//! Run: `cargo run --release --example bench` (100 projects × 100 issues, 80% dated, 20
+//! members with the issues assigned round-robin, Radicale and Xandikos; `-- --quick` for
+//! 10 × 50, `--projects P --issues N --dated-percent D`, `--server radicale|xandikos|both`,
+//! `--plane-rate-limit N`, `--json`).
 //!
 //! Each run is the real calplanebot code in a child process of its own (this program re-runs
 //! itself with a hidden first argument and calls `calplanebot::commands::main`), so its CPU time and
@@ -33,6 +34,8 @@ const CHILD: &str = "__calplanebot";
 /// Where a child writes its own CPU time and peak RSS.
 const STATS_ENV: &str = "CALPLANEBOT_BENCH_STATS";
 const WEBHOOK_SECRET: &str = "plane_wh_bench0123456789abcdef0123456789";
+/// Workspace members of the benchmark workspace; issue `k` is assigned to member `k % MEMBERS`.
+const MEMBERS: usize = 20;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -412,10 +415,18 @@ fn change_one_percent(sim: &PlaneSim) -> (usize, usize) {
 // The workspace.
 // -------------------------------------------------------------------------------------------
 
-/// P projects × N issues, `dated_percent` of them with a due date; deterministic.
+/// P projects × N issues, `dated_percent` of them with a due date, each assigned to one of
+/// [`MEMBERS`] members in turn; deterministic.
 fn workspace_seed(options: &Options) -> Value {
     let priorities = ["urgent", "high", "medium", "low", "none"];
     let states = ["Backlog", "Todo", "In Progress", "Done", "Cancelled"];
+    let users: Vec<Value> = (0..MEMBERS)
+        .map(|u| {
+            json!({"first_name": "Member", "last_name": format!("{u:02}"),
+                   "email": format!("member{u:02}@bench.example"),
+                   "display_name": format!("member{u:02}")})
+        })
+        .collect();
     let mut projects = Vec::new();
     let mut issues = Vec::new();
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -439,6 +450,9 @@ fn workspace_seed(options: &Options) -> Value {
                 "name": format!("Work item {i} of project {p}: ship the thing, carefully; twice"),
                 "priority": priorities[(next() % 5) as usize],
                 "state": states[(next() % 5) as usize],
+                // Round-robin, outside the random sequence: the rest of the seed is as it was
+                // before the workspace had members.
+                "assignees": [format!("member{:02}", issues.len() % MEMBERS)],
             });
             if dated {
                 let day = 1 + next() % 28;
@@ -457,7 +471,7 @@ fn workspace_seed(options: &Options) -> Value {
             issues.push(issue);
         }
     }
-    json!({"workspace": "bench", "projects": projects, "issues": issues})
+    json!({"workspace": "bench", "users": users, "projects": projects, "issues": issues})
 }
 
 fn count_dated(seed: &Value) -> usize {
