@@ -1,9 +1,16 @@
 //! The benchmark: how many requests, how much time and how much memory a calplanebot run costs
 //! on a big workspace, against real CalDAV servers, next to the lower bound of requests.
 //!
-//! Run: `cargo run --release --example bench` (100 projects × 100 issues, 80% dated, Radicale
-//! and Xandikos; `-- --quick` for 10 × 50, `--projects P --issues N --dated-percent D`,
-//! `--server radicale|xandikos|both`, `--plane-rate-limit N`, `--json`).
+//! Run: `cargo run --release --example bench` (100 projects × 100 issues, 80% dated, 20
+//! members with the issues assigned round-robin, Radicale and Xandikos; `-- --quick` for
+//! 10 × 50, `--projects P --issues N --dated-percent D`, `--server radicale|xandikos|both`,
+//! `--plane-rate-limit N`, `--json`).
+//!
+//! Besides CalDAV runs it measures the feed target (`CALPLANEBOT_FEED_DIR`) the same way: a
+//! feeds-only first run (every feed written), a feeds-only run with nothing changed (no file
+//! written), and a run of both targets with nothing changed, next to the CalDAV-only one. The
+//! feed files written are counted from the directory itself (inode, mtime and size before and
+//! after the run).
 //!
 //! Each run is the real calplanebot code in a child process of its own (this program re-runs
 //! itself with a hidden first argument and calls `calplanebot::commands::main`), so its CPU time and
@@ -14,6 +21,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -33,6 +41,9 @@ const CHILD: &str = "__calplanebot";
 /// Where a child writes its own CPU time and peak RSS.
 const STATS_ENV: &str = "CALPLANEBOT_BENCH_STATS";
 const WEBHOOK_SECRET: &str = "plane_wh_bench0123456789abcdef0123456789";
+const FEED_SECRET: &str = "calplanebot-bench-feed-secret";
+/// Workspace members of the benchmark workspace; issue `k` is assigned to member `k % MEMBERS`.
+const MEMBERS: usize = 20;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -120,6 +131,37 @@ struct RunCost {
     caldav_bound: usize,
     /// The part of the CalDAV bound that is discovery (0 when the cache answered).
     caldav_discovery: usize,
+    /// The feed directory after the run, when the run wrote feeds.
+    feeds: Option<FeedCost>,
+}
+
+/// What a run did to the feed directory.
+#[derive(Clone, Debug, serde::Serialize)]
+struct FeedCost {
+    /// Feed files new or replaced (another inode, mtime or size than before the run).
+    written: usize,
+    /// Feed files in the directory after the run, and their total size.
+    files: usize,
+    bytes: u64,
+}
+
+/// Which targets a run writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Targets {
+    CalDav,
+    /// `CALPLANEBOT_FEED_DIR` and no `CALDAV_URL`.
+    Feeds,
+    Both,
+}
+
+impl Targets {
+    fn caldav(self) -> bool {
+        matches!(self, Targets::CalDav | Targets::Both)
+    }
+
+    fn feeds(self) -> bool {
+        matches!(self, Targets::Feeds | Targets::Both)
+    }
 }
 
 // -------------------------------------------------------------------------------------------
@@ -148,7 +190,7 @@ fn bench_server(options: &Options, kind: ServerKind) -> Result<Value, Box<dyn st
         proxy: &proxy,
         dir: server.scratch_dir().join("bench"),
     };
-    std::fs::create_dir_all(&bench.dir)?;
+    std::fs::create_dir_all(bench.feed_dir())?;
     let p = options.projects;
     let pages = |issues: usize| 1 + p * issues.div_ceil(100).max(1);
     // A sync over existing calendars: discovery + the home + per calendar one PROPFIND and a
@@ -178,13 +220,36 @@ fn bench_server(options: &Options, kind: ServerKind) -> Result<Value, Box<dyn st
         2,
     )?);
 
-    let changed = change_one_percent(&sim);
+    // The feed target: the same Plane fetch plus one members page.
+    eprintln!("   feeds only, first run…");
+    runs.push(bench.run_targets(
+        "feeds only, first run",
+        Targets::Feeds,
+        pages(options.issues) + 1,
+        0,
+    )?);
+    eprintln!("   feeds only, nothing changed…");
+    runs.push(bench.run_targets(
+        "feeds only, no change",
+        Targets::Feeds,
+        pages(options.issues) + 1,
+        0,
+    )?);
+    eprintln!("   CalDAV and feeds, nothing changed…");
+    runs.push(bench.run_targets(
+        "CalDAV + feeds, no change",
+        Targets::Both,
+        pages(options.issues) + 1,
+        2 + listing(per_calendar),
+    )?);
+
+    let (changed, undated) = change_one_percent(&sim);
     eprintln!("   sync after {changed} changes…");
     runs.push(bench.run(
         "1% changed",
         &["sync", "-q"],
         &[],
-        pages(options.issues),
+        pages(options.issues) + undated,
         2 + listing(per_calendar) + changed,
         2,
     )?);
@@ -280,6 +345,25 @@ impl Bench<'_> {
         )
     }
 
+    /// A `sync` writing `targets`.
+    fn run_targets(
+        &self,
+        name: &str,
+        targets: Targets,
+        plane_bound: usize,
+        caldav_bound: usize,
+    ) -> Result<RunCost, Box<dyn std::error::Error>> {
+        let discovery = if targets.caldav() { 2 } else { 0 };
+        self.run_command(
+            name,
+            targets,
+            &["sync", "-q"],
+            &[],
+            None,
+            (plane_bound, caldav_bound, discovery),
+        )
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn run_with_stdin(
         &self,
@@ -291,13 +375,35 @@ impl Bench<'_> {
         caldav_bound: usize,
         discovery: usize,
     ) -> Result<RunCost, Box<dyn std::error::Error>> {
+        self.run_command(
+            name,
+            Targets::CalDav,
+            args,
+            extra,
+            stdin,
+            (plane_bound, caldav_bound, discovery),
+        )
+    }
+
+    /// One child run; `bounds` are the Plane and CalDAV lower bounds and the discovery part
+    /// of the latter.
+    fn run_command(
+        &self,
+        name: &str,
+        targets: Targets,
+        args: &[&str],
+        extra: &[(&str, &str)],
+        stdin: Option<&[u8]>,
+        bounds: (usize, usize, usize),
+    ) -> Result<RunCost, Box<dyn std::error::Error>> {
+        let (plane_bound, caldav_bound, discovery) = bounds;
         self.sim.reset_requests();
         self.proxy.reset();
         let stats = self.dir.join("stats");
         let _ = std::fs::remove_file(&stats);
         let mut command = Command::new(std::env::current_exe()?);
         command.arg(CHILD).args(args).env_clear();
-        for (name, value) in self.vars(&stats) {
+        for (name, value) in self.vars(&stats, targets) {
             command.env(name, value);
         }
         for (name, value) in extra {
@@ -311,6 +417,7 @@ impl Bench<'_> {
             })
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        let feeds_before = feed_files(&self.feed_dir());
         let started = Instant::now();
         let mut child = command.spawn()?;
         if let Some(body) = stdin {
@@ -318,6 +425,17 @@ impl Bench<'_> {
         }
         let output = child.wait_with_output()?;
         let wall = started.elapsed();
+        let feeds = targets.feeds().then(|| {
+            let after = feed_files(&self.feed_dir());
+            FeedCost {
+                written: after
+                    .iter()
+                    .filter(|(name, stamp)| feeds_before.get(*name) != Some(stamp))
+                    .count(),
+                files: after.len(),
+                bytes: after.values().map(|stamp| stamp.3).sum(),
+            }
+        });
         if !output.status.success() {
             eprintln!(
                 "   {name} failed:\n{}",
@@ -335,6 +453,8 @@ impl Bench<'_> {
                 "projects page"
             } else if request.path.ends_with("/work-items/") {
                 "work-items page"
+            } else if request.path.ends_with("/members/") {
+                "members page"
             } else {
                 "one work item"
             };
@@ -351,18 +471,21 @@ impl Bench<'_> {
             caldav: self.proxy.counts().into_iter().collect(),
             caldav_bound,
             caldav_discovery: discovery,
+            feeds,
         })
     }
 
-    fn vars(&self, stats: &Path) -> Vec<(&'static str, String)> {
+    /// The directory the feed runs write (`CALPLANEBOT_FEED_DIR`).
+    fn feed_dir(&self) -> PathBuf {
+        self.dir.join("feeds")
+    }
+
+    fn vars(&self, stats: &Path, targets: Targets) -> Vec<(&'static str, String)> {
         let mut vars = vec![
             ("PATH", std::env::var("PATH").unwrap_or_default()),
             ("PLANE_BASE_URL", self.sim.base_url()),
             ("PLANE_API_TOKEN", self.sim.token()),
             ("PLANE_WORKSPACE_SLUG", self.sim.workspace_slug()),
-            ("CALDAV_URL", format!("{}/", self.proxy.url())),
-            ("CALDAV_USERNAME", self.server.username().to_string()),
-            ("CALDAV_PASSWORD", self.server.password().to_string()),
             (
                 "CALPLANEBOT_LOCK_FILE",
                 self.dir.join("lock").display().to_string(),
@@ -376,17 +499,57 @@ impl Bench<'_> {
             ("CALPLANEBOT_TIMEOUT", "120".to_string()),
             (STATS_ENV, stats.display().to_string()),
         ];
-        if let Some(tls) = self.server.tls() {
-            vars.push(("CALDAV_CA_FILE", tls.cert_pem.display().to_string()));
+        if targets.caldav() {
+            vars.extend([
+                ("CALDAV_URL", format!("{}/", self.proxy.url())),
+                ("CALDAV_USERNAME", self.server.username().to_string()),
+                ("CALDAV_PASSWORD", self.server.password().to_string()),
+            ]);
+            if let Some(tls) = self.server.tls() {
+                vars.push(("CALDAV_CA_FILE", tls.cert_pem.display().to_string()));
+            }
+        }
+        if targets.feeds() {
+            vars.extend([
+                (
+                    "CALPLANEBOT_FEED_DIR",
+                    self.feed_dir().display().to_string(),
+                ),
+                ("CALPLANEBOT_FEED_SECRET", FEED_SECRET.to_string()),
+            ]);
         }
         let _ = self.options;
         vars
     }
 }
 
+/// The feed files of `dir` with what changes when one is written (calplanebot writes a new
+/// file and renames it over the old one): inode, mtime (seconds, nanoseconds) and size.
+fn feed_files(dir: &Path) -> BTreeMap<String, (u64, i64, i64, u64)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return BTreeMap::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let meta = entry.metadata().ok()?;
+            let name = entry.file_name().into_string().ok()?;
+            if !calplanebot::feed::is_feed_file_name(&name) {
+                return None;
+            }
+            Some((
+                name,
+                (meta.ino(), meta.mtime(), meta.mtime_nsec(), meta.size()),
+            ))
+        })
+        .collect()
+}
+
 /// Changes 1% of the issues (at least one): a third get a new date, a third a new name, a
-/// third lose their date. Returns how many events that changes (one write each).
-fn change_one_percent(sim: &PlaneSim) -> usize {
+/// third lose their date. Returns how many events that changes (one write each) and how many
+/// of them lose their date (their events are deleted, each confirmed gone with one request for
+/// the work item, since it left the list of dated issues).
+fn change_one_percent(sim: &PlaneSim) -> (usize, usize) {
     sim.with_world(|w| {
         let dated: Vec<usize> = (0..w.issues.len())
             .filter(|&i| w.issues[i].target_date.is_some())
@@ -402,7 +565,7 @@ fn change_one_percent(sim: &PlaneSim) -> usize {
                 _ => issue.target_date = None,
             }
         }
-        n
+        (n, (0..n).filter(|k| k % 3 == 2).count())
     })
 }
 
@@ -410,10 +573,18 @@ fn change_one_percent(sim: &PlaneSim) -> usize {
 // The workspace.
 // -------------------------------------------------------------------------------------------
 
-/// P projects × N issues, `dated_percent` of them with a due date; deterministic.
+/// P projects × N issues, `dated_percent` of them with a due date, each assigned to one of
+/// [`MEMBERS`] members in turn; deterministic.
 fn workspace_seed(options: &Options) -> Value {
     let priorities = ["urgent", "high", "medium", "low", "none"];
     let states = ["Backlog", "Todo", "In Progress", "Done", "Cancelled"];
+    let users: Vec<Value> = (0..MEMBERS)
+        .map(|u| {
+            json!({"first_name": "Member", "last_name": format!("{u:02}"),
+                   "email": format!("member{u:02}@bench.example"),
+                   "display_name": format!("member{u:02}")})
+        })
+        .collect();
     let mut projects = Vec::new();
     let mut issues = Vec::new();
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -437,6 +608,9 @@ fn workspace_seed(options: &Options) -> Value {
                 "name": format!("Work item {i} of project {p}: ship the thing, carefully; twice"),
                 "priority": priorities[(next() % 5) as usize],
                 "state": states[(next() % 5) as usize],
+                // Round-robin, outside the random sequence: the rest of the seed is as it was
+                // before the workspace had members.
+                "assignees": [format!("member{:02}", issues.len() % MEMBERS)],
             });
             if dated {
                 let day = 1 + next() % 28;
@@ -455,7 +629,7 @@ fn workspace_seed(options: &Options) -> Value {
             issues.push(issue);
         }
     }
-    json!({"workspace": "bench", "projects": projects, "issues": issues})
+    json!({"workspace": "bench", "users": users, "projects": projects, "issues": issues})
 }
 
 fn count_dated(seed: &Value) -> usize {
@@ -619,13 +793,21 @@ fn print_report(options: &Options, machine: &Value, results: &[Value], local: &V
             result["dated_issues"]
         );
         println!(
-            "{:<28} {:>8} {:>7} {:>8} {:>13} {:>15}  CalDAV by kind",
-            "run", "wall s", "CPU s", "RSS MiB", "Plane (bound)", "CalDAV (bound)"
+            "{:<28} {:>8} {:>7} {:>8} {:>13} {:>15} {:>13} {:>9}  CalDAV by kind",
+            "run",
+            "wall s",
+            "CPU s",
+            "RSS MiB",
+            "Plane (bound)",
+            "CalDAV (bound)",
+            "feeds written",
+            "feed MiB"
         );
         for run in result["runs"].as_array().into_iter().flatten() {
             let run: RunCostView = RunCostView(run);
+            let feeds = &run.0["feeds"];
             println!(
-                "{:<28} {:>8.2} {:>7.2} {:>8.1} {:>13} {:>15}  {}{}",
+                "{:<28} {:>8.2} {:>7.2} {:>8.1} {:>13} {:>15} {:>13} {:>9}  {}{}",
                 run.name(),
                 run.f("wall_seconds"),
                 run.f("cpu_seconds"),
@@ -636,6 +818,17 @@ fn print_report(options: &Options, machine: &Value, results: &[Value], local: &V
                 } else {
                     format!("{} ({})", run.total("caldav"), run.u("caldav_bound"))
                 },
+                if feeds.is_null() {
+                    "-".to_string()
+                } else {
+                    format!("{} of {}", feeds["written"], feeds["files"])
+                },
+                feeds["bytes"]
+                    .as_f64()
+                    .map_or("-".to_string(), |bytes| format!(
+                        "{:.1}",
+                        bytes / 1024.0 / 1024.0
+                    )),
                 run.kinds("caldav"),
                 if run.0["exit_ok"].as_bool() == Some(true) {
                     ""
@@ -660,6 +853,10 @@ fn print_report(options: &Options, machine: &Value, results: &[Value], local: &V
         local["total_ms"].as_f64().unwrap_or(0.0)
     );
     println!("CalDAV bounds include discovery (2 PROPFIND; 0 for a webhook run with the cache).");
+    println!(
+        "Feed runs read one members page more than CalDAV-only runs; \"feeds written\" counts the files"
+    );
+    println!("replaced or created (inode, mtime or size changed), of the files after the run.");
     println!(
         "\"direct\" runs bypass the counting proxy (its new upstream connection per request would"
     );
