@@ -259,10 +259,36 @@ pub fn reconcile(config: &Config, options: &Options, selection: &Selection) -> O
     report.plane_requests = plane.requests.get();
     report.caldav_requests = dav.as_ref().map_or(0, |d| d.requests.get());
     report.seconds = started.elapsed().as_secs_f64();
+    log_done(&report);
     Outcome {
         status,
         report: Some(report),
     }
+}
+
+/// The one info line of a run: its summary (only when the log is read somewhere else than
+/// stdout: under systemd, on a terminal, or with `>> file 2>&1`, both are one destination),
+/// and its cost.
+pub fn log_done(report: &Report) {
+    let summary = match &report.summary {
+        Some(summary) if !render::stdout_is_stderr() => summary.as_str(),
+        _ => "run done",
+    };
+    let feeds = if report.feeds_written + report.feeds_removed + report.feeds_unchanged > 0 {
+        format!(
+            ", {} feeds written, {} removed",
+            report.feeds_written, report.feeds_removed
+        )
+    } else {
+        String::new()
+    };
+    log::info!(
+        "{summary} in {:.2} s ({} issues seen; {} Plane requests, {} CalDAV requests{feeds})",
+        report.seconds,
+        report.issues_seen,
+        report.plane_requests,
+        report.caldav_requests
+    );
 }
 
 /// Records in the calendar-location cache where this run found or made each calendar.
@@ -655,20 +681,7 @@ pub fn finish(
             let _ = stdout.write_all(render::json(&plan, &report).as_bytes());
         }
     }
-    // The summary line goes to stdout; the log repeats it only when the log is read elsewhere
-    // (under systemd, on a terminal, or with `>> file 2>&1`, both are one destination).
-    let summary = if render::stdout_is_stderr() {
-        "run done".to_string()
-    } else {
-        render::summary_line(&plan, &report)
-    };
-    log::info!(
-        "{summary} in {:.2} s ({} issues seen; {} Plane requests, {} CalDAV requests)",
-        report.seconds,
-        report.issues_seen,
-        report.plane_requests,
-        report.caldav_requests
-    );
+    report.summary = Some(render::summary_line(&plan, &report));
     let status = if !report.failures.is_empty() || !report.errors.is_empty() {
         Status::PartialFailure
     } else if plan.refused.is_some() {

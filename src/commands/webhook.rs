@@ -376,6 +376,7 @@ fn reconcile_issue(config: &Config, options: &Options, id: &str, project: Option
                 let (caldav_status, report) =
                     sync::finish(config, options, &jobs, &plane, dav, report, started);
                 status = caldav_status;
+                sync::log_done(&report);
                 let learned = discovered && !single;
                 remember(settings, cache, &jobs, learned, &report, options.dry_run);
             }

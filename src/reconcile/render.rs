@@ -101,6 +101,9 @@ pub struct Report {
     pub plane_requests: u64,
     pub caldav_requests: u64,
     pub seconds: f64,
+    /// The CalDAV summary line, for the log (see `sync::log_done`).
+    #[serde(skip)]
+    pub summary: Option<String>,
     /// Feed files (re)written, removed as stale, and left as they were.
     pub feeds_written: usize,
     pub feeds_removed: usize,
