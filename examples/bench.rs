@@ -21,7 +21,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -417,7 +416,7 @@ impl Bench<'_> {
             })
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        let feeds_before = feed_files(&self.feed_dir());
+        let feeds_before = calplanebot_testbed::feed_server::file_stamps(&self.feed_dir());
         let started = Instant::now();
         let mut child = command.spawn()?;
         if let Some(body) = stdin {
@@ -426,7 +425,7 @@ impl Bench<'_> {
         let output = child.wait_with_output()?;
         let wall = started.elapsed();
         let feeds = targets.feeds().then(|| {
-            let after = feed_files(&self.feed_dir());
+            let after = calplanebot_testbed::feed_server::file_stamps(&self.feed_dir());
             FeedCost {
                 written: after
                     .iter()
@@ -521,28 +520,6 @@ impl Bench<'_> {
         let _ = self.options;
         vars
     }
-}
-
-/// The feed files of `dir` with what changes when one is written (calplanebot writes a new
-/// file and renames it over the old one): inode, mtime (seconds, nanoseconds) and size.
-fn feed_files(dir: &Path) -> BTreeMap<String, (u64, i64, i64, u64)> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return BTreeMap::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|entry| {
-            let meta = entry.metadata().ok()?;
-            let name = entry.file_name().into_string().ok()?;
-            if !calplanebot::feed::is_feed_file_name(&name) {
-                return None;
-            }
-            Some((
-                name,
-                (meta.ino(), meta.mtime(), meta.mtime_nsec(), meta.size()),
-            ))
-        })
-        .collect()
 }
 
 /// Changes 1% of the issues (at least one): a third get a new date, a third a new name, a

@@ -12,8 +12,6 @@
 //! point a calendar app at Radicale or subscribe to a feed). Without lighttpd (the Debian
 //! package `lighttpd`) the feeds are written but not served.
 
-use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -170,11 +168,11 @@ impl Demo<'_> {
         if let Some(base_url) = &self.feed_base_url {
             argv.extend_from_slice(&["--feed-base-url", base_url]);
         }
-        let before = feed_files(self.feed_dir);
+        let before = calplanebot_testbed::feed_server::file_stamps(self.feed_dir);
         let started = Instant::now();
         let status = calplanebot::commands::main(argv);
         let seconds = started.elapsed().as_secs_f64();
-        let after = feed_files(self.feed_dir);
+        let after = calplanebot_testbed::feed_server::file_stamps(self.feed_dir);
         let written = after
             .iter()
             .filter(|(name, stamp)| before.get(*name) != Some(stamp))
@@ -189,26 +187,4 @@ impl Demo<'_> {
             after.len()
         );
     }
-}
-
-/// The feed files of the directory with what changes when one is written (calplanebot writes
-/// a new file and renames it over the old one): inode, mtime and size.
-fn feed_files(dir: &Path) -> BTreeMap<String, (u64, i64, i64, u64)> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return BTreeMap::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|entry| {
-            let meta = entry.metadata().ok()?;
-            let name = entry.file_name().into_string().ok()?;
-            if !calplanebot::feed::is_feed_file_name(&name) {
-                return None;
-            }
-            Some((
-                name,
-                (meta.ino(), meta.mtime(), meta.mtime_nsec(), meta.size()),
-            ))
-        })
-        .collect()
 }

@@ -78,6 +78,42 @@ fn run(env: &Env, dir: &Path, caldav: bool, args: &[&str]) -> Run {
     support::finish(child, &args.join(" "))
 }
 
+/// Runs `calplanebot webhook` with feeds only, on the delivery Plane would send now for an
+/// update of issue `id`.
+fn deliver(env: &Env, dir: &Path, id: &str) -> Run {
+    let delivery = env
+        .sim
+        .webhook_delivery("issue", "updated", id, support::WEBHOOK_SECRET);
+    let signature = delivery.header("X-Plane-Signature").unwrap().to_string();
+    let dir = dir.display().to_string();
+    let mut command = env.command(
+        &["webhook"],
+        &[
+            ("PLANE_WEBHOOK_SECRET", support::WEBHOOK_SECRET),
+            ("PLANE_WEBHOOK_SIGNATURE", signature.as_str()),
+            ("CALPLANEBOT_FEED_DIR", dir.as_str()),
+            ("CALPLANEBOT_FEED_SECRET", SECRET),
+        ],
+    );
+    for name in ["CALDAV_URL", "CALDAV_USERNAME", "CALDAV_PASSWORD"] {
+        command.env_remove(name);
+    }
+    let mut child = command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(&delivery.body)
+            .expect("the body is written");
+    }
+    support::finish(child, "webhook")
+}
+
 /// Every file of the directory: name → (bytes, mtime).
 fn files(dir: &Path) -> BTreeMap<String, (Vec<u8>, std::time::SystemTime)> {
     std::fs::read_dir(dir)
@@ -509,10 +545,6 @@ fn a_webhook_patches_the_feeds_that_hold_the_issue_with_one_plane_request() {
         issue.assignees = vec![CAROL.to_string()];
         issue.target_date = Some("2026-12-24".into());
     });
-    let delivery = env
-        .sim
-        .webhook_delivery("issue", "updated", &docs, support::WEBHOOK_SECRET);
-    let signature = delivery.header("X-Plane-Signature").unwrap().to_string();
     let untouched = files(&dir)
         .into_iter()
         .filter(|(_, (bytes, _))| {
@@ -520,35 +552,7 @@ fn a_webhook_patches_the_feeds_that_hold_the_issue_with_one_plane_request() {
         })
         .collect::<Vec<_>>();
     env.sim.reset_requests();
-    let webhook = {
-        let dir = dir.display().to_string();
-        let mut command = env.command(
-            &["webhook"],
-            &[
-                ("PLANE_WEBHOOK_SECRET", support::WEBHOOK_SECRET),
-                ("PLANE_WEBHOOK_SIGNATURE", signature.as_str()),
-                ("CALPLANEBOT_FEED_DIR", dir.as_str()),
-                ("CALPLANEBOT_FEED_SECRET", SECRET),
-            ],
-        );
-        for name in ["CALDAV_URL", "CALDAV_USERNAME", "CALDAV_PASSWORD"] {
-            command.env_remove(name);
-        }
-        let mut child = command
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write as _;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(&delivery.body)
-            .unwrap();
-        support::finish(child, "webhook")
-    };
+    let webhook = deliver(&env, &dir, &docs);
     assert_eq!(webhook.code, 0, "{}", webhook.stderr);
     assert_eq!(
         env.sim.requests().len(),
@@ -577,37 +581,7 @@ fn a_webhook_patches_the_feeds_that_hold_the_issue_with_one_plane_request() {
     // The date removed: the event leaves every feed.
     env.sim
         .with_world(|w| w.issue_mut(&docs).target_date = None);
-    let delivery = env
-        .sim
-        .webhook_delivery("issue", "updated", &docs, support::WEBHOOK_SECRET);
-    let signature = delivery.header("X-Plane-Signature").unwrap().to_string();
-    let dir_text = dir.display().to_string();
-    let mut command = env.command(
-        &["webhook"],
-        &[
-            ("PLANE_WEBHOOK_SIGNATURE", signature.as_str()),
-            ("PLANE_WEBHOOK_SECRET", support::WEBHOOK_SECRET),
-            ("CALPLANEBOT_FEED_DIR", dir_text.as_str()),
-            ("CALPLANEBOT_FEED_SECRET", SECRET),
-        ],
-    );
-    command.env_remove("CALDAV_URL");
-    let mut child = command
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write as _;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(&delivery.body)
-            .unwrap();
-    }
-    let removed = support::finish(child, "webhook");
+    let removed = deliver(&env, &dir, &docs);
     assert_eq!(removed.code, 0, "{}", removed.stderr);
     let now = feeds_by_name(&dir);
     assert!(

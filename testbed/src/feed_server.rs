@@ -263,6 +263,29 @@ impl std::fmt::Debug for FeedServer {
     }
 }
 
+/// The `.ics` files of `dir` with what changes when one is written (calplanebot writes a new
+/// file and renames it over the old one): inode, mtime (seconds, nanoseconds) and size. How
+/// the demo and the benchmark count the feed files a run wrote.
+pub fn file_stamps(dir: &Path) -> std::collections::BTreeMap<String, (u64, i64, i64, u64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Default::default();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let meta = entry.metadata().ok()?;
+            let name = entry.file_name().into_string().ok()?;
+            name.ends_with(".ics").then(|| {
+                (
+                    name,
+                    (meta.ino(), meta.mtime(), meta.mtime_nsec(), meta.size()),
+                )
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     //! The real lighttpd serving a temp directory.
