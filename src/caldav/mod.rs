@@ -115,6 +115,12 @@ pub struct Calendar {
     pub displayname: Option<String>,
     /// `None` when the server did not say (then it accepts anything).
     pub components: Option<Vec<String>>,
+    /// CalendarServer's `getctag`: changes whenever a member does. `None` when the server did
+    /// not say (or the calendar came from discovery, which does not ask).
+    pub ctag: Option<String>,
+    /// The `DAV:sync-token` property (RFC 6578 §4), for [`DavClient::sync_collection`]. `None`
+    /// when the server did not say (or the calendar came from discovery, which does not ask).
+    pub sync_token: Option<String>,
 }
 
 /// What discovery found at the configured URL.
@@ -425,6 +431,8 @@ impl DavClient {
                     url: with_slash(follow_link(home, "lists the calendar", &r.href)?),
                     displayname: r.displayname,
                     components: r.supported_components,
+                    ctag: r.ctag,
+                    sync_token: r.sync_token,
                 })
             })
             .collect()
@@ -472,6 +480,8 @@ impl DavClient {
                 url: with_slash(url.to_string()),
                 displayname: r.displayname,
                 components: r.supported_components,
+                ctag: r.ctag,
+                sync_token: r.sync_token,
             }))
     }
 
@@ -799,6 +809,9 @@ fn classify(url: &str, responses: &[DavResponse]) -> Result<(Option<String>, Ste
             url: with_slash(url.to_string()),
             displayname: calendar.displayname.clone(),
             components: calendar.supported_components.clone(),
+            // Discovery does not ask for the validators: `calendar_at` does.
+            ctag: None,
+            sync_token: None,
         }))
     } else if let Some(home) = own.and_then(|r| r.calendar_home_set.as_deref()) {
         // The URL is a principal (or a server answering for the current user anywhere).

@@ -24,6 +24,9 @@ use minidom::rxml;
 const DAV: &str = "DAV:";
 /// The CalDAV namespace (RFC 4791 §4).
 const CALDAV: &str = "urn:ietf:params:xml:ns:caldav";
+/// Apple's CalendarServer namespace, home of `getctag` (never standardised, but every
+/// server calplanebot meets reports it).
+const CALENDARSERVER: &str = "http://calendarserver.org/ns/";
 
 // ---------------------------------------------------------------------------------------
 // Request bodies
@@ -43,11 +46,14 @@ pub const PROPFIND_CALENDAR_HOME_SET: &str = r#"<?xml version="1.0" encoding="ut
 <d:propfind xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:prop><c:calendar-home-set/></d:prop></d:propfind>
 "#;
 
-/// PROPFIND body, sent with `Depth: 1` to the calendar home: lists the calendars with their
-/// displayname, resourcetype (RFC 4918 §15.9; a calendar carries `C:calendar`, RFC 4791
-/// §4.2) and supported components (RFC 4791 §5.2.3).
+/// PROPFIND body, sent with `Depth: 1` to the calendar home (and `Depth: 0` to one
+/// calendar): lists the calendars with their displayname, resourcetype (RFC 4918 §15.9; a
+/// calendar carries `C:calendar`, RFC 4791 §4.2), supported components (RFC 4791 §5.2.3) and
+/// the two validators that change whenever a member does: CalendarServer's `getctag` and the
+/// `DAV:sync-token` property (RFC 6578 §4). A server without either answers it in a 404
+/// propstat, which costs nothing.
 pub const PROPFIND_CALENDARS: &str = r#"<?xml version="1.0" encoding="utf-8"?>
-<d:propfind xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav"><d:prop><d:displayname/><d:resourcetype/><c:supported-calendar-component-set/></d:prop></d:propfind>
+<d:propfind xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav" xmlns:cs="http://calendarserver.org/ns/"><d:prop><d:displayname/><d:resourcetype/><c:supported-calendar-component-set/><cs:getctag/><d:sync-token/></d:prop></d:propfind>
 "#;
 
 /// PROPFIND body, sent with `Depth: 1` to one calendar: the href of every object in it and
@@ -174,6 +180,13 @@ pub struct DavResponse {
     pub current_user_principal: Option<String>,
     /// The first `DAV:href` inside `C:calendar-home-set` (RFC 4791 §6.2.1).
     pub calendar_home_set: Option<String>,
+    /// CalendarServer's `getctag` of a collection: changes whenever a member does. Verbatim
+    /// (surrounding whitespace trimmed); `None` when absent or empty.
+    pub ctag: Option<String>,
+    /// The `DAV:sync-token` property of a collection (RFC 6578 §4): the token a
+    /// `sync-collection` REPORT starts from. Verbatim (surrounding whitespace trimmed); `None`
+    /// when absent or empty.
+    pub sync_token: Option<String>,
     /// The status of a non-2xx propstat that names `DAV:displayname`: in a PROPPATCH answer,
     /// the server refused to set it (RFC 4918 §9.2.1: 403, 409, 424, 507).
     pub refused_displayname: Option<u16>,
@@ -315,11 +328,10 @@ fn parse_response(response: &Element, out: &mut Vec<DavResponse>) -> Result<(), 
 fn read_property(property: &Element, into: &mut DavResponse) {
     let namespace = property.ns();
     match (namespace.as_str(), property.name()) {
-        (DAV, "getetag") => {
-            let etag = trim_xml_space(&property.text()).to_owned();
-            into.etag = (!etag.is_empty()).then_some(etag);
-        }
+        (DAV, "getetag") => into.etag = non_empty_text(property),
         (DAV, "displayname") => into.displayname = Some(property.text()),
+        (CALENDARSERVER, "getctag") => into.ctag = non_empty_text(property),
+        (DAV, "sync-token") => into.sync_token = non_empty_text(property),
         (DAV, "resourcetype") => {
             into.is_collection = property.has_child("collection", DAV);
             into.is_calendar = property.has_child("calendar", CALDAV);
@@ -346,6 +358,12 @@ fn read_property(property: &Element, into: &mut DavResponse) {
         }
         _ => {}
     }
+}
+
+/// The element's text without surrounding XML whitespace; `None` when nothing is left.
+fn non_empty_text(element: &Element) -> Option<String> {
+    let text = trim_xml_space(&element.text()).to_owned();
+    (!text.is_empty()).then_some(text)
 }
 
 fn first_href(property: &Element) -> Option<String> {
@@ -925,6 +943,90 @@ mod tests {
         assert_eq!(names(&radicale), names(&xandikos));
     }
 
+    // --- Change validators: getctag and DAV:sync-token (RFC 6578 §4) -----------------------
+
+    #[test]
+    fn radicale_calendars_report_a_quoted_ctag_and_a_uri_sync_token() {
+        let responses = parse(fixture!("radicale", "11-propfind-calendars-validators"));
+        assert_eq!(responses.len(), 2);
+        // The home (a principal) has neither: a 404 propstat, so nothing is kept.
+        let home = by_href(&responses, "/alice/");
+        assert_eq!(
+            (home.ctag.as_deref(), home.sync_token.as_deref()),
+            (None, None)
+        );
+        // QUIRK: Radicale's ctag is quoted like an etag; it is kept verbatim, quotes included.
+        let calendar = by_href(&responses, "/alice/plane-sync/");
+        assert!(calendar.is_calendar);
+        assert_eq!(
+            calendar.ctag.as_deref(),
+            Some("\"b6c474d3a595b62315798b1a1a45f1447710357c06c7cc8d342bd68425e81299\"")
+        );
+        assert_eq!(
+            calendar.sync_token.as_deref(),
+            Some(
+                "http://radicale.org/ns/sync/1d8e9ba2a5a1751b618b6d8055cf55102b2ec3201b6c5f8432ec191af981e037"
+            )
+        );
+        // Depth 0 on the calendar says the same.
+        let own = parse(fixture!("radicale", "11-propfind-calendar-validators"));
+        assert_eq!(own.len(), 1);
+        assert_eq!(own[0].ctag, calendar.ctag);
+        assert_eq!(own[0].sync_token, calendar.sync_token);
+        assert_eq!(own[0].displayname.as_deref(), Some("Plane: Sync"));
+        // After one change, one delete and one create, both differ.
+        let after = parse(fixture!(
+            "radicale",
+            "11-propfind-calendar-validators-after"
+        ));
+        assert!(after[0].ctag.is_some() && after[0].ctag != calendar.ctag);
+        assert!(after[0].sync_token.is_some() && after[0].sync_token != calendar.sync_token);
+    }
+
+    #[test]
+    fn xandikos_calendars_report_a_ctag_equal_to_the_sync_token() {
+        let responses = parse(fixture!("xandikos", "11-propfind-calendars-validators"));
+        assert_eq!(responses.len(), 3);
+        // QUIRK: Xandikos gives the home (not a calendar) a ctag and a sync-token too.
+        let home = by_href(&responses, "/alice/calendars/");
+        assert!(!home.is_calendar);
+        assert!(home.ctag.is_some() && home.sync_token.is_some());
+        // QUIRK: Xandikos's ctag is the bare commit id, the same string as its sync-token.
+        let calendar = by_href(&responses, "/alice/calendars/plane-sync/");
+        let token = "bbbb4aae2f60a093257221414bc83828d5f245f8";
+        assert_eq!(calendar.ctag.as_deref(), Some(token));
+        assert_eq!(calendar.sync_token.as_deref(), Some(token));
+        let own = parse(fixture!("xandikos", "11-propfind-calendar-validators"));
+        assert_eq!(own[0].ctag.as_deref(), Some(token));
+        assert_eq!(own[0].sync_token.as_deref(), Some(token));
+        let after = parse(fixture!(
+            "xandikos",
+            "11-propfind-calendar-validators-after"
+        ));
+        let new = "d9fc54a92bde30d67f2beb0a21c520b2277dd94c";
+        assert_eq!(after[0].ctag.as_deref(), Some(new));
+        assert_eq!(after[0].sync_token.as_deref(), Some(new));
+    }
+
+    #[test]
+    fn validators_are_trimmed_and_empty_or_refused_ones_are_none() {
+        let body = |ctag: &str, token: &str, status: &str| {
+            format!(
+                r#"<d:multistatus xmlns:d="DAV:" xmlns:cs="http://calendarserver.org/ns/"><d:response><d:href>/c/</d:href><d:propstat><d:prop><cs:getctag>{ctag}</cs:getctag><d:sync-token>{token}</d:sync-token></d:prop><d:status>HTTP/1.1 {status}</d:status></d:propstat></d:response></d:multistatus>"#
+            )
+        };
+        let r = &parse(&body("\n  42 \t", " http://x/sync/1\n", "200 OK"))[0];
+        assert_eq!(r.ctag.as_deref(), Some("42"));
+        assert_eq!(r.sync_token.as_deref(), Some("http://x/sync/1"));
+        let r = &parse(&body(" ", "", "200 OK"))[0];
+        assert_eq!((r.ctag.as_deref(), r.sync_token.as_deref()), (None, None));
+        let r = &parse(&body("42", "t", "404 Not Found"))[0];
+        assert_eq!((r.ctag.as_deref(), r.sync_token.as_deref()), (None, None));
+        // A getctag in another namespace is not CalendarServer's.
+        let other = r#"<d:multistatus xmlns:d="DAV:"><d:response><d:href>/c/</d:href><d:propstat><d:prop><d:getctag>42</d:getctag></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response></d:multistatus>"#;
+        assert_eq!(parse(other)[0].ctag, None);
+    }
+
     // --- Shapes the two servers do not produce -------------------------------------------
 
     const ICS: &str = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:x@y\r\n\
@@ -1264,6 +1366,8 @@ END:VCALENDAR&#13;
                 dav("displayname"),
                 dav("resourcetype"),
                 caldav("supported-calendar-component-set"),
+                (CALENDARSERVER.to_owned(), "getctag".to_owned()),
+                dav("sync-token"),
             ]
         );
         assert_eq!(prop_names(PROPFIND_MEMBERS), [dav("resourcetype")]);

@@ -869,6 +869,8 @@ mod tests {
             url: "https://dav.example.com/alice/cal/".into(),
             displayname: Some(name.into()),
             components: components.map(|c| c.iter().map(|s| s.to_string()).collect()),
+            ctag: None,
+            sync_token: None,
         }
     }
 

@@ -316,6 +316,8 @@ mod tests {
             url: url.into(),
             displayname: Some(name.into()),
             components: None,
+            ctag: None,
+            sync_token: None,
         }
     }
 
