@@ -604,17 +604,32 @@ impl DavClient {
                 ),
             }
         }
+        self.multiget(calendar, &ours_by_name)
+    }
+
+    /// The stored objects at `hrefs` in `calendar` (hrefs as the server spelled them), with
+    /// their data: calendar-multiget (RFC 4791 §7.9) in batches of [`MULTIGET_BATCH`]. Every
+    /// href is checked with [`follow`] before anything is asked for. An href the server answers
+    /// 404 was deleted meanwhile and is left out; an href the server does not answer at all
+    /// makes the listing [`CalDavError::Incomplete`].
+    pub fn multiget(
+        &self,
+        calendar: &str,
+        hrefs: &[String],
+    ) -> Result<Vec<StoredEvent>, CalDavError> {
         // Each href as the server spelled it (what the multiget asks for), and where it leads:
         // all checked before anything is asked for, or later written to.
-        let hrefs: Vec<(String, String)> = ours_by_name
-            .into_iter()
-            .map(|href| follow_link(calendar, "lists the event", &href).map(|url| (href, url)))
+        let hrefs: Vec<(&str, String)> = hrefs
+            .iter()
+            .map(|href| {
+                follow_link(calendar, "lists the event", href).map(|url| (href.as_str(), url))
+            })
             .collect::<Result<_, CalDavError>>()?;
         let mut events = Vec::with_capacity(hrefs.len());
         for batch in hrefs.chunks(MULTIGET_BATCH) {
             let responses = self.report(
                 calendar,
-                xml::calendar_multiget_body(batch.iter().map(|(href, _)| href.as_str())),
+                xml::calendar_multiget_body(batch.iter().map(|(href, _)| *href)),
             )?;
             // QUIRK: Radicale answers `@` as `%40`, Xandikos raw: match decoded paths.
             let by_path: std::collections::HashMap<String, &DavResponse> =
@@ -623,7 +638,7 @@ impl DavClient {
             for (href, url) in batch {
                 match by_path.get(&path_key(href)).copied() {
                     Some(r) if r.status.is_some_and(|s| s == 404) => {
-                        // Deleted between the PROPFIND and the REPORT: it is gone.
+                        // Deleted between the listing and the REPORT: it is gone.
                     }
                     Some(DavResponse {
                         calendar_data: Some(data),
