@@ -1,5 +1,6 @@
 //! The CalDAV side: discovery, calendar listing and creation, listing the events calplanebot
-//! owns, and conditional writes. The only place besides `apply` that talks to the CalDAV server.
+//! owns, asking what changed since a sync-token (RFC 6578), and conditional writes. The only
+//! place besides `apply` that talks to the CalDAV server.
 //!
 //! Every call is split into *send* (here) and *parse* ([`xml`], pure and tested with captured
 //! answers of real servers).
@@ -21,6 +22,9 @@ const MAX_WRITE_BODY: u64 = 1024 * 1024;
 /// Hrefs per calendar-multiget: servers cap big answers (Zoho truncates silently at 1,000,
 /// Apple CalendarServer refuses above 5,000; caldav.md), so stay well below.
 pub const MULTIGET_BATCH: usize = 100;
+/// Most `sync-collection` REPORTs one [`DavClient::sync_collection`] sends when the server
+/// keeps truncating its answer (RFC 6578 §3.6): past that, listing in full is cheaper.
+pub const MAX_SYNC_ROUNDS: usize = 50;
 const MAX_REDIRECTS: usize = 5;
 
 /// A CalDAV request failed. The messages say what to check.
@@ -150,6 +154,24 @@ pub struct StoredEvent {
     /// The ETag exactly as the server sent it, for `If-Match`; `None` if the server sent none.
     pub etag: Option<String>,
     pub data: String,
+}
+
+/// What a `sync-collection` REPORT (RFC 6578) said about a calendar since a token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SyncOutcome {
+    /// What changed since the token: members added or changed (the href as the server spelled
+    /// it, and its ETag when the server sent one), members removed (hrefs as spelled), and the
+    /// token to start from next time. Each href is one the client may follow ([`follow`]); the
+    /// caller still rejects those outside the calendar ([`is_member_of`]).
+    Changes {
+        changed: Vec<(String, Option<String>)>,
+        removed: Vec<String>,
+        token: String,
+    },
+    /// The server cannot answer from this token: it forgot it or never knew it (the
+    /// `DAV:valid-sync-token` precondition, RFC 6578 §3.2), or it has no sync-collection at all.
+    /// The caller lists in full. The text says why, for a debug log.
+    Unavailable(String),
 }
 
 /// The precondition of a PUT (RFC 4791 §5.3.2, RFC 9110 §13.1).
@@ -662,6 +684,89 @@ impl DavClient {
         Ok(events)
     }
 
+    /// What changed in `calendar` since `token`, by `sync-collection` REPORT (RFC 6578 §3.2):
+    /// the members added or changed with their ETags, the members removed, and the token to
+    /// start from next time. An empty `token` asks for an initial sync, which lists every
+    /// member. Every href in the answer is checked with [`follow`] (an href that may not be
+    /// followed is an error, as everywhere); the caller still rejects hrefs that are not
+    /// directly inside the calendar ([`is_member_of`]). The calendar itself and members that
+    /// are collections are left out.
+    ///
+    /// A server that cannot answer from this token — it forgot it or never knew it
+    /// (`DAV:valid-sync-token`), or it has no sync-collection (403, 405, 501, 400, a 207 without
+    /// a sync-token) — gives [`SyncOutcome::Unavailable`]: the caller lists in full. Errors
+    /// that say nothing about sync-collection (transport, credentials, a server still down
+    /// after the retries, an unreadable answer) stay errors.
+    ///
+    /// An answer the server truncated (a 507 for the calendar itself, RFC 6578 §3.6) is
+    /// continued from the token it returned, up to [`MAX_SYNC_ROUNDS`] REPORTs; a later word
+    /// on an href overrides an earlier one.
+    pub fn sync_collection(&self, calendar: &str, token: &str) -> Result<SyncOutcome, CalDavError> {
+        let mut changes = SyncChanges::default();
+        let mut token = token.to_string();
+        for _ in 0..MAX_SYNC_ROUNDS {
+            let reply = self.send(
+                "REPORT",
+                calendar,
+                // RFC 6578 §3.2: defined for Depth 0 only (Radicale and Xandikos accept any).
+                &[
+                    ("Depth", "0"),
+                    ("Content-Type", "application/xml; charset=utf-8"),
+                ],
+                xml::sync_collection_body(&token).into_bytes(),
+                MAX_LISTING_BODY,
+            )?;
+            let page = match reply.status {
+                207 => {
+                    let text =
+                        std::str::from_utf8(&reply.body).map_err(|_| CalDavError::Invalid {
+                            url: calendar.to_string(),
+                            reason: "the answer is not UTF-8".into(),
+                        })?;
+                    let multistatus = xml::parse_multistatus_with_token(text).map_err(|e| {
+                        CalDavError::Invalid {
+                            url: calendar.to_string(),
+                            reason: e.to_string(),
+                        }
+                    })?;
+                    match sync_page(calendar, multistatus) {
+                        Ok(page) => page,
+                        Err(why) => return Ok(SyncOutcome::Unavailable(why)),
+                    }
+                }
+                // Still 502/503/504 after every retry: the server is down, not refusing.
+                status @ 502..=504 => return Err(status_error("REPORT", calendar, status, &reply)),
+                status => return Ok(SyncOutcome::Unavailable(sync_refusal(status, &reply))),
+            };
+            for href in page
+                .changed
+                .iter()
+                .map(|(href, _)| href)
+                .chain(&page.removed)
+            {
+                follow_link(calendar, "lists as changed", href)?;
+            }
+            let progressed = page.token != token;
+            let truncated = page.truncated;
+            token.clone_from(&page.token);
+            changes.merge(page);
+            if !truncated {
+                return Ok(changes.into_outcome(token));
+            }
+            if !progressed {
+                return Ok(SyncOutcome::Unavailable(format!(
+                    "the server truncated its sync-collection answer (507) and returned the token it was asked from, {token:?}"
+                )));
+            }
+            log::debug!(
+                "REPORT {calendar}: sync-collection answer truncated (507); asking on from the token it returned"
+            );
+        }
+        Ok(SyncOutcome::Unavailable(format!(
+            "the server still truncated its sync-collection answer after {MAX_SYNC_ROUNDS} REPORTs"
+        )))
+    }
+
     /// The hrefs of the objects in `calendar` with a VEVENT whose UID contains `marker`
     /// (calendar-query, RFC 4791 §7.8, §9.7.5), without their data.
     fn uid_holders(&self, calendar: &str, marker: &str) -> Result<Vec<String>, CalDavError> {
@@ -796,6 +901,121 @@ fn status_error(method: &'static str, url: &str, status: u16, reply: &Reply) -> 
     }
 }
 
+/// Why a `sync-collection` REPORT was not answered with a multistatus, for a debug log.
+fn sync_refusal(status: u16, reply: &Reply) -> String {
+    // RFC 6578 §3.2: the precondition names a token the server does not know (any more).
+    // QUIRK: Radicale answers it 403, Xandikos 412, some servers 500.
+    if reply.text().contains("valid-sync-token") {
+        format!("the server does not know the sync-token (HTTP {status}, DAV:valid-sync-token)")
+    } else {
+        format!("the server answered the sync-collection REPORT with HTTP {status}")
+    }
+}
+
+/// One `sync-collection` answer, read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct SyncPage {
+    /// Members added or changed: href as spelled, and the ETag if the server sent one.
+    changed: Vec<(String, Option<String>)>,
+    /// Members removed: href as spelled.
+    removed: Vec<String>,
+    /// The new token (RFC 6578 §6.2: a child of the multistatus).
+    token: String,
+    /// The server answered 507 for the calendar itself: more changes follow from `token`
+    /// (RFC 6578 §3.6).
+    truncated: bool,
+}
+
+/// Reads a `sync-collection` answer about `calendar` (RFC 6578 §3.2): a member with a 404
+/// status and no propstat was removed, one with a propstat was added or changed. The calendar
+/// itself (except for saying the answer was truncated) and members that are collections are
+/// left out. `Err` says why the answer cannot be used, for [`SyncOutcome::Unavailable`].
+fn sync_page(calendar: &str, multistatus: xml::Multistatus) -> Result<SyncPage, String> {
+    let token = multistatus.sync_token.ok_or_else(|| {
+        "the server answered the sync-collection REPORT without a DAV:sync-token".to_string()
+    })?;
+    let mut page = SyncPage {
+        token,
+        ..SyncPage::default()
+    };
+    let own = path_key(calendar);
+    for response in multistatus.responses {
+        if path_key(&response.href) == own {
+            page.truncated |= response.status == Some(507);
+            continue;
+        }
+        // QUIRK: some servers (iCloud) list collections among the changes; a calendar holds
+        // none of ours. A removed one has no resourcetype left, only its trailing slash.
+        if response.is_collection || response.href.ends_with('/') {
+            continue;
+        }
+        match response.status {
+            Some(404) => page.removed.push(response.href),
+            None | Some(200..=299) => page.changed.push((response.href, response.etag)),
+            Some(status) => {
+                return Err(format!(
+                    "the server's sync-collection answer gives {} the status {status}",
+                    response.href
+                ));
+            }
+        }
+    }
+    Ok(page)
+}
+
+/// The changes of one [`DavClient::sync_collection`], gathered over the rounds a truncated
+/// answer takes: the latest word on each href (compared decoded) wins, in first-seen order.
+#[derive(Debug, Default)]
+struct SyncChanges {
+    entries: Vec<SyncChange>,
+    /// [`path_key`] of an href → its place in `entries`.
+    index: std::collections::HashMap<String, usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum SyncChange {
+    Changed(String, Option<String>),
+    Removed(String),
+}
+
+impl SyncChanges {
+    fn merge(&mut self, page: SyncPage) {
+        let removed = page.removed.into_iter().map(SyncChange::Removed);
+        let changed = page
+            .changed
+            .into_iter()
+            .map(|(href, etag)| SyncChange::Changed(href, etag));
+        for change in removed.chain(changed) {
+            let (SyncChange::Changed(href, _) | SyncChange::Removed(href)) = &change;
+            match self.index.entry(path_key(href)) {
+                std::collections::hash_map::Entry::Occupied(at) => {
+                    self.entries[*at.get()] = change;
+                }
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(self.entries.len());
+                    self.entries.push(change);
+                }
+            }
+        }
+    }
+
+    fn into_outcome(self, token: String) -> SyncOutcome {
+        let mut changed = Vec::new();
+        let mut removed = Vec::new();
+        for entry in self.entries {
+            match entry {
+                SyncChange::Changed(href, etag) => changed.push((href, etag)),
+                SyncChange::Removed(href) => removed.push(href),
+            }
+        }
+        SyncOutcome::Changes {
+            changed,
+            removed,
+            token,
+        }
+    }
+}
+
 /// Where the first discovery answer leads.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Step {
@@ -888,6 +1108,21 @@ fn follow_link(base: &str, what: &'static str, href: &str) -> Result<String, Cal
             Unfollowable::OtherHost => CalDavError::OtherHost { from, what, to },
         }
     })
+}
+
+/// Whether `url` (an absolute URL or a path) names an object directly inside `calendar`: on
+/// the same host, its decoded path is the calendar's path plus one segment that is not `.` or
+/// `..`. How a caller of [`DavClient::sync_collection`] rejects hrefs outside the calendar,
+/// the calendar itself, and anything in a collection below it.
+pub fn is_member_of(calendar: &str, url: &str) -> bool {
+    if url.contains("://") && host_of(url) != host_of(calendar) {
+        return false;
+    }
+    let calendar_path = with_slash(xml::href_path(calendar));
+    match xml::href_path(url).strip_prefix(calendar_path.as_str()) {
+        Some(name) => !name.is_empty() && !name.contains('/') && name != "." && name != "..",
+        None => false,
+    }
 }
 
 /// `scheme://authority` of an absolute URL.
@@ -1209,6 +1444,215 @@ mod tests {
         assert_eq!(host_of("https://Dav.Example.com:8443/x"), "dav.example.com");
         assert_eq!(host_of("http://u@[::1]:80/"), "[::1]");
         assert_eq!(host_of("http://127.0.0.1/"), "127.0.0.1");
+    }
+
+    fn fixture_sync_page(server: &str, name: &str, calendar: &str) -> Result<SyncPage, String> {
+        let path = format!(
+            "{}/tests/fixtures/caldav/{server}/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(&path).expect("the fixture exists");
+        sync_page(
+            calendar,
+            xml::parse_multistatus_with_token(&text).expect("the fixture parses"),
+        )
+    }
+
+    /// The real answers of both servers to a sync from the token taken before one change, one
+    /// delete and one create: exactly those, with the new token.
+    #[test]
+    fn a_sync_collection_answer_reads_as_changed_removed_and_the_new_token() {
+        for (server, calendar, token) in [
+            (
+                "radicale",
+                "https://dav.example/alice/plane-sync/",
+                "http://radicale.org/ns/sync/b1d97e3c42c26e99227f75bbc4943ab2ae400e9b1f6950a843029f43b1391a83",
+            ),
+            (
+                "xandikos",
+                "https://dav.example/alice/calendars/plane-sync",
+                "d9fc54a92bde30d67f2beb0a21c520b2277dd94c",
+            ),
+        ] {
+            let page = fixture_sync_page(server, "12-sync-changes.xml", calendar).expect(server);
+            let path = xml::href_path(&with_slash(calendar.to_string()));
+            let mut changed: Vec<String> = page.changed.iter().map(|(h, _)| h.clone()).collect();
+            changed.sort();
+            assert_eq!(
+                changed,
+                [
+                    format!("{path}plane-issue-1.ics"),
+                    format!("{path}plane-issue-4.ics")
+                ],
+                "{server}"
+            );
+            assert!(
+                page.changed.iter().all(|(_, etag)| etag.is_some()),
+                "{server}"
+            );
+            assert_eq!(
+                page.removed,
+                [format!("{path}plane-issue-2.ics")],
+                "{server}"
+            );
+            assert_eq!(page.token, token);
+            assert!(!page.truncated);
+
+            let nothing = fixture_sync_page(server, "12-sync-nothing.xml", calendar).unwrap();
+            assert_eq!((nothing.changed.len(), nothing.removed.len()), (0, 0));
+            assert_eq!(nothing.token, token, "{server}: the token stays");
+            let initial = fixture_sync_page(server, "12-sync-initial.xml", calendar).unwrap();
+            assert_eq!((initial.changed.len(), initial.removed.len()), (3, 0));
+        }
+    }
+
+    #[test]
+    fn a_sync_page_leaves_out_the_calendar_and_collections_and_notes_a_507() {
+        let calendar = "http://127.0.0.1:1/alice/cal/";
+        let answer = r#"<d:multistatus xmlns:d="DAV:"><d:response><d:href>/alice/cal</d:href><d:status>HTTP/1.1 507 Insufficient Storage</d:status><d:error><d:number-of-matches-within-limits/></d:error></d:response><d:response><d:href>/alice/cal/sub/</d:href><d:propstat><d:prop><d:resourcetype><d:collection/></d:resourcetype></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response><d:response><d:href>/alice/cal/gone/</d:href><d:status>HTTP/1.1 404 Not Found</d:status></d:response><d:response><d:href>/alice/cal/a.ics</d:href><d:propstat><d:prop><d:getetag>"1"</d:getetag></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response><d:response><d:href>/alice/cal/b.ics</d:href><d:propstat><d:prop><d:getetag/></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response><d:sync-token>http://x/sync/2</d:sync-token></d:multistatus>"#;
+        let page = sync_page(calendar, xml::parse_multistatus_with_token(answer).unwrap())
+            .expect("usable");
+        assert_eq!(
+            page,
+            SyncPage {
+                changed: vec![
+                    ("/alice/cal/a.ics".into(), Some("\"1\"".into())),
+                    ("/alice/cal/b.ics".into(), None),
+                ],
+                removed: vec![],
+                token: "http://x/sync/2".into(),
+                truncated: true,
+            }
+        );
+    }
+
+    #[test]
+    fn a_sync_answer_without_a_token_or_with_an_odd_status_is_unavailable() {
+        let calendar = "http://127.0.0.1:1/alice/cal/";
+        let read =
+            |body: &str| sync_page(calendar, xml::parse_multistatus_with_token(body).unwrap());
+        // A 207 without a sync-token: a server that took the REPORT for something else.
+        let why = read(r#"<d:multistatus xmlns:d="DAV:"><d:response><d:href>/alice/cal/a.ics</d:href><d:propstat><d:prop><d:getetag>"1"</d:getetag></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response></d:multistatus>"#)
+            .expect_err("no token");
+        assert!(why.contains("without a DAV:sync-token"), "{why}");
+        let why = read(r#"<d:multistatus xmlns:d="DAV:"><d:response><d:href>/alice/cal/a.ics</d:href><d:status>HTTP/1.1 403 Forbidden</d:status></d:response><d:sync-token>t</d:sync-token></d:multistatus>"#)
+            .expect_err("a member answered 403");
+        assert!(
+            why.contains("/alice/cal/a.ics") && why.contains("403"),
+            "{why}"
+        );
+    }
+
+    /// RFC 6578 §3.6: a truncated answer is continued from the token it returned; what a later
+    /// round says about an href wins, and the order is the order first seen.
+    #[test]
+    fn rounds_of_a_truncated_sync_merge_with_the_latest_word_winning() {
+        let page = |changed: &[(&str, &str)], removed: &[&str], token: &str| SyncPage {
+            changed: changed
+                .iter()
+                .map(|(h, e)| (h.to_string(), Some(e.to_string())))
+                .collect(),
+            removed: removed.iter().map(|h| h.to_string()).collect(),
+            token: token.into(),
+            truncated: false,
+        };
+        let mut changes = SyncChanges::default();
+        changes.merge(page(
+            &[("/c/a.ics", "1"), ("/c/b.ics", "1")],
+            &["/c/x.ics"],
+            "t1",
+        ));
+        // Changed again (spelled differently), removed after a change, re-added after removal.
+        changes.merge(page(
+            &[("/c/a%2Eics", "2"), ("/c/x.ics", "3")],
+            &["/c/b.ics", "/c/y.ics"],
+            "t2",
+        ));
+        assert_eq!(
+            changes.into_outcome("t2".into()),
+            SyncOutcome::Changes {
+                // x.ics was seen first, as removed in the first round.
+                changed: vec![
+                    ("/c/x.ics".into(), Some("3".into())),
+                    ("/c/a%2Eics".into(), Some("2".into())),
+                ],
+                removed: vec!["/c/b.ics".into(), "/c/y.ics".into()],
+                token: "t2".into(),
+            }
+        );
+        assert_eq!(
+            SyncChanges::default().into_outcome("t".into()),
+            SyncOutcome::Changes {
+                changed: vec![],
+                removed: vec![],
+                token: "t".into()
+            }
+        );
+    }
+
+    #[test]
+    fn an_unknown_token_is_told_apart_from_a_server_without_sync_collection() {
+        for (server, status) in [("radicale", 403), ("xandikos", 412)] {
+            let body = std::fs::read(format!(
+                "{}/tests/fixtures/caldav/{server}/12-sync-bad-token.xml",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap();
+            let reply = Reply {
+                status,
+                headers: http::HeaderMap::new(),
+                body,
+            };
+            let why = sync_refusal(status, &reply);
+            assert_eq!(
+                why,
+                format!(
+                    "the server does not know the sync-token (HTTP {status}, DAV:valid-sync-token)"
+                )
+            );
+        }
+        let reply = Reply {
+            status: 405,
+            headers: http::HeaderMap::new(),
+            body: b"Method Not Allowed".to_vec(),
+        };
+        assert_eq!(
+            sync_refusal(405, &reply),
+            "the server answered the sync-collection REPORT with HTTP 405"
+        );
+    }
+
+    #[test]
+    fn members_are_directly_inside_the_calendar_on_its_host() {
+        let calendar = "https://dav.example.com/alice/cal/";
+        for member in [
+            "https://dav.example.com/alice/cal/a.ics",
+            "https://DAV.example.com:443/alice/cal/a%40b.ics",
+            "/alice/cal/plane-issue-1.ics",
+            "/alice/c%61l/x.ics",
+        ] {
+            assert!(is_member_of(calendar, member), "{member}");
+        }
+        assert!(is_member_of(
+            "https://dav.example.com/alice/cal",
+            "/alice/cal/a.ics"
+        ));
+        for outsider in [
+            "https://dav.example.com/alice/cal/",
+            "https://dav.example.com/alice/cal",
+            "https://dav.example.com/alice/other/a.ics",
+            "https://dav.example.com/alice/cal/sub/a.ics",
+            "https://dav.example.com/alice/cal/sub/",
+            "https://dav.example.com/alice/calendar.ics",
+            "https://dav.example.com/alice/cal/..",
+            "https://dav.example.com/alice/cal/%2E%2E",
+            "https://dav.example.com/alice/cal/a%2Fb.ics",
+            "https://evil.example/alice/cal/a.ics",
+            "/alice/a.ics",
+            "",
+        ] {
+            assert!(!is_member_of(calendar, outsider), "{outsider}");
+        }
     }
 
     #[test]
