@@ -132,13 +132,14 @@ pub enum ProxyFault {
 }
 
 /// Which requests a fault applies to, and how many times: among the requests that match the
-/// method and path prefix, the first `skip` pass, the next `times` get the fault. Rules are tried
+/// method, path prefix and body text, the first `skip` pass, the next `times` get the fault. Rules are tried
 /// in the order they were added; a request a rule lets pass (skip) can still meet a later rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FaultRule {
     fault: ProxyFault,
     method: Option<String>,
     path_prefix: Option<String>,
+    body_contains: Option<String>,
     skip: usize,
     remaining: usize,
 }
@@ -150,6 +151,7 @@ impl FaultRule {
             fault,
             method: None,
             path_prefix: None,
+            body_contains: None,
             skip: 0,
             remaining: 1,
         }
@@ -164,6 +166,13 @@ impl FaultRule {
     /// Only requests whose path starts with `prefix`.
     pub fn path_prefix(mut self, prefix: &str) -> Self {
         self.path_prefix = Some(prefix.to_string());
+        self
+    }
+
+    /// Only requests whose body contains `text` (as bytes, e.g. `"sync-collection"` to single
+    /// out one kind of REPORT, as a server without that report would).
+    pub fn body_contains(mut self, text: &str) -> Self {
+        self.body_contains = Some(text.to_string());
         self
     }
 
@@ -184,13 +193,16 @@ impl FaultRule {
         self
     }
 
-    fn matches(&self, method: &str, path: &str) -> bool {
+    fn matches(&self, method: &str, path: &str, body: &[u8]) -> bool {
         self.remaining > 0
             && self.method.as_deref().is_none_or(|m| m == method)
             && self
                 .path_prefix
                 .as_deref()
                 .is_none_or(|p| path.starts_with(p))
+            && self.body_contains.as_deref().is_none_or(|text| {
+                text.is_empty() || body.windows(text.len()).any(|w| w == text.as_bytes())
+            })
     }
 }
 
@@ -649,7 +661,7 @@ fn serve_client(shared: &Shared, stream: TcpStream) -> io::Result<()> {
                     .map(redact_basic),
             });
         };
-        let fault = take_fault(shared, &request.method, &request.path);
+        let fault = take_fault(shared, &request);
         let injected = fault.is_some();
         let mut forwarded = false;
         let mut relay = || {
@@ -792,11 +804,11 @@ fn write_huge(
 
 /// The fault for this request, if a rule selects it (see [`FaultRule`]): a matching rule that
 /// still has requests to skip lets this one pass on to the next rule.
-fn take_fault(shared: &Shared, method: &str, path: &str) -> Option<ProxyFault> {
+fn take_fault(shared: &Shared, request: &Request) -> Option<ProxyFault> {
     let mut faults = lock(&shared.faults);
     let mut index = None;
     for (i, rule) in faults.iter_mut().enumerate() {
-        if !rule.matches(method, path) {
+        if !rule.matches(&request.method, &request.path, &request.body) {
             continue;
         }
         if rule.skip > 0 {
@@ -1262,10 +1274,30 @@ mod tests {
             .method("PUT")
             .path_prefix("/alice/")
             .times(2);
-        assert!(rule.matches("PUT", "/alice/x.ics"));
-        assert!(!rule.matches("GET", "/alice/x.ics"));
-        assert!(!rule.matches("PUT", "/bob/x.ics"));
+        assert!(rule.matches("PUT", "/alice/x.ics", b""));
+        assert!(!rule.matches("GET", "/alice/x.ics", b""));
+        assert!(!rule.matches("PUT", "/bob/x.ics", b""));
         rule.remaining = 0;
-        assert!(!rule.matches("PUT", "/alice/x.ics"));
+        assert!(!rule.matches("PUT", "/alice/x.ics", b""));
+    }
+
+    /// A server without sync-collection: only the REPORTs asking for it are refused.
+    #[test]
+    fn fault_rules_match_on_body_text() {
+        let rule = FaultRule::new(ProxyFault::Status(403))
+            .method("REPORT")
+            .body_contains("sync-collection")
+            .always();
+        let sync = br#"<d:sync-collection xmlns:d="DAV:"><d:sync-token/></d:sync-collection>"#;
+        let multiget = br#"<c:calendar-multiget xmlns:c="urn:ietf:params:xml:ns:caldav"/>"#;
+        assert!(rule.matches("REPORT", "/alice/cal/", sync));
+        assert!(!rule.matches("REPORT", "/alice/cal/", multiget));
+        assert!(!rule.matches("REPORT", "/alice/cal/", b""));
+        assert!(!rule.matches("PROPFIND", "/alice/cal/", sync));
+        // A non-UTF-8 body is searched as bytes.
+        assert!(rule.matches("REPORT", "/", b"\xff\xfesync-collection\xff"));
+        // Without the condition any body matches.
+        let any = FaultRule::new(ProxyFault::Status(403)).method("REPORT");
+        assert!(any.matches("REPORT", "/alice/cal/", multiget));
     }
 }
