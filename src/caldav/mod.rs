@@ -729,7 +729,7 @@ impl DavClient {
                             reason: e.to_string(),
                         }
                     })?;
-                    match sync_page(calendar, multistatus) {
+                    match sync_page(calendar, multistatus, token.is_empty()) {
                         Ok(page) => page,
                         Err(why) => return Ok(SyncOutcome::Unavailable(why)),
                     }
@@ -929,8 +929,13 @@ struct SyncPage {
 /// Reads a `sync-collection` answer about `calendar` (RFC 6578 §3.2): a member with a 404
 /// status and no propstat was removed, one with a propstat was added or changed. The calendar
 /// itself (except for saying the answer was truncated) and members that are collections are
-/// left out. `Err` says why the answer cannot be used, for [`SyncOutcome::Unavailable`].
-fn sync_page(calendar: &str, multistatus: xml::Multistatus) -> Result<SyncPage, String> {
+/// left out. `initial`: the answer to an empty token, which lists members only (RFC 6578
+/// §3.4). `Err` says why the answer cannot be used, for [`SyncOutcome::Unavailable`].
+fn sync_page(
+    calendar: &str,
+    multistatus: xml::Multistatus,
+    initial: bool,
+) -> Result<SyncPage, String> {
     let token = multistatus.sync_token.ok_or_else(|| {
         "the server answered the sync-collection REPORT without a DAV:sync-token".to_string()
     })?;
@@ -950,6 +955,9 @@ fn sync_page(calendar: &str, multistatus: xml::Multistatus) -> Result<SyncPage, 
             continue;
         }
         match response.status {
+            // QUIRK: Radicale 3.9 also lists members deleted before as 404 in the answer to an
+            // initial sync, which RFC 6578 §3.4 forbids; from nothing, nothing can be removed.
+            Some(404) if initial => {}
             Some(404) => page.removed.push(response.href),
             None | Some(200..=299) => page.changed.push((response.href, response.etag)),
             Some(status) => {
@@ -1455,6 +1463,7 @@ mod tests {
         sync_page(
             calendar,
             xml::parse_multistatus_with_token(&text).expect("the fixture parses"),
+            name.contains("initial"),
         )
     }
 
@@ -1510,8 +1519,12 @@ mod tests {
     fn a_sync_page_leaves_out_the_calendar_and_collections_and_notes_a_507() {
         let calendar = "http://127.0.0.1:1/alice/cal/";
         let answer = r#"<d:multistatus xmlns:d="DAV:"><d:response><d:href>/alice/cal</d:href><d:status>HTTP/1.1 507 Insufficient Storage</d:status><d:error><d:number-of-matches-within-limits/></d:error></d:response><d:response><d:href>/alice/cal/sub/</d:href><d:propstat><d:prop><d:resourcetype><d:collection/></d:resourcetype></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response><d:response><d:href>/alice/cal/gone/</d:href><d:status>HTTP/1.1 404 Not Found</d:status></d:response><d:response><d:href>/alice/cal/a.ics</d:href><d:propstat><d:prop><d:getetag>"1"</d:getetag></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response><d:response><d:href>/alice/cal/b.ics</d:href><d:propstat><d:prop><d:getetag/></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response><d:sync-token>http://x/sync/2</d:sync-token></d:multistatus>"#;
-        let page = sync_page(calendar, xml::parse_multistatus_with_token(answer).unwrap())
-            .expect("usable");
+        let page = sync_page(
+            calendar,
+            xml::parse_multistatus_with_token(answer).unwrap(),
+            false,
+        )
+        .expect("usable");
         assert_eq!(
             page,
             SyncPage {
@@ -1526,11 +1539,37 @@ mod tests {
         );
     }
 
+    /// QUIRK: Radicale 3.9 answers an initial sync with the members deleted before as 404s
+    /// too (seen in `tests/servers.rs`); RFC 6578 §3.4 forbids that, and from an empty token
+    /// nothing can have been removed.
+    #[test]
+    fn removals_in_the_answer_to_an_initial_sync_are_dropped() {
+        let calendar = "http://127.0.0.1:1/alice/cal/";
+        let answer = r#"<multistatus xmlns="DAV:"><sync-token>http://x/sync/3</sync-token><response><href>/alice/cal/deleted.ics</href><status>HTTP/1.1 404 Not Found</status></response><response><href>/alice/cal/a.ics</href><propstat><prop><getetag>"1"</getetag></prop><status>HTTP/1.1 200 OK</status></propstat></response></multistatus>"#;
+        let read = |initial| {
+            sync_page(
+                calendar,
+                xml::parse_multistatus_with_token(answer).unwrap(),
+                initial,
+            )
+            .unwrap()
+        };
+        let initial = read(true);
+        assert_eq!(initial.removed, Vec::<String>::new());
+        assert_eq!(initial.changed.len(), 1);
+        assert_eq!(read(false).removed, ["/alice/cal/deleted.ics"]);
+    }
+
     #[test]
     fn a_sync_answer_without_a_token_or_with_an_odd_status_is_unavailable() {
         let calendar = "http://127.0.0.1:1/alice/cal/";
-        let read =
-            |body: &str| sync_page(calendar, xml::parse_multistatus_with_token(body).unwrap());
+        let read = |body: &str| {
+            sync_page(
+                calendar,
+                xml::parse_multistatus_with_token(body).unwrap(),
+                false,
+            )
+        };
         // A 207 without a sync-token: a server that took the REPORT for something else.
         let why = read(r#"<d:multistatus xmlns:d="DAV:"><d:response><d:href>/alice/cal/a.ics</d:href><d:propstat><d:prop><d:getetag>"1"</d:getetag></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response></d:multistatus>"#)
             .expect_err("no token");
