@@ -481,3 +481,257 @@ fn writes_to_different_calendars_overlap_and_concurrency_1_writes_one_at_a_time(
         assert_eq!(most, most_expected, "--concurrency {concurrency}");
     }
 }
+
+/// A VEVENT as calplanebot would write it, for tests that PUT through the library.
+fn sync_event(n: u32, summary: &str) -> String {
+    format!(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calplanebot//test//EN\r\nBEGIN:VEVENT\r\nUID:plane-issue-{n}@calplanebot\r\nDTSTAMP:20260101T000000Z\r\nDTSTART;VALUE=DATE:202612{n:02}\r\nDTEND;VALUE=DATE:202612{:02}\r\nSUMMARY:{summary}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+        n + 1
+    )
+}
+
+/// `(resource name, etag)` of a sync's changes, sorted: the names compare decoded, whatever
+/// the server's spelling of the href.
+fn names_with_etags(changed: &[(String, Option<String>)]) -> Vec<(String, Option<String>)> {
+    let mut named: Vec<(String, Option<String>)> = changed
+        .iter()
+        .map(|(href, etag)| (last_name(href), etag.clone()))
+        .collect();
+    named.sort();
+    named
+}
+
+fn last_name(href: &str) -> String {
+    calplanebot::caldav::xml::href_path(href)
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+on_both_servers!(sync_collection_reports_exactly_what_changed_since_a_token);
+/// Issue 14: the building blocks of a cheap "did anything change?" run, on a real server. A
+/// calendar's getctag and sync-token change with its members; a sync-collection from the old
+/// token names exactly the changed and added events, with the ETags a PROPFIND and a multiget
+/// report, and the deleted one; from the new token nothing; from no token everything. A token
+/// the server never issued, or a server refusing sync-collection, is `Unavailable`. A
+/// truncated answer (507) is continued from the token it returned.
+fn sync_collection_reports_exactly_what_changed_since_a_token(server: ServerKind) {
+    use calplanebot::caldav::{Precondition, SyncOutcome, is_member_of};
+
+    let env = Env::start(server, seed());
+    let dav = env.dav_client();
+    let href = format!("{}plane-sync/", env.home());
+    let calendar = format!("{}{href}", env.proxy.url());
+    dav.make_calendar(&calendar, "Plane: Sync")
+        .expect("MKCALENDAR works");
+    let event_url = |n: u32| format!("{calendar}plane-issue-{n}.ics");
+    let mut etags = Vec::new();
+    for n in 1..=3 {
+        let etag = dav
+            .put(
+                &event_url(n),
+                &sync_event(n, &format!("Event {n}")),
+                Precondition::Absent,
+            )
+            .expect("PUT works")
+            .expect("both servers send the ETag");
+        etags.push(etag);
+    }
+    let before = dav
+        .calendar_at(&calendar)
+        .expect("PROPFIND works")
+        .expect("a calendar");
+    let (Some(old_ctag), Some(old_token)) = (before.ctag.clone(), before.sync_token.clone()) else {
+        panic!("{server:?} reports getctag and sync-token: {before:?}");
+    };
+    // The home's listing says the same.
+    let listed = dav
+        .calendars(&format!("{}{}", env.proxy.url(), env.home()))
+        .unwrap();
+    let listed = listed.iter().find(|c| c.url == calendar).expect("listed");
+    assert_eq!(
+        (&listed.ctag, &listed.sync_token),
+        (&before.ctag, &before.sync_token)
+    );
+
+    dav.put(
+        &event_url(1),
+        &sync_event(1, "Event 1 changed"),
+        Precondition::Matches(&etags[0]),
+    )
+    .expect("the update works");
+    dav.delete(&event_url(2), &etags[1])
+        .expect("the delete works");
+    dav.put(
+        &event_url(4),
+        &sync_event(4, "Event 4"),
+        Precondition::Absent,
+    )
+    .expect("the create works");
+
+    let after = dav.calendar_at(&calendar).unwrap().unwrap();
+    assert!(
+        after.ctag.is_some() && after.ctag != Some(old_ctag.clone()),
+        "{after:?}"
+    );
+    assert!(
+        after.sync_token.is_some() && after.sync_token != Some(old_token.clone()),
+        "{after:?}"
+    );
+
+    // What a PROPFIND of the members and a multiget say now.
+    let stored: std::collections::BTreeMap<String, String> = env
+        .user
+        .list_objects(&href)
+        .expect("PROPFIND works")
+        .into_iter()
+        .map(|(href, etag)| (last_name(&href), etag))
+        .collect();
+    assert_eq!(stored.len(), 3, "{stored:?}");
+
+    env.proxy.reset();
+    let SyncOutcome::Changes {
+        changed,
+        removed,
+        token: new_token,
+    } = dav
+        .sync_collection(&calendar, &old_token)
+        .expect("REPORT works")
+    else {
+        panic!("{server:?} answers from its own token");
+    };
+    assert_eq!(env.proxy.count("REPORT"), 1, "one round");
+    assert_eq!(
+        names_with_etags(&changed),
+        ["plane-issue-1.ics", "plane-issue-4.ics"]
+            .map(|name| (name.to_string(), Some(stored[name].clone())))
+    );
+    assert_eq!(
+        removed.iter().map(|h| last_name(h)).collect::<Vec<_>>(),
+        ["plane-issue-2.ics"]
+    );
+    assert_eq!(Some(&new_token), after.sync_token.as_ref());
+    for href in changed.iter().map(|(h, _)| h).chain(&removed) {
+        let url = calplanebot::caldav::resolve(&calendar, href);
+        assert!(is_member_of(&calendar, &url), "{url}");
+    }
+    let hrefs: Vec<String> = changed.iter().map(|(h, _)| h.clone()).collect();
+    let fetched = dav.multiget(&calendar, &hrefs).expect("multiget works");
+    let mut fetched: Vec<(String, Option<String>)> = fetched
+        .into_iter()
+        .map(|event| (last_name(&event.url), event.etag))
+        .collect();
+    fetched.sort();
+    assert_eq!(fetched, names_with_etags(&changed), "the multiget agrees");
+
+    // Nothing changed since the new token.
+    match dav.sync_collection(&calendar, &new_token).unwrap() {
+        SyncOutcome::Changes {
+            changed, removed, ..
+        } => assert!(
+            changed.is_empty() && removed.is_empty(),
+            "{changed:?} {removed:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
+
+    // An initial sync lists every member. QUIRK: Radicale lists the deleted one as a 404 too
+    // (RFC 6578 §3.4 forbids it); `sync_collection` drops it.
+    let SyncOutcome::Changes {
+        changed, removed, ..
+    } = dav.sync_collection(&calendar, "").unwrap()
+    else {
+        panic!("an initial sync works");
+    };
+    assert!(removed.is_empty(), "{removed:?}");
+    let all: Vec<(String, Option<String>)> = stored
+        .iter()
+        .map(|(name, etag)| (name.clone(), Some(etag.clone())))
+        .collect();
+    assert_eq!(names_with_etags(&changed), all);
+
+    // A token the server never issued: Radicale 403, Xandikos 412 (fixtures README).
+    env.proxy.reset();
+    let made_up = "http://example.com/made-up/42";
+    let SyncOutcome::Unavailable(why) = dav.sync_collection(&calendar, made_up).unwrap() else {
+        panic!("{server:?} cannot answer from a made-up token");
+    };
+    let status = match server {
+        ServerKind::Radicale => 403,
+        ServerKind::Xandikos => 412,
+    };
+    assert_eq!(
+        why,
+        format!("the server does not know the sync-token (HTTP {status}, DAV:valid-sync-token)")
+    );
+    assert_eq!(env.proxy.requests().last().map(|r| r.status), Some(status));
+
+    // A truncated answer (RFC 6578 §3.6), made up by the proxy for the first round (asked
+    // from a token of its own): a 507 for the calendar, event 3 changed, event 4 removed, and
+    // the old token to go on from. The second round is the server's own answer from that
+    // token, and has the last word.
+    let truncated = format!(
+        r#"<?xml version="1.0" encoding="utf-8"?><d:multistatus xmlns:d="DAV:"><d:response><d:href>{href}</d:href><d:status>HTTP/1.1 507 Insufficient Storage</d:status></d:response><d:response><d:href>{href}plane-issue-3.ics</d:href><d:propstat><d:prop><d:getetag>"page-1"</d:getetag></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response><d:response><d:href>{href}plane-issue-4.ics</d:href><d:status>HTTP/1.1 404 Not Found</d:status></d:response><d:sync-token>{}</d:sync-token></d:multistatus>"#,
+        old_token.replace('&', "&amp;").replace('<', "&lt;")
+    );
+    env.proxy.inject(
+        FaultRule::new(ProxyFault::Answer {
+            status: 207,
+            content_type: "application/xml; charset=utf-8".into(),
+            body: truncated.into_bytes(),
+        })
+        .method("REPORT")
+        .body_contains("sync-collection"),
+    );
+    env.proxy.reset();
+    let SyncOutcome::Changes {
+        changed,
+        removed,
+        token,
+    } = dav.sync_collection(&calendar, "proxy-token").unwrap()
+    else {
+        panic!("a truncated answer is continued");
+    };
+    assert_eq!(env.proxy.count("REPORT"), 2, "two rounds");
+    assert_eq!(
+        names_with_etags(&changed),
+        [
+            (
+                "plane-issue-1.ics".to_string(),
+                Some(stored["plane-issue-1.ics"].clone())
+            ),
+            (
+                "plane-issue-3.ics".to_string(),
+                Some("\"page-1\"".to_string())
+            ),
+            // Removed in the first round, re-added by the second.
+            (
+                "plane-issue-4.ics".to_string(),
+                Some(stored["plane-issue-4.ics"].clone())
+            ),
+        ]
+    );
+    assert_eq!(
+        removed.iter().map(|h| last_name(h)).collect::<Vec<_>>(),
+        ["plane-issue-2.ics"]
+    );
+    assert_eq!(token, new_token);
+
+    // A server without sync-collection (SabreDAV 1.8): 403 to those REPORTs only.
+    env.proxy.inject(
+        FaultRule::new(ProxyFault::Status(403))
+            .method("REPORT")
+            .body_contains("sync-collection")
+            .always(),
+    );
+    let SyncOutcome::Unavailable(why) = dav.sync_collection(&calendar, &new_token).unwrap() else {
+        panic!("a refused sync-collection is Unavailable");
+    };
+    assert_eq!(
+        why,
+        "the server answered the sync-collection REPORT with HTTP 403"
+    );
+    // The multiget, a REPORT too, still goes through.
+    assert_eq!(dav.multiget(&calendar, &hrefs).unwrap().len(), 2);
+}

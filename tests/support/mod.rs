@@ -203,6 +203,29 @@ impl Env {
             .expect("GET works")
     }
 
+    /// calplanebot's own CalDAV client, with the credentials and trust a run would have,
+    /// talking to the server through the proxy: for tests of the library API against a real
+    /// server.
+    pub fn dav_client(&self) -> calplanebot::caldav::DavClient {
+        let roots = self.server.tls().map(|tls| {
+            let pem = std::fs::read(&tls.cert_pem).expect("the certificate is readable");
+            ureq::tls::parse_pem(&pem)
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(certificate)) => {
+                        Some(certificate.der().to_vec())
+                    }
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        });
+        calplanebot::caldav::DavClient::new(
+            self.server.username(),
+            &calplanebot::config::Secret::new(self.server.password()),
+            &calplanebot::config::Network::default(),
+            roots.as_deref(),
+        )
+    }
+
     /// Requests by method that reached the CalDAV server since the last reset.
     pub fn caldav_count(&self, method: &str) -> usize {
         self.proxy.count(method)
