@@ -361,6 +361,9 @@ pub fn plane_token_failed(error: &PlaneError) -> CheckResult {
         PlaneError::Status { .. } => {
             "an unexpected answer: check that PLANE_BASE_URL is Plane's API origin"
         }
+        PlaneError::PageSize { .. } => {
+            "the server refused 100 items per page, which every known Plane accepts: check that PLANE_BASE_URL is Plane's API origin, not a proxy that rewrites queries"
+        }
     };
     CheckResult::failed(Check::PlaneToken, error.to_string(), hint)
 }
