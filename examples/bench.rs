@@ -191,7 +191,9 @@ fn bench_server(options: &Options, kind: ServerKind) -> Result<Value, Box<dyn st
     };
     std::fs::create_dir_all(bench.feed_dir())?;
     let p = options.projects;
-    let pages = |issues: usize| 1 + p * issues.div_ceil(100).max(1);
+    // Plane: the projects page, then per project one work-items page per `PER_PAGE` (1000)
+    // issues; the simulator accepts 1000 a page, as Plane CE does.
+    let pages = |issues: usize| 1 + p * issues.div_ceil(plane::PER_PAGE as usize).max(1);
     // A sync over existing calendars: discovery + the home + per calendar one PROPFIND and a
     // multiget per 100 events.
     let listing = |events_per_calendar: usize| 1 + p * (1 + events_per_calendar.div_ceil(100));

@@ -102,6 +102,7 @@ pub struct Member {
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -121,10 +122,37 @@ pub const ISSUE_EXPAND: &str = "state,labels,assignees";
 /// A single work item also brings its project (ProjectLite: id, identifier, name), so a
 /// webhook run needs one request for both (plane-api.md §4).
 pub const ONE_ISSUE_EXPAND: &str = "state,project,labels,assignees";
-/// Explicit everywhere: CE allows up to 1000, Cloud's SDK validates at most 100 (plane-api.md §3).
-pub const PER_PAGE: u32 = 100;
-/// Largest answer body accepted from Plane (a page of 100 issues with long descriptions).
+/// The page size asked for first, explicitly: CE's default and maximum (plane-api.md §3), so a
+/// project of up to 1000 work items costs one request.
+pub const PER_PAGE: u32 = 1000;
+/// The page size after a server refused [`PER_PAGE`] with a 400 naming `per_page`: what Plane's
+/// OpenAPI text and SDK allow. Plane Cloud's cap is unverified (plane-api.md §3).
+pub const FALLBACK_PER_PAGE: u32 = 100;
+/// Largest answer body accepted from Plane (a page of 1000 issues with long descriptions).
 const MAX_BODY: u64 = 64 * 1024 * 1024;
+
+/// Plane's `detail` when a 400 answer refuses the page size, i.e. its body names `per_page`
+/// (CE: `{"detail":"Invalid per_page value. Cannot exceed 1000."}`, plane-api.md §3); `None`
+/// for any other body, which stays the error it is. The detail is cut to 200 characters, with
+/// control characters dropped: it goes into a log line.
+pub fn page_size_refusal(body: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(body);
+    if !text.contains("per_page") {
+        return None;
+    }
+    let detail = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("detail").and_then(Value::as_str).map(str::to_string))
+        .filter(|d| d.contains("per_page"))
+        .unwrap_or_else(|| text.trim().to_string());
+    Some(
+        detail
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(200)
+            .collect(),
+    )
+}
 
 /// One page of a paginated list (plane-api.md §3).
 #[derive(Debug)]
@@ -533,6 +561,10 @@ pub enum PlaneError {
     GaveUp { what: String },
     #[error("Plane answered HTTP {status} for {what}")]
     Status { status: u16, what: String },
+    /// A 400 refusing the page size (see [`page_size_refusal`]); the walk falls back to
+    /// [`FALLBACK_PER_PAGE`] once, and this is the error only when that is refused too.
+    #[error("Plane refused the page size for {what} ({detail})")]
+    PageSize { what: String, detail: String },
     #[error("cannot reach Plane at {origin} ({what}): {source}")]
     Transport {
         origin: String,
@@ -655,6 +687,9 @@ pub struct PlaneClient {
     pacer: Mutex<Pacer>,
     retry: Retry,
     breaker: Breaker,
+    /// The page size of list walks: [`PER_PAGE`] until Plane refuses it, then
+    /// [`FALLBACK_PER_PAGE`] for the rest of the run (shared by every thread using the client).
+    per_page: AtomicU32,
     pub requests: Counter,
 }
 
@@ -668,8 +703,46 @@ impl PlaneClient {
             pacer: Mutex::new(Pacer::default()),
             retry: Retry::new(network, DEFAULT_RATE_LIMIT_WAIT),
             breaker: Breaker::default(),
+            per_page: AtomicU32::new(PER_PAGE),
             requests: Counter::default(),
         }
+    }
+
+    /// The page size list walks ask for now: [`PER_PAGE`], or [`FALLBACK_PER_PAGE`] once Plane
+    /// refused the larger one (or the caller started the client there).
+    pub fn per_page(&self) -> u32 {
+        self.per_page.load(Ordering::Relaxed)
+    }
+
+    /// Starts the walks at `per_page` (1 to [`PER_PAGE`]), e.g. the page size a previous run
+    /// learned this Plane accepts, so that no run repeats the refused request.
+    pub fn set_per_page(&self, per_page: u32) {
+        self.per_page
+            .store(per_page.clamp(1, PER_PAGE), Ordering::Relaxed);
+    }
+
+    /// Plane refused `refused` items per page: walks use [`FALLBACK_PER_PAGE`] from now on.
+    /// False when there is nothing smaller to fall back to, so a refused fallback is an error
+    /// and never a loop. Logged once, by the walk that made the switch.
+    fn fall_back(&self, refused: u32, detail: &str) -> bool {
+        if refused <= FALLBACK_PER_PAGE {
+            return false;
+        }
+        if self
+            .per_page
+            .compare_exchange(
+                refused,
+                FALLBACK_PER_PAGE,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+        {
+            log::info!(
+                "Plane refused per_page={refused} ({detail}); using {FALLBACK_PER_PAGE}, remembered in the cache when the run writes one"
+            );
+        }
+        true
     }
 
     /// GET `/api/v1/{path}`: paced, retried when safe, with the status mapped to an error that
@@ -731,6 +804,10 @@ impl PlaneClient {
             403 => Err(PlaneError::Forbidden { what: what.into() }),
             404 => Err(PlaneError::NotFound { what: what.into() }),
             429 => Err(PlaneError::RateLimited { what: what.into() }),
+            400 if let Some(detail) = page_size_refusal(&reply.body) => Err(PlaneError::PageSize {
+                what: what.into(),
+                detail,
+            }),
             status => Err(PlaneError::Status {
                 status,
                 what: what.into(),
@@ -739,6 +816,12 @@ impl PlaneClient {
     }
 
     /// Every page of a paginated list, handing each page's items to `each` as it arrives.
+    ///
+    /// A server that refuses the page size (a 400 naming `per_page`, plane-api.md §3) makes the
+    /// client fall back to [`FALLBACK_PER_PAGE`] and walk the list again from its start. Plane
+    /// checks `per_page` on every request, so the refusal comes with the first page, before
+    /// `each` saw anything; one coming later (the server changed mid-walk) is the walk's error,
+    /// so that no item is handed over twice (the next walks still use the smaller size).
     fn walk(
         &self,
         path: &str,
@@ -746,10 +829,39 @@ impl PlaneClient {
         what: &str,
         mut each: impl FnMut(Vec<Value>),
     ) -> Result<(), PlaneError> {
+        let per_page = self.per_page();
+        let mut delivered = false;
+        let walked = self.walk_pages(path, query, what, per_page, |items| {
+            delivered = true;
+            each(items)
+        });
+        match walked {
+            Err(PlaneError::PageSize { detail, .. })
+                if !delivered && self.fall_back(per_page, &detail) =>
+            {
+                self.walk_pages(path, query, what, FALLBACK_PER_PAGE, each)
+            }
+            Err(PlaneError::PageSize { what, detail }) if per_page > FALLBACK_PER_PAGE => {
+                self.fall_back(per_page, &detail);
+                Err(PlaneError::PageSize { what, detail })
+            }
+            other => other,
+        }
+    }
+
+    /// [`PlaneClient::walk`] at one page size.
+    fn walk_pages(
+        &self,
+        path: &str,
+        query: &str,
+        what: &str,
+        per_page: u32,
+        mut each: impl FnMut(Vec<Value>),
+    ) -> Result<(), PlaneError> {
         let mut cursor: Option<String> = None;
         let mut pages = 0usize;
         loop {
-            let mut url = format!("{path}?per_page={PER_PAGE}{query}");
+            let mut url = format!("{path}?per_page={per_page}{query}");
             if let Some(cursor) = &cursor {
                 url.push_str("&cursor=");
                 url.push_str(&encode_query_value(cursor));
@@ -1199,6 +1311,165 @@ mod tests {
             plane.workspace_members(),
             Err(PlaneError::Invalid { reason, .. }) if reason.contains("member #1")
         ));
+    }
+
+    #[test]
+    fn only_a_400_naming_per_page_is_a_refused_page_size() {
+        assert_eq!(
+            page_size_refusal(br#"{"detail":"Invalid per_page value. Cannot exceed 1000."}"#)
+                .as_deref(),
+            Some("Invalid per_page value. Cannot exceed 1000.")
+        );
+        assert_eq!(
+            page_size_refusal(br#"{"detail":"Invalid per_page value. Cannot exceed 100."}"#)
+                .as_deref(),
+            Some("Invalid per_page value. Cannot exceed 100.")
+        );
+        // Another server's wording, or no JSON at all: the text, without control characters.
+        assert_eq!(
+            page_size_refusal(b"per_page must be <= 100\r\n").as_deref(),
+            Some("per_page must be <= 100")
+        );
+        assert_eq!(
+            page_size_refusal(br#"{"error": "bad per_page", "detail": 5}"#).as_deref(),
+            Some(r#"{"error": "bad per_page", "detail": 5}"#)
+        );
+        assert_eq!(
+            page_size_refusal(format!("per_page {}", "x".repeat(500)).as_bytes())
+                .map(|d| d.chars().count()),
+            Some(200)
+        );
+        // Any other 400 stays the error it is.
+        for body in [
+            &br#"{"detail":"Invalid cursor parameter."}"#[..],
+            br#"{"detail":"Error in parsing"}"#,
+            b"",
+            b"<html>Bad Request</html>",
+        ] {
+            assert_eq!(page_size_refusal(body), None, "{body:?}");
+        }
+    }
+
+    #[test]
+    fn a_plane_refusing_1000_a_page_is_walked_again_with_100_and_never_looped() {
+        use calplanebot_testbed::plane_sim::{PlaneSim, Seed};
+        let sim = PlaneSim::start(Seed::lab_2026_12_02()).unwrap();
+        let walks = |sim: &PlaneSim| -> Vec<(String, u16)> {
+            sim.requests()
+                .into_iter()
+                .filter(|r| r.path.ends_with("/projects/"))
+                .map(|r| (r.query, r.status))
+                .collect()
+        };
+        // CE: one request at 1000.
+        let plane = simulated(&sim, &sim.token());
+        assert_eq!(plane.per_page(), PER_PAGE);
+        assert_eq!(plane.projects().unwrap().projects.len(), 1);
+        assert_eq!(walks(&sim), [("per_page=1000".to_string(), 200)]);
+
+        // A Plane capped at 100: refused once, walked again from the start with 100, and the
+        // client stays at 100 for the rest of the run.
+        sim.set_max_per_page(100);
+        sim.reset_requests();
+        let plane = simulated(&sim, &sim.token());
+        assert_eq!(plane.projects().unwrap().projects.len(), 1);
+        assert_eq!(plane.per_page(), FALLBACK_PER_PAGE);
+        plane.projects().unwrap();
+        assert_eq!(
+            walks(&sim),
+            [
+                ("per_page=1000".to_string(), 400),
+                ("per_page=100".to_string(), 200),
+                ("per_page=100".to_string(), 200)
+            ]
+        );
+
+        // A client started at the remembered 100 never asks for 1000.
+        sim.reset_requests();
+        let remembered = simulated(&sim, &sim.token());
+        remembered.set_per_page(FALLBACK_PER_PAGE);
+        remembered.projects().unwrap();
+        assert_eq!(walks(&sim), [("per_page=100".to_string(), 200)]);
+
+        // A Plane refusing 100 too: that refusal is the error, after two requests.
+        sim.set_max_per_page(50);
+        sim.reset_requests();
+        let plane = simulated(&sim, &sim.token());
+        let error = plane.projects().unwrap_err();
+        assert!(
+            matches!(&error, PlaneError::PageSize { detail, .. } if detail.contains("Cannot exceed 50")),
+            "{error:?}"
+        );
+        assert!(
+            error.to_string().contains("refused the page size"),
+            "{error}"
+        );
+        assert_eq!(walks(&sim).len(), 2, "{:?}", walks(&sim));
+        assert_eq!(plane.projects().unwrap_err().to_string(), error.to_string());
+        assert_eq!(walks(&sim).len(), 3, "no second fallback");
+    }
+
+    #[test]
+    fn a_refusal_after_the_first_page_fails_the_walk_without_handing_items_over_twice() {
+        use calplanebot_testbed::plane_sim::{Fault, FaultRule, PlaneSim, Seed, SeedIssue};
+        let sim = PlaneSim::start(Seed::lab_2026_12_02()).unwrap();
+        let plane = simulated(&sim, &sim.token());
+        let project = plane.projects().unwrap().projects.remove(0);
+        for n in 0..150 {
+            sim.with_world(|w| {
+                w.add_issue(SeedIssue::new(&project.id, format!("Bulk {n}")).due("2027-01-15"))
+            });
+        }
+        let all = plane.dated_issues(&project).listed;
+        assert!(all > 150, "{all}");
+        // Walks of 120 a page; the server starts refusing that between the two pages.
+        plane.set_per_page(120);
+        sim.inject_fault(
+            FaultRule::new(
+                "/work-items/",
+                Fault::Status(
+                    400,
+                    r#"{"detail":"Invalid per_page value. Cannot exceed 100."}"#.into(),
+                ),
+            )
+            .query_contains("cursor="),
+        );
+        let broken = plane.dated_issues(&project);
+        assert!(
+            matches!(broken.error, Some(PlaneError::PageSize { .. })),
+            "{:?}",
+            broken.error
+        );
+        assert_eq!(broken.listed, 120, "the first page, once");
+        assert!(!broken.complete());
+        // The next walk asks for 100 from its start.
+        assert_eq!(plane.per_page(), FALLBACK_PER_PAGE);
+        sim.reset_requests();
+        let again = plane.dated_issues(&project);
+        assert!(again.complete());
+        assert_eq!(again.listed, all);
+        assert!(
+            sim.requests()
+                .iter()
+                .all(|r| r.query.starts_with("per_page=100&") && r.status == 200)
+        );
+    }
+
+    #[test]
+    fn a_400_not_naming_per_page_is_still_an_error_and_keeps_the_page_size() {
+        use calplanebot_testbed::plane_sim::{Fault, FaultRule, PlaneSim, Seed};
+        let sim = PlaneSim::start(Seed::lab_2026_12_02()).unwrap();
+        sim.inject_fault(FaultRule::new(
+            "/projects/",
+            Fault::Status(400, r#"{"detail":"Invalid cursor parameter."}"#.into()),
+        ));
+        let plane = simulated(&sim, &sim.token());
+        assert!(matches!(
+            plane.projects(),
+            Err(PlaneError::Status { status: 400, .. })
+        ));
+        assert_eq!(plane.per_page(), PER_PAGE);
+        assert_eq!(sim.count("GET", "/projects/"), 1);
     }
 
     #[test]

@@ -233,7 +233,19 @@ fn clean_run_converges(env: &Env) {
 
 /// A started environment whose calendars already hold what Plane says.
 fn synced(server: ServerKind, seed: Value) -> Env {
+    first_sync(Env::start(server, seed))
+}
+
+/// [`synced`] against a Plane that lists at most 100 items a page (as Plane Cloud may): a list
+/// of more than 100 spans pages. The first sync learned it (one refused request) and the cache
+/// remembers it, so every later run asks for pages of 100 from its first request.
+fn synced_in_pages_of_100(server: ServerKind, seed: Value) -> Env {
     let env = Env::start(server, seed);
+    env.sim.set_max_per_page(100);
+    first_sync(env)
+}
+
+fn first_sync(env: Env) -> Env {
     let run = sync(&env, &[]);
     assert_eq!(run.code, 0, "first sync: {}", run.stderr);
     assert_converged(&env);
@@ -309,8 +321,8 @@ on_both_servers!(plane_500_on_every_attempt_at_a_second_page_deletes_nothing_in_
 /// creates and updates still happen), the other syncs, exit 1; the page was tried retries+1
 /// times.
 fn plane_500_on_every_attempt_at_a_second_page_deletes_nothing_in_that_project(server: ServerKind) {
-    // 100 undated issues make WEB's list two pages long without making events.
-    let env = synced(server, seed_with("WEB", 0, 100));
+    // 100 undated issues make WEB's list two pages of 100 long without making events.
+    let env = synced_in_pages_of_100(server, seed_with("WEB", 0, 100));
     let launch = env.event_href("WEB", "Launch");
     plane_moves_on(&env);
     env.sim.inject_fault(
@@ -1488,7 +1500,7 @@ on_both_servers!(an_issue_deleted_between_two_pages_never_costs_a_live_issue_its
 /// absence is confirmed with one detail request first.
 fn an_issue_deleted_between_two_pages_never_costs_a_live_issue_its_event(server: ServerKind) {
     // 150 dated issues in WEB: two pages of 100, in creation order.
-    let env = synced(server, seed_with("WEB", 146, 0));
+    let env = synced_in_pages_of_100(server, seed_with("WEB", 146, 0));
     let web = env.project_id("WEB");
     let listing = |env: &Env| {
         env.sim

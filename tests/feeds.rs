@@ -707,6 +707,8 @@ fn an_issue_deleted_between_two_pages_stays_in_every_target_with_one_question(se
         );
     }
     let env = Env::start(server, seed);
+    // A Plane that lists at most 100 a page (as Plane Cloud may): WEB's list is two pages.
+    env.sim.set_max_per_page(100);
     let dir = feed_dir(&env);
     assert_eq!(run(&env, &dir, true, &["sync"]).code, 0);
     let web = env.project_id("WEB");

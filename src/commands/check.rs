@@ -1,5 +1,6 @@
 //! `calplanebot check`: a checklist of everything a run needs (configuration, Plane, CalDAV),
-//! with a hint per failure. Writes nothing: no lock, no cache, only GET and PROPFIND.
+//! with a hint per failure. Writes nothing: no lock, no cache (it reads the page size the cache
+//! remembers for Plane, as a run does), only GET and PROPFIND.
 //!
 //! An operator runs it after editing the configuration, before the first timer fires, so each
 //! failure names the variable to fix. Checks run in order; a check that needs one that failed
@@ -323,15 +324,28 @@ fn plane_checks(config: &Config, plane: &PlaneClient) -> Vec<CheckResult> {
         Ok(list) => CheckResult::passed(
             Check::Workspace,
             format!(
-                "{:?} has {} projects, {} synced (members, not archived)",
+                "{:?} has {} projects, {} synced (members, not archived){}",
                 config.workspace_slug,
                 list.projects.len() + list.skipped.len(),
-                list.projects.len()
+                list.projects.len(),
+                page_size_note(plane.per_page())
             ),
         ),
         Err(error) => workspace_failed(&error, &config.workspace_slug),
     };
     vec![token, workspace]
+}
+
+/// What the workspace check says of the page size: nothing for Plane CE's 1000.
+fn page_size_note(per_page: u32) -> String {
+    if per_page == crate::plane::PER_PAGE {
+        String::new()
+    } else {
+        format!(
+            "; asked for {per_page} items a page (Plane refused {})",
+            crate::plane::PER_PAGE
+        )
+    }
 }
 
 /// `GET users/me/` failed.
@@ -360,6 +374,9 @@ pub fn plane_token_failed(error: &PlaneError) -> CheckResult {
         }
         PlaneError::Status { .. } => {
             "an unexpected answer: check that PLANE_BASE_URL is Plane's API origin"
+        }
+        PlaneError::PageSize { .. } => {
+            "the server refused 100 items per page, which every known Plane accepts: check that PLANE_BASE_URL is Plane's API origin, not a proxy that rewrites queries"
         }
     };
     CheckResult::failed(Check::PlaneToken, error.to_string(), hint)

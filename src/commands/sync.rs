@@ -138,14 +138,40 @@ pub fn lock(
     }
 }
 
-/// The Plane client of a run.
+/// The Plane client of a run, asking for the page size the cache remembers for this Plane
+/// (see [`remember_per_page`]), else for `plane::PER_PAGE`.
 pub fn plane_client(config: &Config) -> PlaneClient {
-    PlaneClient::new(
+    let client = PlaneClient::new(
         &config.plane_base_url,
         &config.workspace_slug,
         config.plane_token.clone(),
         &config.network,
-    )
+    );
+    if let Some(per_page) = plane_cache(config).plane_per_page(&config.plane_base_url) {
+        log::debug!("asking Plane for {per_page} items a page, as an earlier run learned");
+        client.set_per_page(per_page);
+    }
+    client
+}
+
+/// Remembers in the cache the page size Plane accepted, when this run had to fall back to it
+/// (`plane::PlaneClient::walk`): the next runs ask for it from their first request.
+pub fn remember_per_page(config: &Config, plane: &PlaneClient) {
+    if plane.per_page() == plane::PER_PAGE {
+        return;
+    }
+    let mut cache = plane_cache(config);
+    cache.set_plane_per_page(&config.plane_base_url, plane.per_page());
+    cache.save();
+}
+
+/// The cache of this configuration, for what it keeps of Plane: the CalDAV configuration's, or
+/// with feeds only one with empty CalDAV fields (its file name hashes the whole configuration).
+fn plane_cache(config: &Config) -> CalendarCache {
+    match &config.caldav {
+        Some(caldav) => load_cache(config, caldav),
+        None => CalendarCache::load(config.cache_file.as_deref(), "", "", &config.workspace_slug),
+    }
 }
 
 /// The CalDAV client of a run.
@@ -194,6 +220,9 @@ pub fn reconcile(config: &Config, options: &Options, selection: &Selection) -> O
     let aborted = |abort: Abort, mut report: Report, dav: Option<&DavClient>| {
         log::error!("{abort}");
         log::error!("nothing was changed");
+        if !options.dry_run {
+            remember_per_page(config, &plane);
+        }
         report.plane_requests = plane.requests.get();
         report.caldav_requests = dav.map_or(0, |d| d.requests.get());
         report.seconds = started.elapsed().as_secs_f64();
@@ -255,6 +284,9 @@ pub fn reconcile(config: &Config, options: &Options, selection: &Selection) -> O
     // A project that could not be read fails the run whichever targets there are.
     if status == Status::Success && !report.errors.is_empty() {
         status = Status::PartialFailure;
+    }
+    if !options.dry_run {
+        remember_per_page(config, &plane);
     }
     report.plane_requests = plane.requests.get();
     report.caldav_requests = dav.as_ref().map_or(0, |d| d.requests.get());

@@ -3,13 +3,17 @@
 //! of truth. Every full `sync` rewrites it, a run that meets a failure drops the entry it used,
 //! and a cache that is missing, unreadable, for another configuration or pointing at another
 //! server is ignored.
+//!
+//! It also remembers the page size Plane accepted when Plane refused the default (see
+//! `plane::PlaneClient::per_page`), so that later runs do not repeat the refused request. A
+//! feeds-only configuration has a cache too, for this alone (with empty CalDAV fields).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::caldav;
+use crate::{caldav, plane};
 
 /// Largest cache file read; a real one holds one URL per project.
 const MAX_SIZE: u64 = 4 * 1024 * 1024;
@@ -28,6 +32,12 @@ struct Contents {
     /// `CALDAV_URL` turned out to be a calendar: single-calendar mode into this URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     single_calendar: Option<String>,
+    /// The `PLANE_BASE_URL` that `plane_per_page` was learned from.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    plane_url: String,
+    /// The page size that Plane accepts, once it refused `plane::PER_PAGE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    plane_per_page: Option<u32>,
 }
 
 /// The cache of one configuration.
@@ -53,6 +63,8 @@ impl CalendarCache {
             workspace: workspace.to_string(),
             calendars: BTreeMap::new(),
             single_calendar: None,
+            plane_url: String::new(),
+            plane_per_page: None,
         };
         let contents = match path.map(|p| (p, read(p))) {
             Some((_, Ok(None))) | None => empty,
@@ -120,6 +132,28 @@ impl CalendarCache {
     pub fn set_single_calendar(&mut self, url: Option<&str>) {
         if self.single_calendar() != url {
             self.contents.single_calendar = url.map(str::to_string);
+            self.dirty = true;
+        }
+    }
+
+    /// The page size the Plane at `plane_url` accepted at an earlier run: `None` unless the
+    /// cache says so for this very URL, and with one of the two sizes calplanebot asks for
+    /// (`plane::PER_PAGE`, `plane::FALLBACK_PER_PAGE`); any other value is ignored.
+    pub fn plane_per_page(&self, plane_url: &str) -> Option<u32> {
+        self.contents
+            .plane_per_page
+            .filter(|n| [plane::PER_PAGE, plane::FALLBACK_PER_PAGE].contains(n))
+            .filter(|_| self.contents.plane_url == plane_url)
+    }
+
+    pub fn set_plane_per_page(&mut self, plane_url: &str, per_page: u32) {
+        if (
+            self.contents.plane_url.as_str(),
+            self.contents.plane_per_page,
+        ) != (plane_url, Some(per_page))
+        {
+            self.contents.plane_url = plane_url.to_string();
+            self.contents.plane_per_page = Some(per_page);
             self.dirty = true;
         }
     }
@@ -257,6 +291,66 @@ mod tests {
         }
         std::fs::write(&path, vec![b' '; (MAX_SIZE + 10) as usize]).unwrap();
         assert_eq!(load(&path).calendar(PROJECT), None);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_plane_page_size_is_remembered_for_its_plane_only() {
+        let dir = temp_dir("per-page");
+        let path = dir.join("calendars.json");
+        let plane = "https://plane.example";
+        let mut cache = load(&path);
+        assert_eq!(cache.plane_per_page(plane), None);
+        cache.set_plane_per_page(plane, 100);
+        cache.clear();
+        cache.save();
+        let mut again = load(&path);
+        assert_eq!(again.plane_per_page(plane), Some(100), "clear() keeps it");
+        assert_eq!(again.plane_per_page("https://other.example"), None);
+        // Setting what is already there writes nothing.
+        again.set_plane_per_page(plane, 100);
+        assert!(!again.dirty);
+
+        // Only the two sizes calplanebot asks for are taken from the file.
+        let written = |per_page: serde_json::Value| {
+            let file = serde_json::json!({
+                "version": 1, "caldav_url": "https://dav.example/", "caldav_username": "bot",
+                "workspace": "acme", "calendars": {},
+                "plane_url": plane, "plane_per_page": per_page
+            });
+            std::fs::write(&path, file.to_string()).unwrap();
+            load(&path).plane_per_page(plane)
+        };
+        assert_eq!(written(1000.into()), Some(1000));
+        for ignored in [0, 50, 101, 5000] {
+            assert_eq!(written(ignored.into()), None, "{ignored}");
+        }
+        // A value of the wrong type makes the file unreadable as a whole, as any other field.
+        assert_eq!(written("100".into()), None);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_cache_written_before_the_plane_fields_still_loads() {
+        let dir = temp_dir("old");
+        let path = dir.join("calendars.json");
+        let old = serde_json::json!({
+            "version": 1, "caldav_url": "https://dav.example/", "caldav_username": "bot",
+            "workspace": "acme", "calendars": {PROJECT: "https://dav.example/bot/plane-x/"}
+        });
+        std::fs::write(&path, old.to_string()).unwrap();
+        let cache = load(&path);
+        assert_eq!(
+            cache.calendar(PROJECT),
+            Some("https://dav.example/bot/plane-x/")
+        );
+        assert_eq!(cache.plane_per_page(""), None);
+        // Without a remembered page size, the file keeps its old shape.
+        let mut cache = cache;
+        cache.set(PROJECT, "https://dav.example/bot/plane-y/");
+        cache.save();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("plane_"), "{text}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 

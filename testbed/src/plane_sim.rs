@@ -9,7 +9,8 @@
 //!   `workspaces/{slug}/members/` (403 for a Guest's key) and `.../projects/{id}/members/`
 //!   (alias `project-members/`);
 //! - `PATCH` and `DELETE` on one work item (a soft delete);
-//! - `fields`, `expand`, `order_by`, `per_page`/`cursor` pagination, Plane's exclusions
+//! - `fields`, `expand`, `order_by`, `per_page`/`cursor` pagination (at most 1000 a page, or
+//!   the cap [`PlaneSim::set_max_per_page`] sets), Plane's exclusions
 //!   (deleted, archived, draft, triage, archived project), 401/403/404 as Plane answers them,
 //!   the sliding-window rate limit with its headers, and `Connection: close` on every answer.
 //!
@@ -163,6 +164,7 @@ impl PlaneSim {
             state: Mutex::new(State {
                 world,
                 throttle: api::Throttle::new(rate_limit),
+                max_per_page: api::PLANE_MAX_PER_PAGE,
                 requests: Vec::new(),
                 faults: Vec::new(),
                 edits: Vec::new(),
@@ -272,6 +274,14 @@ impl PlaneSim {
     /// Requests a window allowed per key; `None` = unlimited (and no `X-RateLimit-*` headers).
     pub fn set_rate_limit(&self, per_minute: Option<u32>) {
         self.shared.lock().throttle.limit = per_minute;
+    }
+
+    /// The largest `per_page` a list answers, 1000 by default (Plane CE). A larger one is
+    /// refused as CE refuses it, with 400 `{"detail":"Invalid per_page value. Cannot exceed
+    /// N."}`: a Plane capped at N (Plane Cloud may cap at 100, plane-api.md §3). Without
+    /// `per_page`, a list has pages of N.
+    pub fn set_max_per_page(&self, max: u32) {
+        self.shared.lock().max_per_page = max;
     }
 
     /// The throttle's window, 60 s by default (Plane's rate `N/minute`; `N/second` is a 1 s

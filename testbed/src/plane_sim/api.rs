@@ -17,7 +17,7 @@ use super::shapes::{self, Shape};
 use super::world::{PRIORITIES, ROLE_ADMIN, ROLE_MEMBER, SeedIssue, SeedProject, World};
 
 /// Plane's default and maximum `per_page` (`get_per_page(1000, 1000)` in its paginator).
-const PLANE_MAX_PER_PAGE: i128 = 1000;
+pub(crate) const PLANE_MAX_PER_PAGE: u32 = 1000;
 
 /// One parsed HTTP request.
 #[derive(Clone, Debug, Default)]
@@ -288,16 +288,26 @@ impl Cursor {
     }
 }
 
-/// Plane's `BasePaginator.paginate` with `OffsetPaginator` (default and maximum 1000 a page),
-/// over rows already filtered and ordered. Errors happen where Plane's happen, including the
-/// 500 of `per_page=0` (a division by zero) and of Django's refusal of negative slices.
-fn paginate<T>(query: &Query, rows: &[T], render: impl Fn(&T) -> Json) -> Result<Json, Response> {
+/// Plane's `BasePaginator.paginate` with `OffsetPaginator` (default and maximum `max_per_page`
+/// a page: 1000 in CE, `get_per_page(max, max)`), over rows already filtered and ordered.
+/// Errors happen where Plane's happen, including the 400 naming the maximum, the 500 of
+/// `per_page=0` (a division by zero) and of Django's refusal of negative slices.
+fn paginate<T>(
+    query: &Query,
+    max_per_page: u32,
+    rows: &[T],
+    render: impl Fn(&T) -> Json,
+) -> Result<Json, Response> {
+    let max = i128::from(max_per_page);
     let per_page = match query.get("per_page") {
-        None => PLANE_MAX_PER_PAGE,
+        None => max,
         Some(raw) => python_int(raw).ok_or_else(|| detail(400, "Invalid per_page parameter."))?,
     };
-    if per_page > PLANE_MAX_PER_PAGE {
-        return Err(detail(400, "Invalid per_page value. Cannot exceed 1000."));
+    if per_page > max {
+        return Err(detail(
+            400,
+            &format!("Invalid per_page value. Cannot exceed {max}."),
+        ));
     }
     let default_cursor = format!("{per_page}:0:0");
     let cursor = Cursor::parse(query.get("cursor").unwrap_or(&default_cursor))
@@ -464,8 +474,13 @@ fn is_uuid(s: &str) -> bool {
         })
 }
 
-/// Answers one request against the world.
-pub(crate) fn handle(world: &mut World, throttle: &mut Throttle, request: &Request) -> Response {
+/// Answers one request against the world; list answers hold at most `max_per_page` items.
+pub(crate) fn handle(
+    world: &mut World,
+    throttle: &mut Throttle,
+    max_per_page: u32,
+    request: &Request,
+) -> Response {
     let path = percent_decode(&request.path, false);
     let Some(route) = Route::resolve(&path) else {
         let with_slash = format!("{path}/");
@@ -486,7 +501,7 @@ pub(crate) fn handle(world: &mut World, throttle: &mut Throttle, request: &Reque
         response.body = body.to_python_default().into_bytes();
         return response;
     };
-    let mut response = answer(world, throttle, request, &route);
+    let mut response = answer(world, throttle, max_per_page, request, &route);
     let at = response
         .headers
         .iter()
@@ -501,6 +516,7 @@ pub(crate) fn handle(world: &mut World, throttle: &mut Throttle, request: &Reque
 fn answer(
     world: &mut World,
     throttle: &mut Throttle,
+    max_per_page: u32,
     request: &Request,
     route: &Route,
 ) -> Response {
@@ -521,7 +537,7 @@ fn answer(
     };
     let query = Query::parse(&request.query);
     let mut response = match (request.method.as_str(), route) {
-        ("GET", route) => get(world, route, &query).unwrap_or_else(|e| e),
+        ("GET", route) => get(world, route, &query, max_per_page).unwrap_or_else(|e| e),
         ("PATCH", Route::WorkItem { project, issue, .. }) => {
             patch_issue(world, project, issue, &request.body)
         }
@@ -575,7 +591,12 @@ fn project_by_id<'w>(world: &'w World, id: &str) -> &'w SeedProject {
         .expect("the permission check found this project")
 }
 
-fn get(world: &World, route: &Route, query: &Query) -> Result<Response, Response> {
+fn get(
+    world: &World,
+    route: &Route,
+    query: &Query,
+    max_per_page: u32,
+) -> Result<Response, Response> {
     let shape = query.shape();
     let body = match route {
         Route::Me => shapes::user_lite(world.owner()),
@@ -592,7 +613,9 @@ fn get(world: &World, route: &Route, query: &Query) -> Result<Response, Response
                 .filter(|p| p.is_member || p.network == 2)
                 .collect();
             let ordered = order_projects(visible, query.get("order_by").unwrap_or("sort_order"))?;
-            paginate(query, &ordered, |p| shapes::project(world, p, true, &shape))?
+            paginate(query, max_per_page, &ordered, |p| {
+                shapes::project(world, p, true, &shape)
+            })?
         }
         Route::Project { project, .. } => {
             let project = world
@@ -629,7 +652,9 @@ fn get(world: &World, route: &Route, query: &Query) -> Result<Response, Response
                     listable,
                     query.get("order_by").unwrap_or("-created_at"),
                 )?;
-                paginate(query, &ordered, |i| shapes::issue(world, i, &shape))?
+                paginate(query, max_per_page, &ordered, |i| {
+                    shapes::issue(world, i, &shape)
+                })?
             }
         }
         Route::WorkItem { project, issue, .. } => {
@@ -678,7 +703,9 @@ fn get(world: &World, route: &Route, query: &Query) -> Result<Response, Response
                     .unwrap_or(0.0)
                     .total_cmp(&b.sequence.unwrap_or(0.0))
             });
-            paginate(query, &states, |s| shapes::state(world, project, s, &shape))?
+            paginate(query, max_per_page, &states, |s| {
+                shapes::state(world, project, s, &shape)
+            })?
         }
         // Bare arrays, not paginated; `fields`/`expand` do not apply (the views build the list
         // themselves). Both are ordered newest user first (`-created_at`, captures 60, 61).
@@ -708,7 +735,9 @@ fn get(world: &World, route: &Route, query: &Query) -> Result<Response, Response
             } else {
                 shapes::labels_newest_first(project)
             };
-            paginate(query, &labels, |l| shapes::label(world, project, l, &shape))?
+            paginate(query, max_per_page, &labels, |l| {
+                shapes::label(world, project, l, &shape)
+            })?
         }
     };
     Ok(Response::json(200, &body))
@@ -1139,6 +1168,42 @@ mod tests {
         assert!(Cursor::parse("garbage").is_none());
         assert!(Cursor::parse("2:x:0").is_none());
         assert!(Cursor::parse("2.5:1:1").is_some());
+    }
+
+    #[test]
+    fn pages_follow_the_requests_per_page_up_to_the_servers_cap() {
+        let rows: Vec<i64> = (0..250).collect();
+        let page = |raw: &str, max: u32| {
+            paginate(&Query::parse(raw), max, &rows, |n| Json::Int(*n))
+                .map(|json| json.to_compact())
+                .map_err(|refused| (refused.status, String::from_utf8(refused.body).unwrap()))
+        };
+        // CE: 1000 is accepted, 1001 refused naming the cap.
+        assert!(
+            page("per_page=1000", 1000)
+                .unwrap()
+                .contains(r#""count":250"#)
+        );
+        assert_eq!(
+            page("per_page=1001", 1000).unwrap_err(),
+            (
+                400,
+                r#"{"detail":"Invalid per_page value. Cannot exceed 1000."}"#.into()
+            )
+        );
+        // A server capped at 100 refuses 1000 the same way, and pages by the request's per_page.
+        assert_eq!(
+            page("per_page=1000", 100).unwrap_err(),
+            (
+                400,
+                r#"{"detail":"Invalid per_page value. Cannot exceed 100."}"#.into()
+            )
+        );
+        let second = page("per_page=100&cursor=100:1:0", 100).unwrap();
+        assert!(second.contains(r#""next_cursor":"100:2:0""#), "{second}");
+        assert!(second.contains(r#""results":[100,"#), "{second}");
+        // Without per_page, a page holds the cap.
+        assert!(page("", 100).unwrap().contains(r#""count":100"#));
     }
 
     #[test]

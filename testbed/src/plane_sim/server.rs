@@ -41,6 +41,8 @@ impl Shared {
 pub(crate) struct State {
     pub world: World,
     pub throttle: Throttle,
+    /// The largest `per_page` a list answers (Plane CE: 1000).
+    pub max_per_page: u32,
     pub requests: Vec<RecordedRequest>,
     /// Each rule with the number of matching requests seen so far.
     pub faults: Vec<(FaultRule, usize)>,
@@ -159,8 +161,14 @@ fn exchange(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
     let response = {
         let mut state = shared.lock();
         let state = &mut *state;
-        let response = response
-            .unwrap_or_else(|| api::handle(&mut state.world, &mut state.throttle, &request));
+        let response = response.unwrap_or_else(|| {
+            api::handle(
+                &mut state.world,
+                &mut state.throttle,
+                state.max_per_page,
+                &request,
+            )
+        });
         state.record(&request, response.status);
         for pending in &mut state.edits {
             if !pending
