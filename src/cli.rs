@@ -365,6 +365,19 @@ pub struct BehaviourArgs {
     )]
     pub concurrency: u16,
 
+    /// How often a run lists every calendar in full (and discovers the calendar home again)
+    /// instead of trusting the listing snapshot where the server reports no change: `90s`,
+    /// `30m`, `1h`, `1d`, or seconds; `0` lists in full every run and keeps no snapshot.
+    #[arg(
+        long,
+        env = "CALPLANEBOT_FULL_LISTING_EVERY",
+        value_name = "DURATION",
+        default_value = "1h",
+        value_parser = parse_every,
+        global = true
+    )]
+    pub full_listing_every: std::time::Duration,
+
     /// Allow sending credentials over plain http:// to a host that is not loopback.
     #[arg(
         long,
@@ -517,4 +530,27 @@ fn log_destination() -> LogDestination {
     } else {
         LogDestination::Other
     }
+}
+
+/// `90s`, `30m`, `1h`, `1d`, or a whole number of seconds.
+fn parse_every(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let scale = match unit.trim() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?}: expected e.g. 90s, 30m, 1h, 1d or 0")),
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .filter(|&secs| secs <= 365 * 86_400)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| format!("{text:?}: expected e.g. 90s, 30m, 1h, 1d or 0 (at most a year)"))
 }

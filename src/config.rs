@@ -56,6 +56,10 @@ pub struct Config {
     pub cache_file: Option<PathBuf>,
     /// CalDAV writes in flight at once (1: one after the other).
     pub concurrency: usize,
+    /// Where the listing snapshot lives (`None`: no cache directory).
+    pub snapshot_file: Option<PathBuf>,
+    /// How often every calendar is listed in full; zero: every run, no snapshot.
+    pub full_listing_every: Duration,
 }
 
 /// Where and as whom events are written over CalDAV.
@@ -240,12 +244,17 @@ impl Config {
             None => default_cache_dir(),
         }
         .map(|dir| dir.join(format!("calendars-{hash:016x}.json")));
+        let snapshot_file = cache_file
+            .as_ref()
+            .map(|file| file.with_file_name(format!("listing-{hash:016x}.json")));
         Ok(Config {
             network,
             lock_file,
             lock_wait: seconds("--lock-wait", behaviour.lock_wait)?,
             cache_file,
             concurrency: usize::from(behaviour.concurrency.max(1)),
+            snapshot_file,
+            full_listing_every: behaviour.full_listing_every,
             plane_base_url: plane_base_url.trim_end_matches('/').to_string(),
             plane_web_url: plane_web_url.trim_end_matches('/').to_string(),
             plane_token,
@@ -535,6 +544,7 @@ mod tests {
             lock_wait: 60.0,
             cache_dir: None,
             concurrency: 4,
+            full_listing_every: std::time::Duration::from_secs(3600),
             allow_insecure_http: false,
         }
     }

@@ -769,7 +769,7 @@ impl DavClient {
 
     /// The hrefs of the objects in `calendar` with a VEVENT whose UID contains `marker`
     /// (calendar-query, RFC 4791 §7.8, §9.7.5), without their data.
-    fn uid_holders(&self, calendar: &str, marker: &str) -> Result<Vec<String>, CalDavError> {
+    pub fn uid_holders(&self, calendar: &str, marker: &str) -> Result<Vec<String>, CalDavError> {
         Ok(self
             .report(calendar, xml::calendar_query_uid_body(marker, false))?
             .into_iter()

@@ -14,6 +14,7 @@ use crate::exit::Status;
 
 pub mod check;
 pub mod feeds;
+pub mod listing;
 pub mod sync;
 pub mod webhook;
 

@@ -15,11 +15,12 @@ use crate::feed;
 use crate::mapping::event::{self, MappingContext};
 use crate::plane::{self, Issue, IssueItem, PlaneClient, PlaneError, Project, ProjectIssues};
 use crate::reconcile::placement::{self, Layout, Wanted};
-use crate::reconcile::plan::{
-    self, ActualEvent, CalendarJob, CalendarState, CalendarTarget, Change,
-};
+use crate::reconcile::plan::{self, ActualEvent, CalendarJob, CalendarTarget, Change};
 use crate::reconcile::render::{self, Action, Report};
 use crate::support::cache::CalendarCache;
+use crate::support::snapshot::{self, Snapshot};
+
+use super::listing::{self, How};
 
 /// Why a run stopped before it could plan anything.
 #[derive(Debug, thiserror::Error)]
@@ -198,6 +199,20 @@ pub fn load_cache(config: &Config, caldav: &CalDav) -> CalendarCache {
     )
 }
 
+/// The listing snapshot of this configuration (see `snapshot`).
+pub fn load_snapshot(config: &Config, caldav: &CalDav) -> Snapshot {
+    Snapshot::load(
+        config.snapshot_file.as_deref(),
+        snapshot::Owner {
+            caldav_url: &caldav.url,
+            caldav_username: &caldav.username,
+            calendar_url: caldav.calendar_url.as_deref(),
+            workspace: &config.workspace_slug,
+        },
+        config.full_listing_every,
+    )
+}
+
 /// A sync of the selected projects: lock, fetch from Plane, then each configured target —
 /// CalDAV ([`caldav_jobs`], then [`finish`]) and the feeds. A target that fails does not stop
 /// the other.
@@ -240,6 +255,7 @@ pub fn reconcile(config: &Config, options: &Options, selection: &Selection) -> O
     let mut dav = None;
     if let Some(caldav) = &config.caldav {
         let client = dav_client(caldav, config);
+        let mut snapshot = load_snapshot(config, caldav);
         match caldav_jobs(
             config,
             caldav,
@@ -248,14 +264,39 @@ pub fn reconcile(config: &Config, options: &Options, selection: &Selection) -> O
             &client,
             &fetched,
             &mut report,
+            &mut snapshot,
         ) {
-            Ok((jobs, layout)) => {
+            Ok(CalDavJobs {
+                jobs,
+                layout,
+                reads,
+            }) => {
                 let (caldav_status, done) =
                     finish(config, options, &jobs, &plane, &client, report, started);
                 report = done;
                 status = caldav_status;
                 if caldav.calendar_url.is_none() && !options.dry_run {
                     remember(config, caldav, selection, &layout, &jobs, &report);
+                }
+                if !options.dry_run {
+                    let failed: Vec<String> = report
+                        .failures
+                        .iter()
+                        .filter(|f| f.action == Action::CreateCalendar)
+                        .map(|f| f.url.clone())
+                        .collect();
+                    listing::record(
+                        &client,
+                        &mut snapshot,
+                        &jobs,
+                        &reads,
+                        &report.writes,
+                        &failed,
+                    );
+                    if *selection == Selection::All && report.errors.is_empty() {
+                        snapshot.retain(&|url| jobs.iter().any(|j| j.target.url == url));
+                    }
+                    snapshot.save();
                 }
             }
             Err(abort) if config.feeds.is_none() => {
@@ -832,7 +873,10 @@ pub fn fetch(
     })
 }
 
-/// The CalDAV side of a run: each calendar's desired events (from `fetched`) and stored ones.
+/// The CalDAV side of a run: each calendar's desired events (from `fetched`) and stored ones,
+/// read as `listing` decides (the snapshot, a change report, or in full); also what each
+/// calendar's read found, for the snapshot.
+#[allow(clippy::too_many_arguments)]
 fn caldav_jobs(
     config: &Config,
     caldav: &CalDav,
@@ -841,18 +885,19 @@ fn caldav_jobs(
     dav: &DavClient,
     fetched: &Fetched,
     report: &mut Report,
-) -> Result<(Vec<CalendarJob>, Option<Layout>), Abort> {
+    snapshot: &mut Snapshot,
+) -> Result<CalDavJobs, Abort> {
     let all = fetched;
     let fetched = &fetched.projects;
     if fetched.is_empty() {
-        return Ok((Vec::new(), None));
+        return Ok(CalDavJobs::default());
     }
     let ctx = MappingContext {
         workspace_slug: &config.workspace_slug,
         web_url: &config.plane_web_url,
     };
-    let layout = layout(caldav, dav)?;
-    let mut jobs = match &layout {
+    let survey = listing::survey(caldav, dav, snapshot)?;
+    let jobs = match &survey.layout {
         Layout::Single(url) => vec![placement::single_calendar_job(url, fetched, &ctx)],
         Layout::Home(home) => {
             log::debug!("calendar home: {home}");
@@ -860,7 +905,7 @@ fn caldav_jobs(
                 .iter()
                 .map(|(project, issues)| Wanted { project, issues })
                 .collect();
-            let targets = place_projects(dav, home, &wanted)?;
+            let targets = place_among(dav, home, &survey.calendars, &wanted)?;
             fetched
                 .iter()
                 .zip(targets)
@@ -871,28 +916,51 @@ fn caldav_jobs(
         }
     };
 
-    let mut listed = Vec::with_capacity(jobs.len());
-    for mut job in jobs.drain(..) {
-        if let CalendarState::Exists { .. } = job.target.state {
-            match dav.owned_events(&job.target.url, is_our_resource_name, event::UID_SUFFIX) {
-                Ok(events) => fill_actual(&mut job, events),
-                Err(error) if error.is_fatal() => return Err(error.into()),
-                Err(error) => {
-                    let message = format!("{error}; calendar skipped this run");
-                    log::error!("{message}");
-                    report.errors.push(message);
-                    continue;
-                }
+    let results =
+        listing::list_calendars(dav, &jobs, &survey.calendars, snapshot, config.concurrency);
+    let mut kept = Vec::with_capacity(jobs.len());
+    let mut reads = HashMap::new();
+    let mut counts = [0usize; 3];
+    for (mut job, result) in jobs.into_iter().zip(results) {
+        match result {
+            None => {}
+            Some(Ok(read)) => {
+                counts[read.how as usize] += 1;
+                fill_actual(&mut job, read.events.clone());
+                reads.insert(job.target.url.clone(), read);
+            }
+            Some(Err(error)) if error.is_fatal() => return Err(error.into()),
+            Some(Err(error)) => {
+                let message = format!("{error}; calendar skipped this run");
+                log::error!("{message}");
+                report.errors.push(message);
+                snapshot.forget(&job.target.url);
+                continue;
             }
         }
-        listed.push(job);
+        kept.push(job);
     }
-    confirm_absences(plane, all, &mut listed, config, options.guard, &ctx)?;
-    Ok((listed, Some(layout)))
+    log::debug!(
+        "calendars read from the snapshot: {}, from a change report: {}, in full: {}",
+        counts[How::Snapshot as usize],
+        counts[How::Changes as usize],
+        counts[How::Full as usize]
+    );
+    confirm_absences(plane, all, &mut kept, config, options.guard, &ctx)?;
+    Ok(CalDavJobs {
+        jobs: kept,
+        layout: Some(survey.layout),
+        reads,
+    })
 }
 
-fn is_our_resource_name(name: &str) -> bool {
-    event::issue_id_from_resource_name(name).is_some()
+/// What [`caldav_jobs`] gathered.
+#[derive(Default)]
+struct CalDavJobs {
+    jobs: Vec<CalendarJob>,
+    layout: Option<Layout>,
+    /// How each calendar was read, by URL.
+    reads: HashMap<String, listing::Listed>,
 }
 
 /// Files each listed event under its issue id: the id in our resource name, else the id in our
@@ -949,8 +1017,18 @@ pub fn place_projects(
     wanted: &[Wanted<'_>],
 ) -> Result<Vec<CalendarTarget>, Abort> {
     let calendars = dav.calendars(home)?;
+    place_among(dav, home, &calendars, wanted)
+}
+
+/// [`place_projects`] among the calendars a listing of the home found.
+fn place_among(
+    dav: &DavClient,
+    home: &str,
+    calendars: &[caldav::Calendar],
+    wanted: &[Wanted<'_>],
+) -> Result<Vec<CalendarTarget>, Abort> {
     let mut held = BTreeMap::new();
-    for url in placement::adoption_candidates(home, &calendars, wanted) {
+    for url in placement::adoption_candidates(home, calendars, wanted) {
         let names: HashSet<String> = dav
             .member_hrefs(&url)?
             .iter()
@@ -961,7 +1039,7 @@ pub fn place_projects(
             .collect();
         held.insert(url, names);
     }
-    Ok(placement::place(home, &calendars, wanted, &held))
+    Ok(placement::place(home, calendars, wanted, &held))
 }
 
 /// `CALDAV_CALENDAR_URL` when set; else what discovery finds at `CALDAV_URL`, where a calendar

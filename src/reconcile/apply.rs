@@ -60,7 +60,7 @@ pub fn apply(
         }
     }
     let bar = crate::support::progress::bar(plan.changes.len(), "CalDAV");
-    let one = |change: &Change| -> Result<Applied, String> {
+    let one = |change: &Change| -> Outcome {
         let result = if broken_calendars.contains(calendar_of(change.url())) {
             Err("its calendar could not be created".to_string())
         } else {
@@ -83,7 +83,7 @@ pub fn apply(
         });
         by_calendar[at].1.push(i);
     }
-    let mut outcomes: Vec<(usize, Result<Applied, String>)> =
+    let mut outcomes: Vec<(usize, Outcome)> =
         in_parallel(&by_calendar, concurrency, |(_, indices)| {
             indices
                 .iter()
@@ -97,16 +97,59 @@ pub fn apply(
     let outcomes = outcomes.into_iter().map(|(_, outcome)| outcome);
     bar.finish_and_clear();
     for (change, result) in plan.changes.iter().zip(outcomes) {
-        match result {
-            Ok(Applied::Created) => report.created += 1,
-            Ok(Applied::Updated) => report.updated += 1,
-            Ok(Applied::Deleted) => report.deleted += 1,
-            Ok(Applied::AlreadyDone) => report.unchanged += 1,
-            Err(error) => report.failures.push(Failure {
-                url: change.url().to_string(),
-                action: action_of(change),
-                error,
-            }),
+        let written = match result {
+            Ok((applied, written)) => {
+                match applied {
+                    Applied::Created => report.created += 1,
+                    Applied::Updated => report.updated += 1,
+                    Applied::Deleted => report.deleted += 1,
+                    Applied::AlreadyDone => report.unchanged += 1,
+                }
+                written
+            }
+            Err(error) => {
+                report.failures.push(Failure {
+                    url: change.url().to_string(),
+                    action: action_of(change),
+                    error,
+                });
+                Written::Unknown {
+                    url: change.url().to_string(),
+                }
+            }
+        };
+        report.writes.push(written);
+    }
+}
+
+/// How one change went: what it turned out to be and what it left, or why it failed.
+type Outcome = Result<(Applied, Written), String>;
+
+/// What a write left on the server, for the listing snapshot (`snapshot`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Written {
+    /// `url` holds `data` under this ETag (`None`: the server sent none).
+    Stored {
+        url: String,
+        etag: Option<String>,
+        data: String,
+    },
+    Deleted {
+        url: String,
+    },
+    /// The write went another way than planned (a 412 and a re-read, an event found under
+    /// another name, a failure): what the calendar holds is not known without reading it.
+    Unknown {
+        url: String,
+    },
+}
+
+impl Written {
+    pub fn url(&self) -> &str {
+        match self {
+            Written::Stored { url, .. } | Written::Deleted { url } | Written::Unknown { url } => {
+                url
+            }
         }
     }
 }
@@ -116,9 +159,9 @@ fn calendar_of(url: &str) -> &str {
     url.rfind('/').map_or(url, |i| &url[..=i])
 }
 
-/// `work` on every item, by at most `workers` threads taking the next item as they become
+/// `work` on every item (event writes, calendar listings), by at most `workers` threads taking the next item as they become
 /// free; the results in the items' order. With one worker (or one item) it runs on this thread.
-fn in_parallel<T: Sync, R: Send>(
+pub(crate) fn in_parallel<T: Sync, R: Send>(
     items: &[T],
     workers: usize,
     work: impl Fn(&T) -> R + Sync,
@@ -171,7 +214,8 @@ fn action_of(change: &Change) -> Action {
     }
 }
 
-fn apply_change(dav: &DavClient, change: &Change, workspace: &str) -> Result<Applied, String> {
+fn apply_change(dav: &DavClient, change: &Change, workspace: &str) -> Outcome {
+    let url = change.url().to_string();
     let first = match change {
         Change::Create { url, fields, .. } => create(dav, url, fields),
         Change::Update {
@@ -189,7 +233,7 @@ fn apply_change(dav: &DavClient, change: &Change, workspace: &str) -> Result<App
             }
         },
         Change::Delete { url, etag, .. } => match etag {
-            Some(etag) => dav.delete(url, etag),
+            Some(etag) => dav.delete(url, etag).map(|()| None),
             None => {
                 return Err(
                     "the server sent no ETag for this event, so it cannot be deleted safely".into(),
@@ -198,9 +242,9 @@ fn apply_change(dav: &DavClient, change: &Change, workspace: &str) -> Result<App
         },
     };
     match (first, change) {
-        (Ok(()), Change::Create { .. }) => Ok(Applied::Created),
-        (Ok(()), Change::Update { .. }) => Ok(Applied::Updated),
-        (Ok(()), Change::Delete { .. }) => Ok(Applied::Deleted),
+        (Ok(put), Change::Create { .. }) => Ok((Applied::Created, stored(url, put))),
+        (Ok(put), Change::Update { .. }) => Ok((Applied::Updated, stored(url, put))),
+        (Ok(_), Change::Delete { .. }) => Ok((Applied::Deleted, Written::Deleted { url })),
         // Someone changed or removed the event since it was listed (or a retried write had
         // already landed): read it again, decide again, write once more.
         (Err(CalDavError::PreconditionFailed { .. }), _) => {
@@ -208,18 +252,29 @@ fn apply_change(dav: &DavClient, change: &Change, workspace: &str) -> Result<App
                 "{} changed on the server meanwhile; re-reading it",
                 change.url()
             );
-            replan_once(dav, change, workspace)
+            replan_once(dav, change, workspace).map(|a| (a, Written::Unknown { url }))
         }
-        (Err(CalDavError::UidConflict { .. }), Change::Create { url, fields, .. }) => {
-            update_uid_holder(dav, url, fields, workspace)
+        (Err(CalDavError::UidConflict { .. }), Change::Create { fields, .. }) => {
+            update_uid_holder(dav, &url, fields, workspace).map(|a| (a, Written::Unknown { url }))
         }
         (Err(error), _) => Err(error.to_string()),
     }
 }
 
-fn create(dav: &DavClient, url: &str, fields: &ManagedFields) -> Result<(), CalDavError> {
+/// The ETag and the text of a stored event, as a PUT left it.
+type Put = Option<(Option<String>, String)>;
+
+fn stored(url: String, put: Put) -> Written {
+    match put {
+        Some((etag, data)) => Written::Stored { url, etag, data },
+        None => Written::Unknown { url },
+    }
+}
+
+fn create(dav: &DavClient, url: &str, fields: &ManagedFields) -> Result<Put, CalDavError> {
     let ics = event::render_new(fields, Utc::now());
-    dav.put(url, &ics, Precondition::Absent).map(drop)
+    let etag = dav.put(url, &ics, Precondition::Absent)?;
+    Ok(Some((etag, ics)))
 }
 
 fn update(
@@ -228,13 +283,14 @@ fn update(
     existing: &str,
     etag: &str,
     fields: &ManagedFields,
-) -> Result<(), CalDavError> {
+) -> Result<Put, CalDavError> {
     let ics =
         event::render_update(existing, fields, Utc::now()).map_err(|e| CalDavError::Invalid {
             url: url.to_string(),
             reason: e.to_string(),
         })?;
-    dav.put(url, &ics, Precondition::Matches(etag)).map(drop)
+    let etag = dav.put(url, &ics, Precondition::Matches(etag))?;
+    Ok(Some((etag, ics)))
 }
 
 /// Still calplanebot's: our UID for this issue, our workspace, the same project.
@@ -291,11 +347,11 @@ fn replan_once(dav: &DavClient, change: &Change, workspace: &str) -> Result<Appl
                 .etag
                 .as_deref()
                 .ok_or("the server sent no ETag for this event, so it cannot be deleted safely")?;
-            (dav.delete(url, etag), Applied::Deleted)
+            (dav.delete(url, etag).map(|()| None), Applied::Deleted)
         }
     };
     second
-        .map(|()| applied)
+        .map(|_| applied)
         .map_err(|e| format!("{e} (after re-reading it once)"))
 }
 
@@ -337,7 +393,7 @@ fn update_uid_holder(
         .as_deref()
         .ok_or("the server sent no ETag for this event, so it cannot be updated safely")?;
     update(dav, &holder.url, &holder.data, etag, fields)
-        .map(|()| Applied::Updated)
+        .map(|_| Applied::Updated)
         .map_err(|e| e.to_string())
 }
 

@@ -108,6 +108,9 @@ pub struct Report {
     pub feeds_written: usize,
     pub feeds_removed: usize,
     pub feeds_unchanged: usize,
+    /// What each event write left on the server, in plan order (for the listing snapshot).
+    #[serde(skip)]
+    pub writes: Vec<crate::reconcile::apply::Written>,
 }
 
 impl Report {
