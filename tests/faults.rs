@@ -635,13 +635,15 @@ fn caldav_server_stopping_during_a_write_exits_1_and_the_next_run_converges(serv
 }
 
 /// Case 8: a broken listing of WEB's calendar fails that calendar only (exit 1, nothing
-/// deleted there, the error names it); OPS syncs; a clean run converges.
+/// deleted there, the error names it); OPS syncs; a clean run converges. The run lists every
+/// calendar in full (`--full-listing-every 0`): the full listing is what is under test (a
+/// broken change report: [`caldav_change_report_that_is_not_xml_fails_that_calendar`]).
 fn broken_listing(server: ServerKind, rule: impl FnOnce(&Env) -> proxy::FaultRule) {
     let env = synced(server, seed());
     let launch = env.event_href("WEB", "Launch");
     plane_moves_on(&env);
     env.proxy.inject(rule(&env));
-    let run = sync(&env, &[]);
+    let run = sync(&env, &["--full-listing-every", "0"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     let calendar = env.calendar_href("WEB");
     assert!(
@@ -728,6 +730,55 @@ fn caldav_listing_with_a_doctype_and_entities_fails_that_calendar(server: Server
     });
 }
 
+on_both_servers!(caldav_change_report_that_is_not_xml_fails_that_calendar);
+/// Case 8 with the listing snapshot: WEB changed (a user edited an event), so its change report
+/// is read, and the server answers it with something that is not XML. That calendar fails
+/// (exit 1, nothing deleted there, the error names it); OPS syncs; a clean run converges.
+fn caldav_change_report_that_is_not_xml_fails_that_calendar(server: ServerKind) {
+    let env = synced(server, seed());
+    let launch = env.event_href("WEB", "Launch");
+    let (_, ics) = env.user.get(&launch).unwrap().unwrap();
+    assert!(matches!(
+        env.user.put(&launch, &with_alarm(&ics)).unwrap(),
+        200..=299
+    ));
+    plane_moves_on(&env);
+    env.proxy.inject(
+        web_listing(
+            &env,
+            "REPORT",
+            ProxyFault::ReplaceBody {
+                status: 207,
+                content_type: "application/xml".into(),
+                body: b"maintenance".to_vec(),
+            },
+        )
+        .body_contains("sync-collection"),
+    );
+    let run = sync(&env, &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        env.proxy
+            .requests()
+            .iter()
+            .any(|r| r.method == "REPORT" && r.injected),
+        "the change report was asked for: {:?}",
+        env.proxy.counts()
+    );
+    let calendar = env.calendar_href("WEB");
+    assert!(
+        run.stderr.contains(&calendar),
+        "names {calendar}: {}",
+        run.stderr
+    );
+    assert!(
+        env.user.get(&launch).unwrap().is_some(),
+        "Launch was deleted"
+    );
+    assert_calendar_matches_plane(&env, "OPS");
+    clean_run_converges(&env);
+}
+
 /// Peak resident memory (`VmHWM`) of a running process, in bytes.
 fn peak_rss_of(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -757,7 +808,7 @@ fn caldav_listing_of_100_mb_fails_that_calendar_with_bounded_memory(server: Serv
             bytes: HUGE,
         },
     ));
-    let child = spawn_sync(&env, &["--timeout", "30"]);
+    let child = spawn_sync(&env, &["--timeout", "30", "--full-listing-every", "0"]);
     let pid = child.id();
     let peak = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicBool::new(false));
@@ -915,6 +966,7 @@ fn uid_conflict_with_our_own_moved_event_updates_it_in_place(server: ServerKind)
     env.proxy.inject(
         proxy::FaultRule::new(ProxyFault::Status(403))
             .method("REPORT")
+            .body_contains("calendar-query")
             .path_prefix(&env.calendar_href("WEB")),
     );
     let run = sync(&env, &[]);

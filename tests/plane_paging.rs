@@ -66,6 +66,10 @@ fn cache_file(env: &Env) -> Option<String> {
         .ok()?
         .map(|entry| entry.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("calendars-"))
+        })
         .collect();
     assert!(files.len() <= 1, "{files:?}");
     files.pop().map(|p| std::fs::read_to_string(p).unwrap())

@@ -240,16 +240,23 @@ fn read_changes(
         .into_iter()
         .partition(|href| is_our_resource_name(&name_of(href)));
     if !others.is_empty() {
-        let holders: std::collections::HashSet<String> = dav
-            .uid_holders(url, event::UID_SUFFIX)?
-            .iter()
-            .map(|h| caldav::xml::href_path(h))
-            .collect();
-        to_read.extend(
-            others
-                .into_iter()
-                .filter(|href| holders.contains(&caldav::xml::href_path(href))),
-        );
+        match dav.uid_holders(url, event::UID_SUFFIX) {
+            Ok(holders) => {
+                let holders: std::collections::HashSet<String> =
+                    holders.iter().map(|h| caldav::xml::href_path(h)).collect();
+                to_read.extend(
+                    others
+                        .into_iter()
+                        .filter(|href| holders.contains(&caldav::xml::href_path(href))),
+                );
+            }
+            Err(error) if error.is_fatal() => return Err(error),
+            // As in a full listing (`DavClient::owned_events`): the run goes on; a create at
+            // our name then meets the UID and updates its holder in place.
+            Err(error) => log::warn!(
+                "cannot ask {url} which of its events carry calplanebot's UIDs ({error}); events of calplanebot stored there under other names are not seen this run"
+            ),
+        }
     }
     let mut events = merged.known;
     if !to_read.is_empty() {

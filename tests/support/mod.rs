@@ -103,6 +103,10 @@ impl Env {
         if let Some(tls) = self.server.tls() {
             vars.push(("CALDAV_CA_FILE", tls.cert_pem.display().to_string()));
         }
+        // scripts/test runs the end-to-end tests a second time with the listing snapshot off.
+        if let Ok(every) = std::env::var("CALPLANEBOT_TEST_FULL_LISTING_EVERY") {
+            vars.push(("CALPLANEBOT_FULL_LISTING_EVERY", every));
+        }
         vars
     }
 
