@@ -4,13 +4,39 @@
 //! Run: `cargo run --release --example bench` (100 projects × 100 issues, 80% dated, 20
 //! members with the issues assigned round-robin, Radicale and Xandikos; `-- --quick` for
 //! 10 × 50, `--projects P --issues N --dated-percent D`, `--server radicale|xandikos|both`,
-//! `--plane-rate-limit N`, `--json`).
+//! `--plane-rate-limit N`, `--json`, `--concurrency-runs`).
 //!
-//! Besides CalDAV runs it measures the feed target (`CALPLANEBOT_FEED_DIR`) the same way: a
-//! feeds-only first run (every feed written), a feeds-only run with nothing changed (no file
-//! written), and a run of both targets with nothing changed, next to the CalDAV-only one. The
-//! feed files written are counted from the directory itself (inode, mtime and size before and
-//! after the run).
+//! The runs, per server, in this order (p projects, d dated issues; Plane's bound is the
+//! projects page plus one work-items page per 1000 issues of each project):
+//!
+//! - **first sync**: CalDAV discovery (2) + the home (1) + p MKCALENDAR + d PUT + p REPORT (the
+//!   in-run check of each created calendar, issue 14);
+//! - **no change**: 1 CalDAV request, the home's PROPFIND (the listing snapshot answers);
+//! - the feed runs: feeds only (first run, then nothing changed), and CalDAV + feeds with
+//!   nothing changed (a members page more), their feed files counted from the directory itself
+//!   (inode, mtime and size before and after the run). The feed directory is part of the
+//!   configuration, which names the listing snapshot: the first run with both targets has none
+//!   and lists in full (bound: as with the snapshot off, below);
+//! - **1% changed**: 1 + one write per changed event (a third of the changed issues lose their
+//!   date; they stay in Plane's list, undated, so their deletions need no question to Plane);
+//! - **no change after 1%**: 1 + one `sync-collection` REPORT per calendar the previous run
+//!   wrote, which confirms those writes;
+//! - **webhook** for one issue: Plane 1, CalDAV 2 (GET, PUT);
+//! - **sync after the webhook**: 3 — the PROPFIND, the changed calendar's `sync-collection`
+//!   and a multiget of the event the webhook wrote (not the sync's own write);
+//! - then, as "before", the old behaviour with `CALPLANEBOT_FULL_LISTING_EVERY=0` (discovery
+//!   and every calendar listed in full, no snapshot kept): **no change, snapshot off** (2 + 1 +
+//!   per calendar one PROPFIND and a multiget per 100 events), **1% changed, snapshot off** (a
+//!   fresh 1% change: that listing + the writes) and **webhook, snapshot off**. They come last
+//!   because a run with the snapshot off keeps none: every run above starts from the valid
+//!   snapshot its predecessor left.
+//!
+//! The report gives each run's wall and CPU time, peak RSS, requests by kind against their
+//! bound, and the size of the listing snapshot file (`listing-*.json` in the bench's
+//! `CALPLANEBOT_CACHE_DIR`), then a before/after table (snapshot off and on) for the no-change,
+//! 1%-change and webhook runs, next to the README's no-change figure before issue 14.
+//! `--concurrency-runs` adds the first sync again on fresh servers, straight to them (past the
+//! proxy, requests not counted), with `--concurrency 1` and 4 (about 14 minutes at full size).
 //!
 //! Each run is the real calplanebot code in a child process of its own (this program re-runs
 //! itself with a hidden first argument and calls `calplanebot::commands::main`), so its CPU time and
@@ -128,11 +154,23 @@ struct RunCost {
     plane_bound: usize,
     caldav: BTreeMap<String, usize>,
     caldav_bound: usize,
-    /// The part of the CalDAV bound that is discovery (0 when the cache answered).
+    /// The part of the CalDAV bound that is discovery (0 when the snapshot or the cache
+    /// answered).
     caldav_discovery: usize,
+    /// `false` for a run straight to the server, past the counting proxy.
+    caldav_counted: bool,
+    /// When the CalDAV requests are not the bound: each request (method, path, status), the
+    /// first [`LISTED_REQUESTS`], to see which calendar cost more.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    caldav_requests: Vec<String>,
     /// The feed directory after the run, when the run wrote feeds.
     feeds: Option<FeedCost>,
+    /// The size of the listing snapshot file after the run (0: none).
+    snapshot_bytes: u64,
 }
+
+/// How many requests a run off its bound lists.
+const LISTED_REQUESTS: usize = 60;
 
 /// What a run did to the feed directory.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -175,6 +213,18 @@ struct Bench<'a> {
     dir: PathBuf,
 }
 
+/// A run's lower bounds: Plane requests, CalDAV requests, and the part of the latter that is
+/// discovery (2 when the run must find the calendar home, 0 when the snapshot recorded it).
+#[derive(Clone, Copy, Debug)]
+struct Bounds {
+    plane: usize,
+    caldav: usize,
+    discovery: usize,
+}
+
+/// Turns the listing snapshot off for one run: the old behaviour, every calendar listed in full.
+const SNAPSHOT_OFF: (&str, &str) = ("CALPLANEBOT_FULL_LISTING_EVERY", "0");
+
 fn bench_server(options: &Options, kind: ServerKind) -> Result<Value, Box<dyn std::error::Error>> {
     let seed = workspace_seed(options);
     let dated = count_dated(&seed);
@@ -193,108 +243,143 @@ fn bench_server(options: &Options, kind: ServerKind) -> Result<Value, Box<dyn st
     let p = options.projects;
     // Plane: the projects page, then per project one work-items page per `PER_PAGE` (1000)
     // issues; the simulator accepts 1000 a page, as Plane CE does.
-    let pages = |issues: usize| 1 + p * issues.div_ceil(plane::PER_PAGE as usize).max(1);
-    // A sync over existing calendars: discovery + the home + per calendar one PROPFIND and a
-    // multiget per 100 events.
-    let listing = |events_per_calendar: usize| 1 + p * (1 + events_per_calendar.div_ceil(100));
-    let per_calendar = dated / p;
+    let pages = 1 + p * options.issues.div_ceil(plane::PER_PAGE as usize).max(1);
+    let bounds = |plane: usize, caldav: usize, discovery: usize| Bounds {
+        plane,
+        caldav,
+        discovery,
+    };
+    // Snapshot on, after a run that left it valid: the home's PROPFIND and nothing else.
+    let unchanged = bounds(pages, 1, 0);
     let mut runs = Vec::new();
 
+    // With the snapshot on (the default). Every run below leaves a valid snapshot for the
+    // next: the runs with the snapshot off, which keep none, come last.
     eprintln!("   first sync ({dated} events)…");
-    let first = bench.run(
-        "first sync",
-        &["sync", "-q"],
-        &[],
-        pages(options.issues),
-        2 + 1 + p + dated,
-        2,
-    )?;
-    runs.push(first.clone());
+    // Discovery, the home, a calendar and a PUT per event, and the in-run check of each
+    // created calendar (one initial sync-collection REPORT).
+    runs.push(bench.sync("first sync", &[], bounds(pages, 2 + 1 + p + dated + p, 2))?);
 
     eprintln!("   second sync, nothing changed…");
-    runs.push(bench.run(
-        "no change",
-        &["sync", "-q"],
-        &[],
-        pages(options.issues),
-        2 + listing(per_calendar),
-        2,
-    )?);
+    runs.push(bench.sync("no change", &[], unchanged)?);
 
     // The feed target: the same Plane fetch plus one members page.
     eprintln!("   feeds only, first run…");
-    runs.push(bench.run_targets(
+    runs.push(bench.run_command(
         "feeds only, first run",
         Targets::Feeds,
-        pages(options.issues) + 1,
-        0,
-    )?);
-    eprintln!("   feeds only, nothing changed…");
-    runs.push(bench.run_targets(
-        "feeds only, no change",
-        Targets::Feeds,
-        pages(options.issues) + 1,
-        0,
-    )?);
-    eprintln!("   CalDAV and feeds, nothing changed…");
-    runs.push(bench.run_targets(
-        "CalDAV + feeds, no change",
-        Targets::Both,
-        pages(options.issues) + 1,
-        2 + listing(per_calendar),
-    )?);
-
-    let (changed, undated) = change_one_percent(&sim);
-    eprintln!("   sync after {changed} changes…");
-    runs.push(bench.run(
-        "1% changed",
         &["sync", "-q"],
         &[],
-        pages(options.issues) + undated,
-        2 + listing(per_calendar) + changed,
-        2,
+        None,
+        bounds(pages + 1, 0, 0),
+    )?);
+    eprintln!("   feeds only, nothing changed…");
+    runs.push(bench.run_command(
+        "feeds only, no change",
+        Targets::Feeds,
+        &["sync", "-q"],
+        &[],
+        None,
+        bounds(pages + 1, 0, 0),
+    )?);
+    eprintln!("   CalDAV and feeds, nothing changed…");
+    // Nothing changed, but this is the first run of this configuration: the feed directory is
+    // part of the configuration, which names the calendar cache and the listing snapshot, so
+    // the run has neither and discovers and lists in full, as with the snapshot off. (It keeps
+    // its own in a cache directory of its own, so each directory holds one snapshot.)
+    runs.push(bench.run_command(
+        "CalDAV + feeds, no change",
+        Targets::Both,
+        &["sync", "-q"],
+        &[],
+        None,
+        bounds(pages + 1, full_listing(&sim), 2),
+    )?);
+
+    let change = change_one_percent(&sim, 0);
+    eprintln!("   sync after {} changes…", change.events);
+    // The home's PROPFIND, then only the writes: nothing else changed since the snapshot.
+    // Plane: the pages only; an issue that lost its date is still in the list, undated, so
+    // deleting its event needs no question to Plane.
+    runs.push(bench.sync("1% changed", &[], bounds(pages, 1 + change.events, 0))?);
+
+    eprintln!("   sync after that, nothing changed…");
+    // One sync-collection REPORT per calendar the previous run wrote: it confirms those
+    // writes, with the ETags recorded, and reads nothing.
+    runs.push(bench.sync(
+        "no change after 1%",
+        &[],
+        bounds(pages, 1 + change.calendars, 0),
     )?);
 
     eprintln!("   webhook run for one issue…");
-    let id = sim.with_world(|w| {
-        let issue = w
-            .issues
-            .iter_mut()
-            .find(|i| i.target_date.is_some())
-            .expect("a dated issue");
-        issue.target_date = Some("2027-06-30".into());
-        issue.id.clone()
-    });
-    let delivery = sim.webhook_delivery("issue", "updated", &id, WEBHOOK_SECRET);
-    let signature = delivery
-        .header("X-Plane-Signature")
-        .unwrap_or_default()
-        .to_string();
-    runs.push(bench.run_with_stdin(
-        "webhook (1 issue)",
-        &["webhook", "-q"],
-        &[
-            ("PLANE_WEBHOOK_SECRET", WEBHOOK_SECRET),
-            ("PLANE_WEBHOOK_SIGNATURE", &signature),
-        ],
-        Some(&delivery.body),
-        1,
-        2,
-        0,
+    runs.push(bench.webhook("webhook (1 issue)", &[])?);
+
+    eprintln!("   sync after the webhook…");
+    // The webhook's write is not the sync's own: the calendar's change report names it, and
+    // our event there is read again (one multiget).
+    runs.push(bench.sync("sync after webhook", &[], bounds(pages, 3, 0))?);
+    let snapshot = bench.snapshot_file();
+
+    // The old behaviour, as "before": with `CALPLANEBOT_FULL_LISTING_EVERY=0` every run
+    // discovers the home and lists every calendar in full, and keeps no snapshot.
+    eprintln!("   nothing changed, snapshot off…");
+    runs.push(bench.sync(
+        "no change, snapshot off",
+        &[SNAPSHOT_OFF],
+        bounds(pages, full_listing(&sim), 2),
     )?);
+
+    let listing = full_listing(&sim);
+    let change = change_one_percent(&sim, 1);
+    eprintln!("   sync after {} changes, snapshot off…", change.events);
+    runs.push(bench.sync(
+        "1% changed, snapshot off",
+        &[SNAPSHOT_OFF],
+        bounds(pages, listing + change.events, 2),
+    )?);
+
+    eprintln!("   webhook run for one issue, snapshot off…");
+    runs.push(bench.webhook("webhook (1 issue), snapshot off", &[SNAPSHOT_OFF])?);
     drop(bench);
     drop(proxy);
     drop(server);
 
-    // The first sync again on fresh servers: sequential writes against the default.
-    let mut first_by_concurrency = Vec::new();
+    let speedup = if options.concurrency_runs {
+        let (direct, speedup) = first_sync_by_concurrency(options, kind, &sim, pages)?;
+        runs.extend(direct);
+        Some(speedup)
+    } else {
+        None
+    };
+    let before_after = before_after(&runs);
+    Ok(json!({
+        "server": kind.name(),
+        "dated_issues": dated,
+        "runs": runs,
+        "before_after": before_after,
+        "snapshot_file": snapshot,
+        "speedup_concurrency_4_over_1": speedup,
+    }))
+}
+
+/// The first sync again on fresh servers, straight to the server, with `--concurrency 1`
+/// and 4: sequential writes against the default. Returns the two runs and the speed-up.
+fn first_sync_by_concurrency(
+    options: &Options,
+    kind: ServerKind,
+    sim: &PlaneSim,
+    pages: usize,
+) -> Result<(Vec<RunCost>, f64), Box<dyn std::error::Error>> {
+    let p = options.projects;
+    let mut runs = Vec::new();
     for concurrency in ["1", "4"] {
         eprintln!("   first sync again, --concurrency {concurrency}…");
         let server = CalDavServer::start(kind)?;
         let proxy = CountingProxy::start_for(&server)?;
         let bench = Bench {
             options,
-            sim: &sim,
+            sim,
             server: &server,
             proxy: &proxy,
             dir: server.scratch_dir().join("bench"),
@@ -306,88 +391,153 @@ fn bench_server(options: &Options, kind: ServerKind) -> Result<Value, Box<dyn st
         // connection (a new TLS handshake for Xandikos) per request, which would hide what
         // keep-alive and concurrency do. Requests are not counted in these two runs.
         let direct = format!("{}/", server.url());
-        first_by_concurrency.push(bench.run(
+        runs.push(bench.run_command(
             &format!("first sync, direct, -j {concurrency}"),
+            Targets::CalDav,
             &["sync", "-q", "--concurrency", concurrency],
             &[("CALDAV_URL", direct.as_str())],
-            pages(options.issues),
-            2 + 1 + p + dated_now,
-            2,
+            None,
+            Bounds {
+                plane: pages,
+                caldav: 2 + 1 + p + dated_now + p,
+                discovery: 2,
+            },
         )?);
     }
-    let speedup = first_by_concurrency[0].wall_seconds / first_by_concurrency[1].wall_seconds;
-    runs.extend(first_by_concurrency);
-    Ok(json!({
-        "server": kind.name(),
-        "dated_issues": dated,
-        "runs": runs,
-        "speedup_concurrency_4_over_1": speedup,
-    }))
+    let speedup = runs[0].wall_seconds / runs[1].wall_seconds;
+    Ok((runs, speedup))
 }
 
+/// A sync over existing calendars with the snapshot off (the old behaviour): discovery (2),
+/// the home (1), and per calendar one PROPFIND and one multiget per 100 events, counted from
+/// what the last sync stored (every dated issue of the project, now).
+fn full_listing(sim: &PlaneSim) -> usize {
+    let per_project: BTreeMap<String, usize> = sim.with_world(|w| {
+        let mut counts: BTreeMap<String, usize> =
+            w.projects.iter().map(|p| (p.id.clone(), 0)).collect();
+        for issue in w.issues.iter().filter(|i| i.target_date.is_some()) {
+            *counts.entry(issue.project.clone()).or_insert(0) += 1;
+        }
+        counts
+    });
+    2 + 1
+        + per_project
+            .values()
+            .map(|events| 1 + events.div_ceil(100))
+            .sum::<usize>()
+}
+
+/// The before/after rows of the report: each run with the snapshot off next to the same run
+/// with it on.
+fn before_after(runs: &[RunCost]) -> Value {
+    let find = |name: &str| runs.iter().find(|r| r.name == name);
+    let side = |run: Option<&RunCost>| {
+        run.map_or(Value::Null, |r| {
+            json!({"run": r.name, "wall_seconds": r.wall_seconds,
+                   "plane_requests": r.plane.values().sum::<usize>(),
+                   "caldav_requests": r.caldav.values().sum::<usize>()})
+        })
+    };
+    let rows: Vec<Value> = [
+        ("no change", "no change, snapshot off", "no change"),
+        ("1% changed", "1% changed, snapshot off", "1% changed"),
+        (
+            "webhook (1 issue)",
+            "webhook (1 issue), snapshot off",
+            "webhook (1 issue)",
+        ),
+    ]
+    .into_iter()
+    .map(|(row, off, on)| json!({"row": row, "before": side(find(off)), "after": side(find(on))}))
+    .collect();
+    json!({
+        "rows": rows,
+        "historic_no_change": {
+            "wall_seconds": HISTORIC_NO_CHANGE.0,
+            "caldav_requests": HISTORIC_NO_CHANGE.1,
+            "source": "README, before issue 14; 100 projects × 100 issues, Radicale",
+        },
+    })
+}
+
+/// The no-change run of the full benchmark before issue 14 (README): wall seconds and CalDAV
+/// requests.
+const HISTORIC_NO_CHANGE: (f64, usize) = (19.0, 203);
+
 impl Bench<'_> {
-    fn run(
+    /// A CalDAV-only `sync -q`.
+    fn sync(
         &self,
         name: &str,
-        args: &[&str],
         extra: &[(&str, &str)],
-        plane_bound: usize,
-        caldav_bound: usize,
-        discovery: usize,
+        bounds: Bounds,
     ) -> Result<RunCost, Box<dyn std::error::Error>> {
-        self.run_with_stdin(
-            name,
-            args,
-            extra,
-            None,
-            plane_bound,
-            caldav_bound,
-            discovery,
-        )
+        self.run_command(name, Targets::CalDav, &["sync", "-q"], extra, None, bounds)
     }
 
-    /// A `sync` writing `targets`.
-    fn run_targets(
+    /// Moves one dated issue to another date and delivers Plane's webhook for it: one work-item
+    /// request, and a GET and a PUT of its event (the calendar's location is cached).
+    fn webhook(
         &self,
         name: &str,
-        targets: Targets,
-        plane_bound: usize,
-        caldav_bound: usize,
-    ) -> Result<RunCost, Box<dyn std::error::Error>> {
-        let discovery = if targets.caldav() { 2 } else { 0 };
-        self.run_command(
-            name,
-            targets,
-            &["sync", "-q"],
-            &[],
-            None,
-            (plane_bound, caldav_bound, discovery),
-        )
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn run_with_stdin(
-        &self,
-        name: &str,
-        args: &[&str],
         extra: &[(&str, &str)],
-        stdin: Option<&[u8]>,
-        plane_bound: usize,
-        caldav_bound: usize,
-        discovery: usize,
     ) -> Result<RunCost, Box<dyn std::error::Error>> {
+        let id = self.sim.with_world(|w| {
+            let issue = w
+                .issues
+                .iter_mut()
+                .find(|i| i.target_date.is_some())
+                .expect("a dated issue");
+            issue.target_date = Some(other_date(issue.target_date.as_deref(), "2027-06-30"));
+            issue.id.clone()
+        });
+        let delivery = self
+            .sim
+            .webhook_delivery("issue", "updated", &id, WEBHOOK_SECRET);
+        let signature = delivery
+            .header("X-Plane-Signature")
+            .unwrap_or_default()
+            .to_string();
+        let mut vars = vec![
+            ("PLANE_WEBHOOK_SECRET", WEBHOOK_SECRET),
+            ("PLANE_WEBHOOK_SIGNATURE", signature.as_str()),
+        ];
+        vars.extend_from_slice(extra);
         self.run_command(
             name,
             Targets::CalDav,
-            args,
-            extra,
-            stdin,
-            (plane_bound, caldav_bound, discovery),
+            &["webhook", "-q"],
+            &vars,
+            Some(&delivery.body),
+            Bounds {
+                plane: 1,
+                caldav: 2,
+                discovery: 0,
+            },
         )
     }
 
-    /// One child run; `bounds` are the Plane and CalDAV lower bounds and the discovery part
-    /// of the latter.
+    /// The listing snapshot of the CalDAV-only runs (`listing-*.json`): its name and size.
+    fn snapshot_file(&self) -> Value {
+        snapshot_files(&self.cache_dir(Targets::CalDav))
+            .into_iter()
+            .next()
+            .map_or(
+                Value::Null,
+                |(name, bytes)| json!({"name": name, "bytes": bytes}),
+            )
+    }
+
+    /// `CALPLANEBOT_CACHE_DIR`: one per configuration, so each holds one listing snapshot.
+    fn cache_dir(&self, targets: Targets) -> PathBuf {
+        match targets {
+            Targets::CalDav => self.dir.join("cache"),
+            Targets::Feeds => self.dir.join("cache-feeds"),
+            Targets::Both => self.dir.join("cache-both"),
+        }
+    }
+
+    /// One child run, next to its lower `bounds`.
     fn run_command(
         &self,
         name: &str,
@@ -395,9 +545,8 @@ impl Bench<'_> {
         args: &[&str],
         extra: &[(&str, &str)],
         stdin: Option<&[u8]>,
-        bounds: (usize, usize, usize),
+        bounds: Bounds,
     ) -> Result<RunCost, Box<dyn std::error::Error>> {
-        let (plane_bound, caldav_bound, discovery) = bounds;
         self.sim.reset_requests();
         self.proxy.reset();
         let stats = self.dir.join("stats");
@@ -448,6 +597,17 @@ impl Bench<'_> {
             .split_whitespace()
             .map(|v| v.parse::<u64>().unwrap_or(0));
         let (peak_kib, ticks) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        let counted = !extra.iter().any(|(name, _)| *name == "CALDAV_URL");
+        let requests = self.proxy.requests();
+        let caldav_requests = if counted && requests.len() != bounds.caldav {
+            requests
+                .iter()
+                .take(LISTED_REQUESTS)
+                .map(|r| format!("{} {} {}", r.method, r.path, r.status))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let mut plane = BTreeMap::new();
         for request in self.sim.requests() {
             let kind = if request.path.ends_with("/projects/") {
@@ -468,11 +628,17 @@ impl Bench<'_> {
             cpu_seconds: ticks as f64 / 100.0,
             peak_rss_mib: peak_kib as f64 / 1024.0,
             plane,
-            plane_bound,
+            plane_bound: bounds.plane,
             caldav: self.proxy.counts().into_iter().collect(),
-            caldav_bound,
-            caldav_discovery: discovery,
+            caldav_bound: bounds.caldav,
+            caldav_discovery: bounds.discovery,
+            caldav_counted: counted,
+            caldav_requests,
             feeds,
+            snapshot_bytes: snapshot_files(&self.cache_dir(targets))
+                .iter()
+                .map(|(_, bytes)| bytes)
+                .sum(),
         })
     }
 
@@ -491,9 +657,10 @@ impl Bench<'_> {
                 "CALPLANEBOT_LOCK_FILE",
                 self.dir.join("lock").display().to_string(),
             ),
+            // The calendar-location cache and the listing snapshot (`listing-*.json`).
             (
                 "CALPLANEBOT_CACHE_DIR",
-                self.dir.join("cache").display().to_string(),
+                self.cache_dir(targets).display().to_string(),
             ),
             // Big runs: no deletion guard in the way of the 1% change, generous timeouts.
             ("CALPLANEBOT_MAX_DELETE", "100000".to_string()),
@@ -524,11 +691,19 @@ impl Bench<'_> {
     }
 }
 
-/// Changes 1% of the issues (at least one): a third get a new date, a third a new name, a
-/// third lose their date. Returns how many events that changes (one write each) and how many
-/// of them lose their date (their events are deleted, each confirmed gone with one request for
-/// the work item, since it left the list of dated issues).
-fn change_one_percent(sim: &PlaneSim) -> (usize, usize) {
+/// What [`change_one_percent`] changed.
+struct Change {
+    /// Events changed: one write each.
+    events: usize,
+    /// Calendars (projects) written.
+    calendars: usize,
+}
+
+/// Changes 1% of the dated issues' events (at least one): a third get a new date, a third a
+/// new name, a third lose their date (their events are deleted; the issues stay in Plane's
+/// list, undated, so no deletion needs confirming). `round` makes each call's new date differ from the last
+/// call's, so every change is one write.
+fn change_one_percent(sim: &PlaneSim, round: u32) -> Change {
     sim.with_world(|w| {
         let dated: Vec<usize> = (0..w.issues.len())
             .filter(|&i| w.issues[i].target_date.is_some())
@@ -536,16 +711,51 @@ fn change_one_percent(sim: &PlaneSim) -> (usize, usize) {
         let n = (w.issues.len() / 100).max(1).min(dated.len());
         // Spread over the workspace: every (len / n)-th dated issue.
         let step = (dated.len() / n).max(1);
+        let wanted = format!("2027-09-{:02}", 9 + round);
+        let mut calendars = std::collections::BTreeSet::new();
         for (k, &i) in dated.iter().step_by(step).take(n).enumerate() {
             let issue = &mut w.issues[i];
+            calendars.insert(issue.project.clone());
             match k % 3 {
-                0 => issue.target_date = Some("2027-09-09".into()),
+                0 => issue.target_date = Some(other_date(issue.target_date.as_deref(), &wanted)),
                 1 => issue.name = format!("{} (renamed)", issue.name),
                 _ => issue.target_date = None,
             }
         }
-        (n, (0..n).filter(|k| k % 3 == 2).count())
+        Change {
+            events: n,
+            calendars: calendars.len(),
+        }
     })
+}
+
+/// `wanted`, or the day after it when the issue is due that day already (a new date must
+/// change the event).
+fn other_date(current: Option<&str>, wanted: &str) -> String {
+    if current != Some(wanted) {
+        return wanted.to_string();
+    }
+    chrono::NaiveDate::parse_from_str(wanted, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.succ_opt())
+        .map_or_else(|| "2027-01-01".to_string(), |d| d.to_string())
+}
+
+/// The listing snapshots (`listing-*.json`) in `cache`, by name, with their sizes.
+fn snapshot_files(cache: &Path) -> Vec<(String, u64)> {
+    let Ok(entries) = std::fs::read_dir(cache) else {
+        return Vec::new();
+    };
+    let mut files: Vec<(String, u64)> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            let listing = name.starts_with("listing-") && name.ends_with(".json");
+            listing.then(|| Some((name, entry.metadata().ok()?.len())))?
+        })
+        .collect();
+    files.sort();
+    files
 }
 
 // -------------------------------------------------------------------------------------------
@@ -764,15 +974,13 @@ fn print_report(options: &Options, machine: &Value, results: &[Value], local: &V
         machine["cpu"].as_str().unwrap_or(""),
         machine["build"].as_str().unwrap_or("")
     );
+    let mut misses = Vec::new();
     for result in results {
+        let server = result["server"].as_str().unwrap_or("");
         println!();
+        println!("{server} — {} dated issues", result["dated_issues"]);
         println!(
-            "{} — {} dated issues",
-            result["server"].as_str().unwrap_or(""),
-            result["dated_issues"]
-        );
-        println!(
-            "{:<28} {:>8} {:>7} {:>8} {:>13} {:>15} {:>13} {:>9}  CalDAV by kind",
+            "{:<32} {:>8} {:>7} {:>8} {:>13} {:>15} {:>13} {:>9} {:>9}  CalDAV by kind",
             "run",
             "wall s",
             "CPU s",
@@ -780,22 +988,29 @@ fn print_report(options: &Options, machine: &Value, results: &[Value], local: &V
             "Plane (bound)",
             "CalDAV (bound)",
             "feeds written",
-            "feed MiB"
+            "feed MiB",
+            "snap KiB"
         );
         for run in result["runs"].as_array().into_iter().flatten() {
             let run: RunCostView = RunCostView(run);
             let feeds = &run.0["feeds"];
+            let counted = run.0["caldav_counted"].as_bool() != Some(false);
+            let missed = run.total("plane") != run.u("plane_bound")
+                || (counted && run.total("caldav") != run.u("caldav_bound"));
+            if missed {
+                misses.push(format!("{server}: {}", run.name()));
+            }
             println!(
-                "{:<28} {:>8.2} {:>7.2} {:>8.1} {:>13} {:>15} {:>13} {:>9}  {}{}",
+                "{:<32} {:>8.2} {:>7.2} {:>8.1} {:>13} {:>15} {:>13} {:>9} {:>9}  {}{}{}",
                 run.name(),
                 run.f("wall_seconds"),
                 run.f("cpu_seconds"),
                 run.f("peak_rss_mib"),
                 format!("{} ({})", run.total("plane"), run.u("plane_bound")),
-                if run.total("caldav") == 0 {
-                    format!("- ({})", run.u("caldav_bound"))
-                } else {
+                if counted {
                     format!("{} ({})", run.total("caldav"), run.u("caldav_bound"))
+                } else {
+                    format!("- ({})", run.u("caldav_bound"))
                 },
                 if feeds.is_null() {
                     "-".to_string()
@@ -808,20 +1023,44 @@ fn print_report(options: &Options, machine: &Value, results: &[Value], local: &V
                         "{:.1}",
                         bytes / 1024.0 / 1024.0
                     )),
+                match run.u("snapshot_bytes") {
+                    0 => "-".to_string(),
+                    bytes => format!("{:.1}", bytes as f64 / 1024.0),
+                },
                 run.kinds("caldav"),
                 if run.0["exit_ok"].as_bool() == Some(true) {
                     ""
                 } else {
                     "  FAILED"
-                }
+                },
+                if missed { "  NOT THE BOUND" } else { "" }
             );
         }
-        println!(
-            "speed-up of the first sync, --concurrency 4 over 1: {:.2}×",
-            result["speedup_concurrency_4_over_1"]
-                .as_f64()
-                .unwrap_or(0.0)
-        );
+        let snapshot = &result["snapshot_file"];
+        match snapshot["bytes"].as_u64() {
+            Some(bytes) => println!(
+                "listing snapshot after \"sync after webhook\": {} in the cache dir, {:.1} KiB",
+                snapshot["name"].as_str().unwrap_or(""),
+                bytes as f64 / 1024.0
+            ),
+            None => println!("listing snapshot: none in the cache dir"),
+        }
+        for run in result["runs"].as_array().into_iter().flatten() {
+            let listed = run["caldav_requests"].as_array().into_iter().flatten();
+            for (k, request) in listed.enumerate() {
+                if k == 0 {
+                    println!(
+                        "CalDAV requests of \"{}\":",
+                        run["name"].as_str().unwrap_or("")
+                    );
+                }
+                println!("    {}", request.as_str().unwrap_or(""));
+            }
+        }
+        if let Some(speedup) = result["speedup_concurrency_4_over_1"].as_f64() {
+            println!("speed-up of the first sync, --concurrency 4 over 1: {speedup:.2}×");
+        }
+        print_before_after(&result["before_after"]);
     }
     println!();
     println!(
@@ -831,16 +1070,76 @@ fn print_report(options: &Options, machine: &Value, results: &[Value], local: &V
         local["plan_ms"].as_f64().unwrap_or(0.0),
         local["total_ms"].as_f64().unwrap_or(0.0)
     );
-    println!("CalDAV bounds include discovery (2 PROPFIND; 0 for a webhook run with the cache).");
+    println!(
+        "Runs in order; the listing snapshot is on (the default) except in the \"snapshot off\" runs"
+    );
+    println!(
+        "(CALPLANEBOT_FULL_LISTING_EVERY=0: discovery and every calendar listed in full, no snapshot"
+    );
+    println!(
+        "kept — the behaviour before issue 14). Those come last, so every run with the snapshot on"
+    );
+    println!("starts from the valid snapshot its predecessor left.");
+    println!(
+        "CalDAV bounds include discovery (2 PROPFIND) where the run has no recorded calendar home."
+    );
     println!(
         "Feed runs read one members page more than CalDAV-only runs; \"feeds written\" counts the files"
     );
     println!("replaced or created (inode, mtime or size changed), of the files after the run.");
-    println!(
-        "\"direct\" runs bypass the counting proxy (its new upstream connection per request would"
-    );
-    println!("hide keep-alive), so their requests are not counted.");
+    println!("\"snap KiB\": the listing snapshot file (listing-*.json) after the run.");
+    if options.concurrency_runs {
+        println!(
+            "\"direct\" runs bypass the counting proxy (its new upstream connection per request would"
+        );
+        println!("hide keep-alive), so their requests are not counted.");
+    } else {
+        println!(
+            "The first sync again with --concurrency 1 and 4 was not run (--concurrency-runs)."
+        );
+    }
+    if misses.is_empty() {
+        println!("Every run made exactly its lower bound of requests.");
+    } else {
+        println!("Runs off their lower bound: {}", misses.join("; "));
+    }
     println!("bench took {total:.0} s");
+}
+
+/// The short table of the same runs with the listing snapshot off (before issue 14) and on.
+fn print_before_after(table: &Value) {
+    let side = |side: &Value| {
+        if side.is_null() {
+            return "-".to_string();
+        }
+        format!(
+            "{:.2} s, {} Plane + {} CalDAV",
+            side["wall_seconds"].as_f64().unwrap_or(0.0),
+            side["plane_requests"],
+            side["caldav_requests"]
+        )
+    };
+    println!();
+    println!(
+        "{:<20} {:<34} {:<34}",
+        "before/after", "snapshot off (before)", "snapshot on (after)"
+    );
+    for row in table["rows"].as_array().into_iter().flatten() {
+        println!(
+            "{:<20} {:<34} {:<34}",
+            row["row"].as_str().unwrap_or(""),
+            side(&row["before"]),
+            side(&row["after"])
+        );
+    }
+    let historic = &table["historic_no_change"];
+    println!(
+        "{:<20} {:.1} s / {} requests ({})",
+        "no change, historic",
+        historic["wall_seconds"].as_f64().unwrap_or(0.0),
+        historic["caldav_requests"],
+        historic["source"].as_str().unwrap_or("")
+    );
 }
 
 struct RunCostView<'a>(&'a Value);
@@ -884,6 +1183,8 @@ struct Options {
     servers: Vec<ServerKind>,
     plane_rate_limit: Option<u32>,
     json: bool,
+    /// Also the first sync again on fresh servers, straight to them, `--concurrency 1` and 4.
+    concurrency_runs: bool,
 }
 
 impl Options {
@@ -895,6 +1196,7 @@ impl Options {
             servers: ServerKind::ALL.to_vec(),
             plane_rate_limit: None,
             json: false,
+            concurrency_runs: false,
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -926,6 +1228,7 @@ impl Options {
                     options.issues = 50;
                 }
                 "--json" => options.json = true,
+                "--concurrency-runs" => options.concurrency_runs = true,
                 other => {
                     return Err(format!(
                         "unknown option {other} (see the top of examples/bench.rs)"
