@@ -71,6 +71,30 @@ fn sync_ok(env: &Env, extra: &[(&str, &str)]) -> support::Run {
     run
 }
 
+/// A calendar user changes the SUMMARY of `issue`'s event; returns the event's href and the
+/// SUMMARY calplanebot wrote, which the next run must restore.
+fn user_edits_summary(env: &Env, project: &str, issue: &str) -> (String, String) {
+    let href = env.event_href(project, issue);
+    let (_, ics) = env.event(project, issue).unwrap();
+    let right = prop(&ics, "SUMMARY").unwrap();
+    let edited = ics.replace(
+        &format!("SUMMARY:{right}"),
+        "SUMMARY:Edited in a calendar app",
+    );
+    assert_ne!(edited, ics);
+    assert_eq!(env.user.put(&href, &edited).unwrap() / 100, 2);
+    (href, right)
+}
+
+/// Renames `issue` in Plane; returns its event's href (which the name no longer finds).
+fn plane_renames(env: &Env, project: &str, issue: &str, name: &str) -> String {
+    let id = env.issue_id(issue);
+    let href = env.event_href(project, issue);
+    let name = name.to_string();
+    env.sim.with_world(|w| w.issue_mut(&id).name = name);
+    href
+}
+
 /// Every owned event of the three calendars, by summary, read back from the server.
 fn summaries(env: &Env) -> Vec<String> {
     let mut all = Vec::new();
@@ -144,15 +168,7 @@ fn a_users_edit_is_restored_reading_only_that_calendars_changes(server: ServerKi
     let env = Env::start(server, seed());
     sync_ok(&env, &[]);
     sync_ok(&env, &[]);
-    let href = env.event_href("WEB", "Launch");
-    let (_, ics) = env.event("WEB", "Launch").unwrap();
-    let right = prop(&ics, "SUMMARY").unwrap();
-    let edited = ics.replace(
-        &format!("SUMMARY:{right}"),
-        "SUMMARY:Edited in a calendar app",
-    );
-    assert_ne!(edited, ics);
-    assert_eq!(env.user.put(&href, &edited).unwrap() / 100, 2);
+    let (href, right) = user_edits_summary(&env, "WEB", "Launch");
 
     env.proxy.reset();
     let run = sync_ok(&env, &[]);
@@ -229,10 +245,7 @@ fn one_issue_changed_in_plane_costs_the_home_propfind_and_one_put(server: Server
     let env = Env::start(server, seed());
     sync_ok(&env, &[]);
     sync_ok(&env, &[]);
-    let id = env.issue_id("Release");
-    let release = env.event_href("APP", "Release");
-    env.sim
-        .with_world(|w| w.issue_mut(&id).name = "Release 2.0".into());
+    let release = plane_renames(&env, "APP", "Release", "Release 2.0");
     env.proxy.reset();
     let run = sync_ok(&env, &[]);
     assert!(
@@ -305,15 +318,7 @@ fn a_missing_damaged_foreign_or_forged_snapshot_gives_a_correct_full_run(server:
         let title = format!("Launch, round {round}");
         env.sim
             .with_world(|w| w.issue_mut(&launch).name = title.clone());
-        let href = env.event_href("OPS", "Rotate keys");
-        let (_, ics) = env.event("OPS", "Rotate keys").unwrap();
-        let summary = prop(&ics, "SUMMARY").unwrap();
-        env.user
-            .put(
-                &href,
-                &ics.replace(&format!("SUMMARY:{summary}"), "SUMMARY:tampered"),
-            )
-            .unwrap();
+        let (_, summary) = user_edits_summary(&env, "OPS", "Rotate keys");
         env.proxy.reset();
         let run = sync_ok(&env, &[]);
         assert!(
@@ -383,19 +388,8 @@ fn without_sync_collection_every_run_stays_correct(server: ServerKind) {
         "ctag-only shortcut; before: {after_first:?}"
     );
 
-    let href = env.event_href("WEB", "Polish");
-    let (_, ics) = env.event("WEB", "Polish").unwrap();
-    let summary = prop(&ics, "SUMMARY").unwrap();
-    env.user
-        .put(
-            &href,
-            &ics.replace(&format!("SUMMARY:{summary}"), "SUMMARY:tampered"),
-        )
-        .unwrap();
-    let id = env.issue_id("Release");
-    let release = env.event_href("APP", "Release");
-    env.sim
-        .with_world(|w| w.issue_mut(&id).name = "Release 3".into());
+    let (_, summary) = user_edits_summary(&env, "WEB", "Polish");
+    let release = plane_renames(&env, "APP", "Release", "Release 3");
     env.proxy.reset();
     let run = sync_ok(&env, &[]);
     assert!(
@@ -467,9 +461,7 @@ fn a_write_that_met_a_412_sends_its_calendar_to_a_full_listing(server: ServerKin
     let env = Env::start(server, seed());
     sync_ok(&env, &[]);
     sync_ok(&env, &[]);
-    let id = env.issue_id("Release");
-    env.sim
-        .with_world(|w| w.issue_mut(&id).name = "Release 4".into());
+    plane_renames(&env, "APP", "Release", "Release 4");
     env.proxy
         .inject(FaultRule::new(ProxyFault::Status(412)).method("PUT"));
     env.proxy.reset();

@@ -1,5 +1,6 @@
 //! Writing a small file whole or not at all: a temp file beside it, then a rename, so a reader
-//! (the next run, the node-exporter collector) never sees half a file.
+//! (the next run, the node-exporter collector) never sees half a file; and reading one back
+//! with a size cap ([`read`]).
 //!
 //! The temp file gets an unpredictable name and is created with `O_CREAT | O_EXCL`
 //! (`create_new`), so nothing that already exists at that name is opened: a symlink planted
@@ -13,6 +14,25 @@ use std::path::{Path, PathBuf};
 
 /// How many fresh names are tried when the one drawn is taken.
 const ATTEMPTS: u32 = 16;
+
+/// The bytes of the file at `path`, `None` when there is none; an error (as text, for a
+/// warning) when it cannot be read or is larger than `max` bytes: nothing bigger is read.
+pub fn read(path: &Path, max: u64) -> Result<Option<Vec<u8>>, String> {
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    let mut bytes = Vec::new();
+    use std::io::Read as _;
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > max {
+        return Err(format!("larger than {max} bytes"));
+    }
+    Ok(Some(bytes))
+}
 
 /// Replaces `path` with `bytes`, with permissions `mode` whatever the umask, creating missing
 /// parent directories.

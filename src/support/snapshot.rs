@@ -368,19 +368,9 @@ impl Snapshot {
 }
 
 fn read(path: &Path) -> Result<Option<Contents>, String> {
-    let file = match std::fs::File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e.to_string()),
+    let Some(bytes) = crate::support::atomic_file::read(path, MAX_SIZE)? else {
+        return Ok(None);
     };
-    let mut bytes = Vec::new();
-    use std::io::Read as _;
-    file.take(MAX_SIZE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| e.to_string())?;
-    if bytes.len() as u64 > MAX_SIZE {
-        return Err(format!("larger than {MAX_SIZE} bytes"));
-    }
     serde_json::from_slice(&bytes)
         .map(Some)
         .map_err(|e| format!("not a calplanebot listing snapshot ({e})"))
