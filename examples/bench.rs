@@ -860,6 +860,7 @@ fn local_work(n: usize) -> Value {
     let ctx = MappingContext {
         workspace_slug: "bench",
         web_url: "https://plane.example.com",
+        span: calplanebot::mapping::event::Span::Due,
     };
     let mut best = [f64::MAX; 3];
     for _ in 0..3 {

@@ -378,6 +378,19 @@ pub struct BehaviourArgs {
     )]
     pub full_listing_every: std::time::Duration,
 
+    /// Which days an issue's event covers: `due`, its due date; `start-to-due`, from its start
+    /// date to its due date inclusive when it has a start date on or before the due date
+    /// (else its due date). Feeds follow the same setting.
+    #[arg(
+        long,
+        env = "CALPLANEBOT_SPAN",
+        value_enum,
+        value_name = "SPAN",
+        default_value_t = SpanArg::Due,
+        global = true
+    )]
+    pub span: SpanArg,
+
     /// Allow sending credentials over plain http:// to a host that is not loopback.
     #[arg(
         long,
@@ -530,6 +543,13 @@ fn log_destination() -> LogDestination {
     } else {
         LogDestination::Other
     }
+}
+
+/// The values of `--span`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SpanArg {
+    Due,
+    StartToDue,
 }
 
 /// `90s`, `30m`, `1h`, `1d`, or a whole number of seconds.

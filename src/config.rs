@@ -60,6 +60,8 @@ pub struct Config {
     pub snapshot_file: Option<PathBuf>,
     /// How often every calendar is listed in full; zero: every run, no snapshot.
     pub full_listing_every: Duration,
+    /// Which days an issue's event covers (`--span`).
+    pub span: crate::mapping::event::Span,
 }
 
 /// Where and as whom events are written over CalDAV.
@@ -255,6 +257,10 @@ impl Config {
             concurrency: usize::from(behaviour.concurrency.max(1)),
             snapshot_file,
             full_listing_every: behaviour.full_listing_every,
+            span: match behaviour.span {
+                crate::cli::SpanArg::Due => crate::mapping::event::Span::Due,
+                crate::cli::SpanArg::StartToDue => crate::mapping::event::Span::StartToDue,
+            },
             plane_base_url: plane_base_url.trim_end_matches('/').to_string(),
             plane_web_url: plane_web_url.trim_end_matches('/').to_string(),
             plane_token,
@@ -545,6 +551,7 @@ mod tests {
             cache_dir: None,
             concurrency: 4,
             full_listing_every: std::time::Duration::from_secs(3600),
+            span: crate::cli::SpanArg::Due,
             allow_insecure_http: false,
         }
     }

@@ -65,6 +65,9 @@ pub struct Issue {
     /// the order they were assigned in).
     pub assignees: Vec<Assignee>,
     pub target_date: NaiveDate,
+    /// When work on the issue starts; `None` when Plane has none (or not a readable date: the
+    /// start is optional, so a bad one only loses the span, never the event).
+    pub start_date: Option<NaiveDate>,
     /// When Plane last saved the issue; `None` when the answer has none. Not a change marker:
     /// timeline drags and the daily automations change issues without touching it
     /// (plane-api.md §7).
@@ -115,7 +118,8 @@ use crate::support::http::{Breaker, Counter, Reply, Retry};
 /// `fields` matters: the default output carries `description_binary` (plane-api.md §4). A field
 /// must be kept for `expand` to act on it.
 pub const ISSUE_FIELDS: &str = concat!(
-    "id,name,sequence_id,project,state,labels,assignees,priority,target_date,updated_at,",
+    "id,name,sequence_id,project,state,labels,assignees,priority,start_date,target_date,",
+    "updated_at,",
     "description_html"
 );
 pub const ISSUE_EXPAND: &str = "state,labels,assignees";
@@ -393,6 +397,10 @@ fn read_issue(value: &Value, project_id: &str) -> Result<Option<Issue>, String> 
         Some(date) => chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
             .map_err(|_| format!("\"target_date\" {date:?} is not a YYYY-MM-DD date"))?,
     };
+    let start_date = text("start_date")
+        .ok()
+        .flatten()
+        .and_then(|date| chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok());
     let project = match object.get("project") {
         Some(Value::String(p)) => p.as_str(),
         Some(Value::Object(p)) => p.get("id").and_then(Value::as_str).unwrap_or_default(),
@@ -496,6 +504,7 @@ fn read_issue(value: &Value, project_id: &str) -> Result<Option<Issue>, String> 
         labels,
         assignees,
         target_date,
+        start_date,
         updated_at,
     }))
 }
@@ -1676,6 +1685,23 @@ mod tests {
             "target_date": "2028-02-29",
             "updated_at": "2026-12-02T22:23:20.123456+05:30"
         })
+    }
+
+    #[test]
+    fn a_start_date_is_read_and_a_bad_one_only_loses_the_span() {
+        let read = |start: Value| {
+            let mut json = issue_json();
+            json["start_date"] = start;
+            match issue_from_json(&json, ALPHA) {
+                IssueItem::Dated(issue) => issue.start_date.map(|d| d.to_string()),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(read(Value::from("2028-02-01")), Some("2028-02-01".into()));
+        assert_eq!(read(Value::Null), None);
+        assert_eq!(read(Value::from("01/02/2028")), None);
+        assert_eq!(read(Value::from(20280201)), None);
+        assert!(ISSUE_FIELDS.split(',').any(|f| f == "start_date"));
     }
 
     #[test]

@@ -287,7 +287,13 @@ fn configuration_summary(config: &Config) -> String {
     } else {
         ""
     };
-    let mode = format!("{caldav}{feeds}");
+    let span = match config.span {
+        crate::mapping::event::Span::Due => "events on the due date",
+        crate::mapping::event::Span::StartToDue => {
+            "events from the start date to the due date (--span start-to-due)"
+        }
+    };
+    let mode = format!("{caldav}{feeds}; {span}");
     let webhook = if config.webhook_secret.is_some() {
         "webhook signatures checked"
     } else {

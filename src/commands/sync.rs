@@ -554,6 +554,7 @@ fn confirm_feed_absences(
         let ctx = MappingContext {
             workspace_slug: &config.workspace_slug,
             web_url: &config.plane_web_url,
+            span: config.span,
         };
         let epoch = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
         for (id, project_id) in absent {
@@ -601,6 +602,7 @@ pub fn feed_source(
     let ctx = MappingContext {
         workspace_slug: &config.workspace_slug,
         web_url: &config.plane_web_url,
+        span: config.span,
     };
     // Plane always sends updated_at; without it, a fixed stamp still keeps the bytes stable.
     let epoch = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
@@ -895,6 +897,7 @@ fn caldav_jobs(
     let ctx = MappingContext {
         workspace_slug: &config.workspace_slug,
         web_url: &config.plane_web_url,
+        span: config.span,
     };
     let survey = listing::survey(caldav, dav, snapshot)?;
     let jobs = match &survey.layout {

@@ -350,6 +350,14 @@ fn reconcile_issue(config: &Config, options: &Options, id: &str, project: Option
         Ok(None) => return Status::Success,
         Err(abort) => return stop(abort),
     };
+    if let Some(issue) = &issue
+        && let Err(start) = event::first_day(issue, config.span)
+    {
+        log::info!(
+            "work item {id} starts on {start}, after its due date {}: its event covers the due date only (--span start-to-due needs a start on or before the due date)",
+            issue.target_date
+        );
+    }
     let mut status = Status::Success;
     if let Some((settings, dav, cache)) = &mut caldav {
         let report = Report {
@@ -500,6 +508,7 @@ fn patch_feeds(
     let ctx = MappingContext {
         workspace_slug: workspace,
         web_url: &config.plane_web_url,
+        span: config.span,
     };
     let event = issue.map(|issue| {
         for assignee in &issue.assignees {
@@ -570,6 +579,7 @@ fn gather_issue(
     let ctx = MappingContext {
         workspace_slug: &config.workspace_slug,
         web_url: &config.plane_web_url,
+        span: config.span,
     };
     let fetched = [(project.clone(), issues)];
     let mut discovered = false;

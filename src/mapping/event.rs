@@ -60,6 +60,30 @@ pub struct MappingContext<'a> {
     pub workspace_slug: &'a str,
     /// Origin for issue links (`PLANE_WEB_URL`), without a trailing slash.
     pub web_url: &'a str,
+    /// Which days an event covers (`--span`).
+    pub span: Span,
+}
+
+/// Which days an issue's event covers (`CALPLANEBOT_SPAN`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Span {
+    /// The due date only (the seed rule).
+    #[default]
+    Due,
+    /// From the start date to the due date, inclusive, when the issue has a start date on or
+    /// before its due date; else the due date only.
+    StartToDue,
+}
+
+/// The first day of an issue's event: its start date under [`Span::StartToDue`] when that is on
+/// or before the due date, else the due date. `Err` carries the start date that was passed over
+/// because it lies after the due date (for a log line).
+pub fn first_day(issue: &Issue, span: Span) -> Result<NaiveDate, NaiveDate> {
+    match (span, issue.start_date) {
+        (Span::StartToDue, Some(start)) if start <= issue.target_date => Ok(start),
+        (Span::StartToDue, Some(start)) => Err(start),
+        (Span::StartToDue, None) | (Span::Due, _) => Ok(issue.target_date),
+    }
 }
 
 /// The properties calplanebot manages on an event, as parsed values.
@@ -135,8 +159,9 @@ pub fn desired_event(issue: &Issue, project: &Project, ctx: &MappingContext) -> 
         uid: ics::normalize_text(&uid_for(&issue.id)),
         summary: ics::normalize_text(&format!("[{}] {}", issue.sequence_id, issue.name)),
         description: description(issue, project, &labels, &assignees),
-        dtstart: Some(issue.target_date),
-        // DTEND is exclusive for all-day events (RFC 5545 §3.6.1).
+        dtstart: Some(first_day(issue, ctx.span).unwrap_or(issue.target_date)),
+        // DTEND is exclusive for all-day events (RFC 5545 §3.6.1): the day after the due date,
+        // whichever day the event starts.
         dtend: issue.target_date.succ_opt(),
         status: Some(status_for(issue.state.as_ref()).to_owned()),
         color: color_for(issue.priority).map(str::to_owned),
@@ -541,6 +566,7 @@ mod tests {
         MappingContext {
             workspace_slug: "acme",
             web_url: "https://plane.example.com",
+            span: Span::Due,
         }
     }
 
@@ -559,6 +585,7 @@ mod tests {
             labels: vec!["frontend".into(), "Bug".into()],
             assignees: assignees(&["Zoe", "adam"]),
             target_date: NaiveDate::from_ymd_opt(2026, 12, 24).unwrap(),
+            start_date: None,
             updated_at: None,
         }
     }
@@ -634,6 +661,37 @@ mod tests {
         assert!(!ics.contains("COLOR"));
         assert!(!ics.contains("CATEGORIES"));
         assert_eq!(round_trip(&fields), fields);
+    }
+
+    #[test]
+    fn a_span_starts_on_the_start_date_only_when_it_is_not_after_the_due_date() {
+        let ymd = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+        let spanned = MappingContext {
+            span: Span::StartToDue,
+            ..ctx()
+        };
+        for (start, first, why) in [
+            (Some(ymd(2026, 12, 1)), ymd(2026, 12, 1), None),
+            (Some(ymd(2026, 12, 3)), ymd(2026, 12, 3), None),
+            (
+                Some(ymd(2026, 12, 5)),
+                ymd(2026, 12, 3),
+                Some(ymd(2026, 12, 5)),
+            ),
+            (None, ymd(2026, 12, 3), None),
+        ] {
+            let mut issue = issue();
+            issue.target_date = ymd(2026, 12, 3);
+            issue.start_date = start;
+            let fields = desired_event(&issue, &project(), &spanned);
+            assert_eq!(fields.dtstart, Some(first), "{start:?}");
+            assert_eq!(fields.dtend, Some(ymd(2026, 12, 4)), "{start:?}");
+            assert_eq!(first_day(&issue, Span::StartToDue).err(), why);
+            assert_eq!(round_trip(&fields), fields);
+            // The default is the seed rule, whatever the start date.
+            assert_eq!(desired(&issue).dtstart, Some(ymd(2026, 12, 3)));
+            assert_eq!(first_day(&issue, Span::Due), Ok(ymd(2026, 12, 3)));
+        }
     }
 
     #[test]
@@ -728,6 +786,7 @@ mod tests {
         let ctx = MappingContext {
             workspace_slug: "acme",
             web_url: "https://plane.example.com/",
+            span: Span::Due,
         };
         let fields = desired_event(&issue(), &project(), &ctx);
         assert_eq!(
@@ -854,6 +913,7 @@ mod tests {
         let ctx = MappingContext {
             workspace_slug: "ac\r\nme",
             web_url: "https://x.example\r\nX-EVIL:1",
+            span: Span::Due,
         };
         let fields = desired_event(&issue(), &project(), &ctx);
         assert!(!fields.url.as_ref().unwrap().contains(['\r', '\n']));

@@ -337,6 +337,7 @@ mod tests {
                     labels: Vec::new(),
                     assignees: Vec::new(),
                     target_date: chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+                    start_date: None,
                     updated_at: None,
                 })
                 .collect(),
