@@ -1,6 +1,7 @@
 //! The scheduling files an operator installs, checked as the machine will read them: the
-//! systemd units in `systemd/` pass `systemd-analyze verify`, their sandboxing scores at most
-//! 2.0 in `systemd-analyze security`, the timer fires every five minutes; the cron entries in
+//! systemd units in `systemd/` (the template pair as an instance) pass `systemd-analyze
+//! verify`, their sandboxing scores at most 2.0 in `systemd-analyze security`, the timers fire
+//! every five minutes; the cron entries in
 //! `cron/` parse, run every five minutes, and report an overlapping run to syslog.
 //!
 //! `systemd-analyze` works on unit files without systemd running (CI runs in a container); the
@@ -16,7 +17,17 @@ const UNITS: [&str; 3] = [
     "calplanebot.timer",
     "calplanebot-webhook.service",
 ];
-const SERVICES: [&str; 2] = ["calplanebot.service", "calplanebot-webhook.service"];
+/// The template pair (one instance per configuration), and the instance name the tests install
+/// them as: systemd reads a template through an instance, with `%i` set.
+const TEMPLATES: [(&str, &str); 2] = [
+    ("calplanebot@.service", "calplanebot@alice.service"),
+    ("calplanebot@.timer", "calplanebot@alice.timer"),
+];
+const SERVICES: [&str; 3] = [
+    "calplanebot.service",
+    "calplanebot-webhook.service",
+    "calplanebot@alice.service",
+];
 /// The highest `systemd-analyze security` exposure level accepted (0.0 best, 10.0 worst).
 const MAX_EXPOSURE: f64 = 2.0;
 
@@ -113,6 +124,11 @@ fn install_units(dir: &Path) -> Vec<PathBuf> {
     let units: Vec<(&str, String)> = UNITS
         .iter()
         .map(|name| (*name, read(&format!("systemd/{name}"))))
+        .chain(
+            TEMPLATES
+                .iter()
+                .map(|(template, instance)| (*instance, read(&format!("systemd/{template}")))),
+        )
         .collect();
     for (installed, _) in &stand_ins {
         assert!(
@@ -140,7 +156,11 @@ fn about_units<'a>(output: &'a str, dir: &Path) -> Vec<&'a str> {
     let (ours, others): (Vec<&str>, Vec<&str>) = output
         .lines()
         .filter(|line| !line.trim().is_empty())
-        .partition(|line| line.contains(dir) || UNITS.iter().any(|unit| line.contains(unit)));
+        .partition(|line| {
+            line.contains(dir)
+                || UNITS.iter().any(|unit| line.contains(unit))
+                || TEMPLATES.iter().any(|(_, unit)| line.contains(unit))
+        });
     for line in others {
         eprintln!("systemd-analyze, not about calplanebot's units: {line}");
     }
@@ -158,7 +178,7 @@ fn units_pass_systemd_analyze_verify() {
     let complaints = about_units(&printed, scratch.path());
     assert!(
         output.status.success() && complaints.is_empty(),
-        "systemd-analyze verify --man=no {UNITS:?} ({}):\n{printed}",
+        "systemd-analyze verify --man=no {UNITS:?} {TEMPLATES:?} ({}):\n{printed}",
         output.status
     );
 }
@@ -270,7 +290,17 @@ fn field(output: &Output, name: &str) -> String {
 
 #[test]
 fn timer_fires_every_five_minutes_catches_up_and_spreads_runs_by_at_most_a_minute() {
-    let timer = settings(&read("systemd/calplanebot.timer"));
+    for (timer, service) in [
+        ("calplanebot.timer", "calplanebot.service"),
+        // A timer template starts the service instance of its own name.
+        ("calplanebot@.timer", "calplanebot@%i.service"),
+    ] {
+        check_timer(&read(&format!("systemd/{timer}")), service);
+    }
+}
+
+fn check_timer(text: &str, service: &str) {
+    let timer = settings(text);
     // Nothing but the calendar starts it, and it starts calplanebot.service.
     let triggers: Vec<&String> = timer
         .iter()
@@ -281,7 +311,7 @@ fn timer_fires_every_five_minutes_catches_up_and_spreads_runs_by_at_most_a_minut
     assert!(
         values(&timer, "Timer", "Unit")
             .iter()
-            .all(|unit| unit == "calplanebot.service")
+            .all(|unit| unit == service)
     );
 
     let calendar = value(&timer, "Timer", "OnCalendar");
@@ -331,6 +361,63 @@ fn both_services_share_one_user_and_the_run_lock_directory() {
             "{key}"
         );
     }
+}
+
+/// The per-configuration template: `/etc/calplanebot/NAME.env` and its own secrets, its own run
+/// lock and cache directories, the service account of calplanebot.service, and otherwise
+/// exactly calplanebot.service's settings, sandboxing included.
+#[test]
+fn the_template_runs_each_configuration_under_its_own_lock_and_cache_and_the_same_sandbox() {
+    let single = settings(&read("systemd/calplanebot.service"));
+    let template = settings(&read("systemd/calplanebot@.service"));
+    assert_eq!(
+        value(&template, "Service", "EnvironmentFile"),
+        "/etc/calplanebot/%i.env"
+    );
+    assert_eq!(
+        values(&template, "Service", "LoadCredential"),
+        [
+            "plane-api-token:/etc/calplanebot/%i.plane-api-token",
+            "caldav-password:/etc/calplanebot/%i.caldav-password"
+        ]
+    );
+    for key in ["RuntimeDirectory", "CacheDirectory"] {
+        assert_eq!(
+            value(&template, "Service", key),
+            format!("{}/%i", value(&single, "Service", key)),
+            "{key}: one directory per instance"
+        );
+    }
+    // The dynamic user of calplanebot.service is named after its unit.
+    assert_eq!(value(&template, "Service", "User"), "calplanebot");
+    assert!(values(&single, "Service", "User").is_empty());
+    let per_instance = [
+        "EnvironmentFile",
+        "LoadCredential",
+        "RuntimeDirectory",
+        "CacheDirectory",
+        "User",
+        "Description",
+    ];
+    let shared = |unit: &[(String, String, String)]| -> Vec<(String, String, String)> {
+        unit.iter()
+            .filter(|(_, key, _)| !per_instance.contains(&key.as_str()))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(
+        shared(&template),
+        shared(&single),
+        "every other setting, sandboxing included, as in calplanebot.service"
+    );
+    // The two timers differ only in their description.
+    let timer = |name: &str| {
+        settings(&read(&format!("systemd/{name}")))
+            .into_iter()
+            .filter(|(_, key, _)| key != "Description")
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(timer("calplanebot@.timer"), timer("calplanebot.timer"));
 }
 
 #[test]
