@@ -77,11 +77,9 @@ fn start_to_due_covers_the_stretch_and_switching_updates_in_place(server: Server
     assert!(out.contains("0 created, 0 updated, 0 deleted"), "{out}");
 }
 
-on_both_servers!(a_webhook_says_why_a_start_after_the_due_date_is_not_spanned);
-fn a_webhook_says_why_a_start_after_the_due_date_is_not_spanned(server: ServerKind) {
-    let env = Env::start(server, seed());
-    sync_ok(&env, "start-to-due");
-    let id = env.issue_id("Backwards");
+/// A signed "issue updated" delivery for `issue`, run with `--span start-to-due`.
+fn spanned_webhook(env: &Env, issue: &str) -> support::Run {
+    let id = env.issue_id(issue);
     let delivery = env
         .sim
         .webhook_delivery("issue", "updated", &id, support::WEBHOOK_SECRET);
@@ -95,6 +93,14 @@ fn a_webhook_says_why_a_start_after_the_due_date_is_not_spanned(server: ServerKi
         &[("CALPLANEBOT_SPAN", "start-to-due")],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
+    run
+}
+
+on_both_servers!(a_webhook_says_why_a_start_after_the_due_date_is_not_spanned);
+fn a_webhook_says_why_a_start_after_the_due_date_is_not_spanned(server: ServerKind) {
+    let env = Env::start(server, seed());
+    sync_ok(&env, "start-to-due");
+    let run = spanned_webhook(&env, "Backwards");
     assert!(
         run.stderr
             .contains("starts on 2026-12-05, after its due date 2026-12-03"),
@@ -103,20 +109,7 @@ fn a_webhook_says_why_a_start_after_the_due_date_is_not_spanned(server: ServerKi
     );
     assert_eq!(days(&env, "Backwards"), pair("20261203", "20261204"));
     // A webhook of the stretch under the same setting leaves it spanned.
-    let stretch = env.issue_id("Stretch");
-    let delivery = env
-        .sim
-        .webhook_delivery("issue", "updated", &stretch, support::WEBHOOK_SECRET);
-    let signature = delivery
-        .header("X-Plane-Signature")
-        .unwrap_or_default()
-        .to_string();
-    let run = env.webhook(
-        &delivery.body,
-        Some(&signature),
-        &[("CALPLANEBOT_SPAN", "start-to-due")],
-    );
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = spanned_webhook(&env, "Stretch");
     assert!(!run.stderr.contains("after its due date"), "{}", run.stderr);
     assert_eq!(days(&env, "Stretch"), pair("20261201", "20261204"));
 }

@@ -101,6 +101,7 @@ fn single_calendar(dav: &DavClient, url: &str) -> Result<Vec<Calendar>, CalDavEr
 /// How one calendar was read, and what to record of it.
 #[derive(Debug)]
 pub struct Listed {
+    /// The events read; taken by the job they are read for (`sync::fill_actual`).
     pub events: Vec<StoredEvent>,
     pub ctag: Option<String>,
     pub sync_token: Option<String>,
@@ -289,7 +290,7 @@ pub fn record(
     let mut by_calendar: HashMap<&str, Vec<&Written>> = HashMap::new();
     for write in writes {
         by_calendar
-            .entry(calendar_of(write.url()))
+            .entry(crate::reconcile::apply::calendar_of(write.url()))
             .or_default()
             .push(write);
     }
@@ -323,7 +324,13 @@ pub fn record(
                 created_calendar(dav, url, pending, snapshot.now())
             }
             (Some(pending), CalendarState::Exists { .. }, Some(listed)) => {
-                listed_calendar(listed, pending)
+                // The listed events are the job's now (`sync::fill_actual`).
+                let events = job
+                    .actual
+                    .values()
+                    .chain(job.copies.iter().map(|(_, copy)| copy))
+                    .map(|e| (&e.url, &e.etag, &e.data));
+                listed_calendar(listed, events, pending)
             }
             (Some(_), CalendarState::Exists { .. }, None) => None,
         };
@@ -334,18 +341,22 @@ pub fn record(
     }
 }
 
-fn listed_calendar(listed: &Listed, pending: Vec<PendingWrite>) -> Option<CalendarRecord> {
+/// The record of a calendar read this run: its validators, its events (url, ETag, text; every
+/// one must have an ETag) and the run's writes into it.
+fn listed_calendar<'a>(
+    listed: &Listed,
+    events: impl Iterator<Item = (&'a String, &'a Option<String>, &'a String)>,
+    pending: Vec<PendingWrite>,
+) -> Option<CalendarRecord> {
     if listed.ctag.is_none() && listed.sync_token.is_none() {
         return None;
     }
-    let events = listed
-        .events
-        .iter()
-        .map(|e| {
-            e.etag.as_ref().map(|etag| RecordedEvent {
-                url: e.url.clone(),
+    let events = events
+        .map(|(url, etag, data)| {
+            etag.as_ref().map(|etag| RecordedEvent {
+                url: url.clone(),
                 etag: etag.clone(),
-                data: e.data.clone(),
+                data: data.clone(),
             })
         })
         .collect::<Option<Vec<_>>>()?;
@@ -381,13 +392,9 @@ fn created_calendar(
             return None;
         }
     };
-    listed_calendar(&listed, Vec::new()).map(|record| CalendarRecord {
+    let events = listed.events.iter().map(|e| (&e.url, &e.etag, &e.data));
+    listed_calendar(&listed, events, Vec::new()).map(|record| CalendarRecord {
         listed_at: now,
         ..record
     })
-}
-
-/// The calendar collection an event URL is in (everything up to the last `/`).
-fn calendar_of(url: &str) -> &str {
-    url.rfind('/').map_or(url, |i| &url[..=i])
 }

@@ -927,9 +927,9 @@ fn caldav_jobs(
     for (mut job, result) in jobs.into_iter().zip(results) {
         match result {
             None => {}
-            Some(Ok(read)) => {
+            Some(Ok(mut read)) => {
                 counts[read.how as usize] += 1;
-                fill_actual(&mut job, read.events.clone());
+                fill_actual(&mut job, std::mem::take(&mut read.events));
                 reads.insert(job.target.url.clone(), read);
             }
             Some(Err(error)) if error.is_fatal() => return Err(error.into()),

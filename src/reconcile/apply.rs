@@ -155,7 +155,7 @@ impl Written {
 }
 
 /// The calendar collection an event URL is in (everything up to the last `/`).
-fn calendar_of(url: &str) -> &str {
+pub fn calendar_of(url: &str) -> &str {
     url.rfind('/').map_or(url, |i| &url[..=i])
 }
 
