@@ -414,7 +414,11 @@ fn views_check(config: &Config, plane: &PlaneClient) -> CheckResult {
                     view.cache_key()
                 )
             };
-            format!("{}: {dated} dated issues into {calendar}", who.join(", "))
+            format!(
+                "{}: {} into {calendar}",
+                who.join(", "),
+                crate::reconcile::views::dated_issues(dated)
+            )
         })
         .collect();
     let unread = if report.errors.is_empty() {

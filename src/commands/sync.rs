@@ -254,6 +254,11 @@ pub fn reconcile(config: &Config, options: &Options, selection: &Selection) -> O
     };
     let mut status = Status::Success;
     let mut dav = None;
+    if config.caldav.is_none() && !config.assignees.is_empty() {
+        log::warn!(
+            "--assignee applies to CalDAV calendars; this configuration writes feeds only, which already have one feed per member"
+        );
+    }
     if let Some(caldav) = &config.caldav {
         let members = match resolve_members(config, &plane, &fetched.projects) {
             Ok(members) => members,
@@ -1005,9 +1010,9 @@ fn print_views(views: &[View], jobs: &[CalendarJob]) {
         if let Some(job) = jobs.iter().find(|j| j.view.as_deref() == Some(&view.id)) {
             let _ = writeln!(
                 stdout,
-                "assignee view \"{}\": {} dated issues into {}",
+                "assignee view \"{}\": {} into {}",
                 render::escape_controls(&view.label()),
-                job.desired.len(),
+                views::dated_issues(job.desired.len()),
                 render::escape_controls(&job.target.url)
             );
         }

@@ -74,6 +74,14 @@ impl View {
     }
 }
 
+/// "1 dated issue", "3 dated issues": what a view holds, for `check` and the plan.
+pub fn dated_issues(count: usize) -> String {
+    match count {
+        1 => "1 dated issue".to_string(),
+        n => format!("{n} dated issues"),
+    }
+}
+
 /// The views of a run: one per member in a calendar home, one for all of them in
 /// single-calendar mode (their issues together, each once).
 pub fn views(members: Vec<ViewMember>, single_calendar: bool) -> Vec<View> {
