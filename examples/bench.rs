@@ -892,7 +892,7 @@ fn local_work(n: usize) -> Value {
                 (
                     id.clone(),
                     ActualEvent {
-                        url: format!("https://dav.example/cal/{}", event::resource_name(id)),
+                        url: format!("https://dav.example/cal/{}", event::resource_name(id, None)),
                         etag: Some("\"1\"".into()),
                         data: event::render_new(fields, chrono::Utc::now()),
                     },
@@ -900,6 +900,7 @@ fn local_work(n: usize) -> Value {
             })
             .collect();
         let job = CalendarJob {
+            view: None,
             target: CalendarTarget {
                 url: "https://dav.example/cal/".into(),
                 displayname: Some("Plane: Big project".into()),

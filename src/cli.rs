@@ -391,6 +391,29 @@ pub struct BehaviourArgs {
     )]
     pub span: SpanArg,
 
+    /// Who gets an assignee view: `me` (the API key's user), an e-mail address, a display
+    /// name or a member UUID; repeatable (comma-separated in the variable). Each person gets
+    /// one calendar of the dated work items assigned to them across the synced projects,
+    /// `plane-member-{id}/` in the calendar home; in single-calendar mode all of them together
+    /// go into that calendar. Without it: one calendar per project (the team view).
+    #[arg(
+        long = "assignee",
+        env = "CALPLANEBOT_ASSIGNEE",
+        value_name = "WHO",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub assignees: Vec<String>,
+
+    /// The name of each assignee view's calendar [default: "Plane: {display name}"].
+    #[arg(
+        long,
+        env = "CALPLANEBOT_CALENDAR_NAME",
+        value_name = "NAME",
+        global = true
+    )]
+    pub calendar_name: Option<String>,
+
     /// Allow sending credentials over plain http:// to a host that is not loopback.
     #[arg(
         long,

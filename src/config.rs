@@ -62,6 +62,10 @@ pub struct Config {
     pub full_listing_every: Duration,
     /// Which days an issue's event covers (`--span`).
     pub span: crate::mapping::event::Span,
+    /// Whose assignee views this configuration writes (`--assignee`); empty: the team view.
+    pub assignees: Vec<String>,
+    /// The name of the assignee views' calendars (`--calendar-name`).
+    pub calendar_name: Option<String>,
 }
 
 /// Where and as whom events are written over CalDAV.
@@ -225,8 +229,27 @@ impl Config {
             .as_ref()
             .map(|f| f.dir.display().to_string())
             .unwrap_or_default();
-        let hash = config_hash(&[
-            &plane_base_url,
+        // Views are part of what a configuration is: two people's configurations on one
+        // machine keep their own lock, cache and snapshot.
+        let assignees: Vec<String> = behaviour
+            .assignees
+            .iter()
+            .map(|who| who.trim().to_string())
+            .filter(|who| !who.is_empty())
+            .collect();
+        let calendar_name = behaviour
+            .calendar_name
+            .as_deref()
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .map(str::to_string);
+        let views = format!(
+            "views:{}\n{}",
+            assignees.join(","),
+            calendar_name.as_deref().unwrap_or("")
+        );
+        let mut parts = vec![
+            plane_base_url.as_str(),
             &workspace_slug,
             caldav.as_ref().map_or("", |c| c.url.as_str()),
             caldav.as_ref().map_or("", |c| c.username.as_str()),
@@ -235,7 +258,13 @@ impl Config {
                 .and_then(|c| c.calendar_url.as_deref())
                 .unwrap_or(""),
             &feed_dir,
-        ]);
+        ];
+        // Only a configuration with views hashes them: a team configuration keeps the files
+        // it had before views existed.
+        if !assignees.is_empty() {
+            parts.push(&views);
+        }
+        let hash = config_hash(&parts);
         let lock_file = match &behaviour.lock_file {
             Some(path) => path.clone(),
             None => default_lock_file(hash),
@@ -261,6 +290,8 @@ impl Config {
                 crate::cli::SpanArg::Due => crate::mapping::event::Span::Due,
                 crate::cli::SpanArg::StartToDue => crate::mapping::event::Span::StartToDue,
             },
+            assignees,
+            calendar_name,
             plane_base_url: plane_base_url.trim_end_matches('/').to_string(),
             plane_web_url: plane_web_url.trim_end_matches('/').to_string(),
             plane_token,
@@ -552,6 +583,8 @@ mod tests {
             concurrency: 4,
             full_listing_every: std::time::Duration::from_secs(3600),
             span: crate::cli::SpanArg::Due,
+            assignees: Vec::new(),
+            calendar_name: None,
             allow_insecure_http: false,
         }
     }

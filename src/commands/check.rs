@@ -39,6 +39,8 @@ pub enum Check {
     SingleCalendar,
     /// CALPLANEBOT_FEED_DIR takes files, and CALPLANEBOT_FEED_BASE_URL is an https:// URL.
     Feeds,
+    /// Each `--assignee` names one workspace member (only with assignee views).
+    Views,
 }
 
 impl Check {
@@ -53,6 +55,7 @@ impl Check {
             Check::CalendarHome => "calendar home",
             Check::SingleCalendar => "single calendar",
             Check::Feeds => "feed directory",
+            Check::Views => "assignee views",
         }
     }
 
@@ -152,7 +155,16 @@ pub fn run(connection: &ConnectionArgs, behaviour: &BehaviourArgs) -> Status {
                 configuration_summary(&config),
             )]);
             let plane = crate::commands::sync::plane_client(&config);
-            record(plane_checks(&config, &plane));
+            let plane_results = plane_checks(&config, &plane);
+            let plane_failed = plane_results.iter().any(CheckResult::is_failed);
+            record(plane_results);
+            if !config.assignees.is_empty() && config.caldav.is_some() {
+                record(vec![if plane_failed {
+                    CheckResult::needs(Check::Views, Check::Workspace)
+                } else {
+                    views_check(&config, &plane)
+                }]);
+            }
             if let Some(caldav) = &config.caldav {
                 let dav = crate::commands::sync::dav_client(caldav, &config);
                 record(caldav_checks(caldav, &dav));
@@ -293,7 +305,12 @@ fn configuration_summary(config: &Config) -> String {
             "events from the start date to the due date (--span start-to-due)"
         }
     };
-    let mode = format!("{caldav}{feeds}; {span}");
+    let views = if config.assignees.is_empty() || config.caldav.is_none() {
+        String::new()
+    } else {
+        format!("; assignee views of {}", config.assignees.join(", "))
+    };
+    let mode = format!("{caldav}{views}{feeds}; {span}");
     let webhook = if config.webhook_secret.is_some() {
         "webhook signatures checked"
     } else {
@@ -340,6 +357,72 @@ fn plane_checks(config: &Config, plane: &PlaneClient) -> Vec<CheckResult> {
         Err(error) => workspace_failed(&error, &config.workspace_slug),
     };
     vec![token, workspace]
+}
+
+/// The assignee views: whom each `--assignee` names and how many dated issues each view
+/// holds now (a full read of the workspace's issues, as a sync makes).
+fn views_check(config: &Config, plane: &PlaneClient) -> CheckResult {
+    use crate::commands::sync::{self, Selection};
+    let mut report = crate::reconcile::render::Report::default();
+    let fetched = match sync::fetch(&Selection::All, plane, &mut report) {
+        Ok(fetched) => fetched,
+        Err(abort) => {
+            return CheckResult::failed(
+                Check::Views,
+                abort.to_string(),
+                "the work items must be readable to count each view's",
+            );
+        }
+    };
+    let members = match sync::resolve_members(config, plane, &fetched.projects) {
+        Ok(members) => members,
+        Err(abort) => {
+            return CheckResult::failed(
+                Check::Views,
+                abort.to_string(),
+                "give `me`, a member's e-mail address, display name or UUID (see the workspace's members in Plane)",
+            );
+        }
+    };
+    let single = config
+        .caldav
+        .as_ref()
+        .is_some_and(|c| c.calendar_url.is_some());
+    let described: Vec<String> = crate::reconcile::views::views(members, single)
+        .iter()
+        .map(|view| {
+            let dated = fetched
+                .projects
+                .iter()
+                .flat_map(|(_, issues)| &issues.issues)
+                .filter(|issue| view.wants(issue))
+                .count();
+            let who: Vec<String> = view
+                .members
+                .iter()
+                .map(|m| match m.email.as_str() {
+                    "" => format!("{} (member {})", m.display_name, m.id),
+                    email => format!("{} <{email}> (member {})", m.display_name, m.id),
+                })
+                .collect();
+            let calendar = if single {
+                "the single calendar".to_string()
+            } else {
+                format!(
+                    "{} at plane-member-{}/",
+                    view.calendar_name(config.calendar_name.as_deref()),
+                    view.cache_key()
+                )
+            };
+            format!("{}: {dated} dated issues into {calendar}", who.join(", "))
+        })
+        .collect();
+    let unread = if report.errors.is_empty() {
+        ""
+    } else {
+        " (some projects could not be read completely: the counts are low)"
+    };
+    CheckResult::passed(Check::Views, format!("{}{unread}", described.join("; ")))
 }
 
 /// What the workspace check says of the page size: nothing for Plane CE's 1000.

@@ -144,13 +144,22 @@ pub fn list_calendars(
             sync_token: server.and_then(|c| c.sync_token.as_deref()),
         };
         let listing = snapshot::choose(snapshot.calendar(url), validators);
-        Some(read_calendar(dav, url, listing, validators, now))
+        Some(read_calendar(
+            dav,
+            url,
+            job.view.as_deref(),
+            listing,
+            validators,
+            now,
+        ))
     })
 }
 
+/// Reads one calendar for the events of assignee view `view` (`None`: the default view).
 fn read_calendar(
     dav: &DavClient,
     url: &str,
+    view: Option<&str>,
     listing: Listing<'_>,
     validators: Validators<'_>,
     now: i64,
@@ -171,12 +180,16 @@ fn read_calendar(
             listed_at: record.listed_at,
             how: How::Snapshot,
         }),
-        Listing::Changes(record, from) => match read_changes(dav, url, record, from)? {
+        Listing::Changes(record, from) => match read_changes(dav, url, view, record, from)? {
             Some(listed) => Ok(listed),
-            None => read_calendar(dav, url, Listing::Full, validators, now),
+            None => read_calendar(dav, url, view, Listing::Full, validators, now),
         },
         Listing::Full => Ok(Listed {
-            events: dav.owned_events(url, is_our_resource_name, event::UID_SUFFIX)?,
+            events: dav.owned_events(
+                url,
+                |name| is_our_resource_name(name, view),
+                &event::uid_marker(view),
+            )?,
             ctag: validators.ctag.map(str::to_string),
             sync_token: validators.sync_token.map(str::to_string),
             listed_at: now,
@@ -185,8 +198,9 @@ fn read_calendar(
     }
 }
 
-pub fn is_our_resource_name(name: &str) -> bool {
-    event::issue_id_from_resource_name(name).is_some()
+/// Whether `name` is one of assignee view `view`'s resource names.
+pub fn is_our_resource_name(name: &str, view: Option<&str>) -> bool {
+    event::issue_id_from_resource_name(name, view).is_some()
 }
 
 /// The calendar from `record` and the server's changes since `from`: only the changed members
@@ -196,6 +210,7 @@ pub fn is_our_resource_name(name: &str) -> bool {
 fn read_changes(
     dav: &DavClient,
     url: &str,
+    view: Option<&str>,
     record: &CalendarRecord,
     from: &str,
 ) -> Result<Option<Listed>, CalDavError> {
@@ -239,9 +254,9 @@ fn read_changes(
     let (mut to_read, others): (Vec<String>, Vec<String>) = merged
         .to_read
         .into_iter()
-        .partition(|href| is_our_resource_name(&name_of(href)));
+        .partition(|href| is_our_resource_name(&name_of(href), view));
     if !others.is_empty() {
-        match dav.uid_holders(url, event::UID_SUFFIX) {
+        match dav.uid_holders(url, &event::uid_marker(view)) {
             Ok(holders) => {
                 let holders: std::collections::HashSet<String> =
                     holders.iter().map(|h| caldav::xml::href_path(h)).collect();
@@ -321,7 +336,7 @@ pub fn record(
             (None, _, _) => None,
             (Some(_), _, _) if failed_calendars.iter().any(|f| f == url) => None,
             (Some(pending), CalendarState::Missing, _) => {
-                created_calendar(dav, url, pending, snapshot.now())
+                created_calendar(dav, url, job.view.as_deref(), pending, snapshot.now())
             }
             (Some(pending), CalendarState::Exists { .. }, Some(listed)) => {
                 // The listed events are the job's now (`sync::fill_actual`).
@@ -374,6 +389,7 @@ fn listed_calendar<'a>(
 fn created_calendar(
     dav: &DavClient,
     url: &str,
+    view: Option<&str>,
     pending: Vec<PendingWrite>,
     now: i64,
 ) -> Option<CalendarRecord> {
@@ -384,7 +400,7 @@ fn created_calendar(
         events: Vec::new(),
         pending,
     };
-    let listed = match read_changes(dav, url, &made, "") {
+    let listed = match read_changes(dav, url, view, &made, "") {
         Ok(Some(listed)) => listed,
         Ok(None) => return None,
         Err(error) => {

@@ -17,6 +17,7 @@ use crate::plane::{self, Issue, IssueItem, PlaneClient, PlaneError, Project, Pro
 use crate::reconcile::placement::{self, Layout, Wanted};
 use crate::reconcile::plan::{self, ActualEvent, CalendarJob, CalendarTarget, Change};
 use crate::reconcile::render::{self, Action, Report};
+use crate::reconcile::views::{self, View, ViewMember};
 use crate::support::cache::CalendarCache;
 use crate::support::snapshot::{self, Snapshot};
 
@@ -254,6 +255,10 @@ pub fn reconcile(config: &Config, options: &Options, selection: &Selection) -> O
     let mut status = Status::Success;
     let mut dav = None;
     if let Some(caldav) = &config.caldav {
+        let members = match resolve_members(config, &plane, &fetched.projects) {
+            Ok(members) => members,
+            Err(abort) => return aborted(abort, report, None),
+        };
         let client = dav_client(caldav, config);
         let mut snapshot = load_snapshot(config, caldav);
         match caldav_jobs(
@@ -263,6 +268,7 @@ pub fn reconcile(config: &Config, options: &Options, selection: &Selection) -> O
             &plane,
             &client,
             &fetched,
+            &members,
             &mut report,
             &mut snapshot,
         ) {
@@ -528,7 +534,7 @@ fn confirm_feed_absences(
             if fresh.contains(&uid) || !complete.contains(project.as_str()) {
                 continue;
             }
-            let Some(id) = event::issue_id_from_uid(&uid) else {
+            let Some(id) = event::issue_id_from_uid(&uid, None) else {
                 continue;
             };
             let listed_undated = by_project
@@ -684,13 +690,25 @@ pub fn remember_calendars(cache: &mut CalendarCache, jobs: &[CalendarJob], repor
             .failures
             .iter()
             .any(|f| f.action == Action::CreateCalendar && f.url == job.target.url);
-        for scope in &job.scopes {
+        let keys = cache_keys(job);
+        for key in &keys {
             if failed {
-                cache.remove(&scope.project.id);
+                cache.remove(key);
             } else {
-                cache.set(&scope.project.id, &job.target.url);
+                cache.set(key, &job.target.url);
             }
         }
+    }
+}
+
+/// The keys of a job's calendar in the calendar-location cache: an assignee view's calendar
+/// is found by its member's id, a project's calendar by the project's.
+pub fn cache_keys(job: &CalendarJob) -> Vec<String> {
+    match &job.view {
+        Some(_) => placement::member_of_calendar(&job.target.url)
+            .into_iter()
+            .collect(),
+        None => job.scopes.iter().map(|s| s.project.id.clone()).collect(),
     }
 }
 
@@ -886,6 +904,7 @@ fn caldav_jobs(
     plane: &PlaneClient,
     dav: &DavClient,
     fetched: &Fetched,
+    members: &[ViewMember],
     report: &mut Report,
     snapshot: &mut Snapshot,
 ) -> Result<CalDavJobs, Abort> {
@@ -900,8 +919,26 @@ fn caldav_jobs(
         span: config.span,
     };
     let survey = listing::survey(caldav, dav, snapshot)?;
+    let views = views::views(members.to_vec(), matches!(survey.layout, Layout::Single(_)));
     let jobs = match &survey.layout {
-        Layout::Single(url) => vec![placement::single_calendar_job(url, fetched, &ctx)],
+        Layout::Single(url) => vec![placement::single_calendar_job(
+            url,
+            fetched,
+            &ctx,
+            views.first(),
+        )],
+        Layout::Home(home) if !views.is_empty() => views
+            .iter()
+            .map(|view| {
+                let target = placement::view_target(
+                    home,
+                    &survey.calendars,
+                    view,
+                    config.calendar_name.as_deref(),
+                );
+                placement::view_job(target, fetched, &ctx, Some(view))
+            })
+            .collect(),
         Layout::Home(home) => {
             log::debug!("calendar home: {home}");
             let wanted: Vec<Wanted<'_>> = fetched
@@ -949,12 +986,83 @@ fn caldav_jobs(
         counts[How::Changes as usize],
         counts[How::Full as usize]
     );
-    confirm_absences(plane, all, &mut kept, config, options.guard, &ctx)?;
+    confirm_absences(plane, all, &mut kept, &views, config, options.guard, &ctx)?;
+    if options.format == Format::Text {
+        print_views(&views, &kept);
+    }
     Ok(CalDavJobs {
         jobs: kept,
         layout: Some(survey.layout),
         reads,
     })
+}
+
+/// One line per assignee view before the plan: whose it is, how many dated issues it holds
+/// and the calendar it writes to.
+fn print_views(views: &[View], jobs: &[CalendarJob]) {
+    let mut stdout = std::io::stdout().lock();
+    for view in views {
+        if let Some(job) = jobs.iter().find(|j| j.view.as_deref() == Some(&view.id)) {
+            let _ = writeln!(
+                stdout,
+                "assignee view \"{}\": {} dated issues into {}",
+                render::escape_controls(&view.label()),
+                job.desired.len(),
+                render::escape_controls(&job.target.url)
+            );
+        }
+    }
+}
+
+/// Resolves the configuration's `--assignee` values once per run (see `views`): `users/me/`
+/// when one is `me`, the workspace's members list for any other; a key that may not read the
+/// list names people by the assignees of the issues fetched. A value that names nobody is a
+/// usage error: nothing is written.
+pub fn resolve_members(
+    config: &Config,
+    plane: &PlaneClient,
+    fetched: &[(Project, ProjectIssues)],
+) -> Result<Vec<ViewMember>, Abort> {
+    if config.assignees.is_empty() {
+        return Ok(Vec::new());
+    }
+    let me = if config.assignees.iter().any(|w| views::is_me(w)) {
+        Some(plane.me()?)
+    } else {
+        None
+    };
+    let members = if config.assignees.iter().all(|w| views::is_me(w)) {
+        None
+    } else {
+        match plane.workspace_members() {
+            Ok(members) => Some(members),
+            Err(PlaneError::Forbidden { .. }) => {
+                log::info!(
+                    "the API key may not read the workspace's members: --assignee is matched against the assignees seen"
+                );
+                None
+            }
+            Err(error) => return Err(error.into()),
+        }
+    };
+    let mut seen: Vec<plane::Assignee> = Vec::new();
+    for issue in fetched.iter().flat_map(|(_, issues)| &issues.issues) {
+        for assignee in &issue.assignees {
+            if !seen.iter().any(|s| s.id == assignee.id) {
+                seen.push(assignee.clone());
+            }
+        }
+    }
+    let directory = views::Directory {
+        me: me.as_ref(),
+        members: members.as_deref(),
+        seen: &seen,
+    };
+    let resolved = views::resolve(&config.assignees, directory).map_err(Abort::Usage)?;
+    for member in &resolved {
+        log::debug!("--assignee: {} (member {})", member.display_name, member.id);
+    }
+    Ok(resolved)
 }
 
 /// What [`caldav_jobs`] gathered.
@@ -971,23 +1079,25 @@ struct CalDavJobs {
 /// events claim one issue, the one that carries its UID under our name is kept in `actual`
 /// and the other becomes a copy.
 pub fn fill_actual(job: &mut CalendarJob, events: Vec<StoredEvent>) {
+    let view = job.view.clone();
+    let view = view.as_deref();
     for stored in events {
         let decoded = caldav::xml::href_path(&stored.url);
         let name = decoded.rsplit('/').next().unwrap_or_default();
         let uid_id = || {
             event::read_event(&stored.data)
                 .ok()
-                .and_then(|f| event::issue_id_from_uid(&f.uid).map(str::to_string))
+                .and_then(|f| event::issue_id_from_uid(&f.uid, view).map(str::to_string))
         };
-        let by_name = event::issue_id_from_resource_name(name).map(str::to_string);
+        let by_name = event::issue_id_from_resource_name(name, view).map(str::to_string);
         let Some(id) = by_name.clone().or_else(uid_id) else {
             continue;
         };
         let rank = |event: &ActualEvent| {
             let fields = event::read_event(&event.data).ok();
-            let has_uid = fields.is_some_and(|f| f.uid == event::uid_for(&id));
+            let has_uid = fields.is_some_and(|f| f.uid == event::uid_for(&id, view));
             let decoded = caldav::xml::href_path(&event.url);
-            let named = decoded.ends_with(&format!("/{}", event::resource_name(&id)));
+            let named = decoded.ends_with(&format!("/{}", event::resource_name(&id, view)));
             (has_uid, named)
         };
         let actual = ActualEvent {
@@ -1101,6 +1211,7 @@ fn confirm_absences(
     plane: &PlaneClient,
     all: &Fetched,
     jobs: &mut [CalendarJob],
+    views: &[View],
     config: &Config,
     guard: plan::GuardLimits,
     ctx: &MappingContext,
@@ -1110,10 +1221,13 @@ fn confirm_absences(
         .iter()
         .map(|(p, _)| (p.id.as_str(), p))
         .collect();
-    let undated = |project: &str, id: &str| {
-        all.projects
-            .iter()
-            .any(|(p, issues)| p.id == project && issues.undated.contains(id))
+    // Listed (undated, or dated but not the view's): its absence from the desired events is
+    // proven by the list itself.
+    let listed = |project: &str, id: &str| {
+        all.projects.iter().any(|(p, issues)| {
+            p.id == project
+                && (issues.undated.contains(id) || issues.issues.iter().any(|i| i.id == id))
+        })
     };
     let mut candidates: Vec<(usize, String, String)> = Vec::new();
     for (index, job) in jobs.iter().enumerate() {
@@ -1127,14 +1241,14 @@ fn confirm_absences(
             let Change::Delete { url, before, .. } = change else {
                 continue;
             };
-            let Some(id) = event::issue_id_from_uid(&before.uid) else {
+            let Some(id) = event::issue_id_from_uid(&before.uid, job.view.as_deref()) else {
                 continue;
             };
             // A second copy of a live event is not an absence: nothing to ask.
             let absent =
                 !job.desired.contains_key(id) && job.actual.get(id).is_some_and(|a| a.url == *url);
             if let (true, Some(project)) = (absent, before.project.clone())
-                && !undated(&project, id)
+                && !listed(&project, id)
             {
                 candidates.push((index, id.to_string(), project));
             }
@@ -1163,8 +1277,14 @@ fn confirm_absences(
         match all.confirm(plane, project, &id)? {
             Answer::Gone => {}
             Answer::Alive(issue) => {
-                job.desired
-                    .insert(id.clone(), event::desired_event(&issue, project, ctx));
+                let view = views
+                    .iter()
+                    .find(|v| job.view.as_deref() == Some(v.id.as_str()));
+                if view.is_none_or(|v| v.wants(&issue)) {
+                    let fields = event::desired_event(&issue, project, ctx);
+                    let fields = event::in_view(fields, &id, job.view.as_deref());
+                    job.desired.insert(id.clone(), fields);
+                }
             }
             Answer::Unsure(why) => {
                 if let Some(scope) = job.scope_mut(&project_id) {

@@ -28,6 +28,7 @@ use crate::plane::{
 use crate::reconcile::placement::{self, Layout, Wanted};
 use crate::reconcile::plan::{CalendarJob, CalendarState, CalendarTarget};
 use crate::reconcile::render::Report;
+use crate::reconcile::views::{self, View, ViewMember};
 use crate::support::cache::CalendarCache;
 
 /// Largest delivery accepted. Plane sends the whole issue, description included; a real one is
@@ -310,12 +311,27 @@ fn reconcile_issue(config: &Config, options: &Options, id: &str, project: Option
         log::error!("nothing was changed");
         abort.status()
     };
+    // Assignee views: whom they are for, resolved before an issue that is gone is looked for
+    // (its assignees are unknown then), else once the issue is read.
+    let mut members: Option<Vec<ViewMember>> = None;
     // Where the event is, when the delivery does not say (an issue deletion).
     let mut located = None;
     let project_id = match project {
         Some(project) => project.to_string(),
         None => {
             let found = match &mut caldav {
+                Some((settings, dav, cache)) if !config.assignees.is_empty() => {
+                    let resolved = match sync::resolve_members(config, &plane, &[]) {
+                        Ok(resolved) => resolved,
+                        Err(abort) => return stop(abort),
+                    };
+                    let found = match locate_in_views(config, settings, dav, cache, id, &resolved) {
+                        Ok(found) => found,
+                        Err(abort) => return stop(abort),
+                    };
+                    members = Some(resolved);
+                    found
+                }
                 Some((settings, dav, cache)) => match locate(config, settings, dav, cache, id) {
                     Ok(found) => found,
                     Err(abort) => return stop(abort),
@@ -324,9 +340,13 @@ fn reconcile_issue(config: &Config, options: &Options, id: &str, project: Option
             };
             let from_feeds = || {
                 let feeds = config.feeds.as_ref()?;
-                feed::project_of(&feeds.dir, &config.workspace_slug, &event::uid_for(id))
-                    .ok()
-                    .flatten()
+                feed::project_of(
+                    &feeds.dir,
+                    &config.workspace_slug,
+                    &event::uid_for(id, None),
+                )
+                .ok()
+                .flatten()
             };
             match found {
                 Some((calendar, stored, project)) => {
@@ -364,23 +384,46 @@ fn reconcile_issue(config: &Config, options: &Options, id: &str, project: Option
             dry_run: options.dry_run,
             ..Report::default()
         };
-        match gather_issue(
-            config,
-            settings,
-            dav,
-            cache,
-            id,
-            located,
-            issue.as_ref(),
-            &project,
-        ) {
+        let gathered = if config.assignees.is_empty() {
+            gather_issue(
+                config,
+                settings,
+                dav,
+                cache,
+                id,
+                located,
+                issue.as_ref(),
+                &project,
+            )
+        } else {
+            let seen = ProjectIssues {
+                issues: issue.iter().cloned().collect(),
+                ..ProjectIssues::default()
+            };
+            match members.take().map_or_else(
+                || sync::resolve_members(config, &plane, &[(project.clone(), seen)]),
+                Ok,
+            ) {
+                Ok(members) => gather_views(
+                    config,
+                    settings,
+                    dav,
+                    cache,
+                    id,
+                    issue.as_ref(),
+                    &project,
+                    members,
+                ),
+                Err(abort) => return stop(abort),
+            }
+        };
+        match gathered {
             Ok(gathered) => {
                 let Gathered {
-                    job,
+                    jobs,
                     discovered,
                     single,
                 } = gathered;
-                let jobs: Vec<CalendarJob> = job.into_iter().collect();
                 let (caldav_status, report) =
                     sync::finish(config, options, &jobs, &plane, dav, report, started);
                 status = caldav_status;
@@ -426,8 +469,8 @@ fn remember(
         }
     } else {
         // The cached calendar may be gone: the next run discovers again.
-        for scope in jobs.iter().flat_map(|j| &j.scopes) {
-            cache.remove(&scope.project.id);
+        for key in jobs.iter().flat_map(sync::cache_keys) {
+            cache.remove(&key);
         }
         cache.set_single_calendar(None);
     }
@@ -527,7 +570,7 @@ fn patch_feeds(
         )
     });
     let patch = feed::Patch {
-        uid: event::uid_for(id),
+        uid: event::uid_for(id, None),
         event,
         into,
     };
@@ -542,9 +585,10 @@ fn patch_feeds(
     sync::carry_out_feeds(&settings.dir, &plan, options, &mut report)
 }
 
-/// The one calendar job of a webhook run, or none when there is nothing to look at.
+/// The calendar jobs of a webhook run: the project's calendar or each assignee view's (none
+/// when there is nothing to look at).
 struct Gathered {
-    job: Option<CalendarJob>,
+    jobs: Vec<CalendarJob>,
     /// The calendar was found by discovery (not the cache): remember it.
     discovered: bool,
     /// Single-calendar mode: the project → calendar entries of the cache do not apply.
@@ -563,7 +607,7 @@ fn gather_issue(
     project: &Project,
 ) -> Result<Gathered, Abort> {
     let nothing = Gathered {
-        job: None,
+        jobs: Vec::new(),
         discovered: false,
         single: false,
     };
@@ -618,27 +662,50 @@ fn gather_issue(
     };
     let mut job = match (target, &single) {
         (Some(target), _) => placement::project_job(target, &project, &fetched[0].1, &ctx),
-        (None, Some(url)) => placement::single_calendar_job(url, &fetched, &ctx),
+        (None, Some(url)) => placement::single_calendar_job(url, &fetched, &ctx, None),
         (None, None) => unreachable!("no calendar target outside single-calendar mode"),
     };
-    // The event as stored: where the delivery's search found it; at our resource name when
-    // an event is wanted (a create that meets our UID elsewhere updates that object); under
-    // any name when it is not, so that an event a client moved still goes.
-    let stored: Vec<StoredEvent> = match located.take() {
-        Some((_, stored)) => vec![stored],
+    let stored = located.take().map(|(_, stored)| stored);
+    fill_stored(dav, &mut job, id, stored, &fetched[0].1)?;
+    Ok(Gathered {
+        jobs: vec![job],
+        discovered,
+        single: single.is_some(),
+    })
+}
+
+/// Reads the issue's event into `job`: where the delivery's search found it (`located`); at
+/// the job's resource name when an event is wanted (a create that meets our UID elsewhere
+/// updates that object); under any name when it is not, so that an event a client moved still
+/// goes.
+fn fill_stored(
+    dav: &DavClient,
+    job: &mut CalendarJob,
+    id: &str,
+    located: Option<StoredEvent>,
+    issues: &ProjectIssues,
+) -> Result<(), Abort> {
+    let view = job.view.clone();
+    let view = view.as_deref();
+    let stored: Vec<StoredEvent> = match located {
+        Some(stored) => vec![stored],
         None if job.target.state == CalendarState::Missing => Vec::new(),
-        None if issue.is_some() => dav
-            .get(&format!("{}{}", job.target.url, event::resource_name(id)))?
+        None if job.desired.contains_key(id) => dav
+            .get(&format!(
+                "{}{}",
+                job.target.url,
+                event::resource_name(id, view)
+            ))?
             .into_iter()
             .collect(),
-        None => dav.find_uid(&job.target.url, &event::uid_for(id))?,
+        None => dav.find_uid(&job.target.url, &event::uid_for(id, view))?,
     };
     // An event still marked with the project the issue was in before a move is this issue's
     // event all the same (the issue id is unique in the workspace).
     for mark in stored
         .iter()
         .filter_map(|s| event::read_event(&s.data).ok()?.project)
-        .filter(|mark| *mark != project.id && plane::is_uuid(mark))
+        .filter(|mark| plane::is_uuid(mark))
     {
         if job.scopes.iter().all(|s| s.project.id != mark) {
             let moved_from = Project {
@@ -646,16 +713,155 @@ fn gather_issue(
                 identifier: String::new(),
                 name: String::new(),
             };
-            job.scopes
-                .push(placement::scope_of(&moved_from, &fetched[0].1));
+            job.scopes.push(placement::scope_of(&moved_from, issues));
         }
     }
-    sync::fill_actual(&mut job, stored);
+    sync::fill_actual(job, stored);
+    Ok(())
+}
+
+/// The jobs of the assignee views for one issue: each view's calendar (the single calendar, or
+/// `plane-member-{id}/` from the cache or, failing that, the home), wanting the issue's event
+/// when it is assigned to one of the view's members. A view whose calendar does not exist and
+/// that wants nothing is left out.
+#[allow(clippy::too_many_arguments)]
+fn gather_views(
+    config: &Config,
+    caldav: &CalDav,
+    dav: &DavClient,
+    cache: &mut CalendarCache,
+    id: &str,
+    issue: Option<&Issue>,
+    project: &Project,
+    members: Vec<ViewMember>,
+) -> Result<Gathered, Abort> {
+    let ctx = MappingContext {
+        workspace_slug: &config.workspace_slug,
+        web_url: &config.plane_web_url,
+        span: config.span,
+    };
+    let issues = ProjectIssues {
+        listed: 1,
+        issues: issue.into_iter().cloned().collect(),
+        ..ProjectIssues::default()
+    };
+    let fetched = [(project.clone(), issues)];
+    let mut single = single_calendar(caldav, cache);
+    let mut discovered = false;
+    let mut home: Option<(String, Vec<caldav::Calendar>)> = None;
+    // Discovery only when a member's calendar is not in the cache.
+    let needs_discovery = single.is_none()
+        && views::views(members.clone(), false)
+            .iter()
+            .any(|v| cache.calendar(v.cache_key()).is_none());
+    if needs_discovery {
+        discovered = true;
+        match sync::layout(caldav, dav)? {
+            Layout::Single(url) => {
+                cache.set_single_calendar(Some(&url));
+                single = Some(url);
+            }
+            Layout::Home(url) => {
+                let calendars = dav.calendars(&url)?;
+                home = Some((url, calendars));
+            }
+        }
+    }
+    let mut jobs = Vec::new();
+    for view in views::views(members, single.is_some()) {
+        let target = match (&single, cache.calendar(view.cache_key()), &home) {
+            (Some(url), _, _) => placement::single_calendar_target(url),
+            (None, Some(url), _) => {
+                let name = Some(view.calendar_name(config.calendar_name.as_deref()));
+                CalendarTarget {
+                    url: url.to_string(),
+                    displayname: name.clone(),
+                    state: CalendarState::Exists { displayname: name },
+                }
+            }
+            (None, None, Some((url, calendars))) => {
+                placement::view_target(url, calendars, &view, config.calendar_name.as_deref())
+            }
+            (None, None, None) => unreachable!("discovery ran for a view not in the cache"),
+        };
+        let mut job = placement::view_job(target, &fetched, &ctx, Some(&view));
+        if job.target.state == CalendarState::Missing && job.desired.is_empty() {
+            continue;
+        }
+        fill_stored(dav, &mut job, id, None, &fetched[0].1)?;
+        jobs.push(job);
+    }
     Ok(Gathered {
-        job: Some(job),
+        jobs,
         discovered,
         single: single.is_some(),
     })
+}
+
+/// [`locate`] for assignee views: the issue's event in each view's calendar (the single one,
+/// or the members' calendars the cache knows, else those in the home), at the view's resource
+/// name. Returns the first one found.
+fn locate_in_views(
+    config: &Config,
+    caldav: &CalDav,
+    dav: &DavClient,
+    cache: &CalendarCache,
+    id: &str,
+    members: &[ViewMember],
+) -> Result<Option<(String, StoredEvent, String)>, Abort> {
+    let look =
+        |calendar: &str, view: &View| -> Result<Option<(String, StoredEvent, String)>, Abort> {
+            let name = event::resource_name(id, Some(&view.id));
+            let Some(stored) = dav.get(&format!("{calendar}{name}"))? else {
+                return Ok(None);
+            };
+            let owned = event::read_event(&stored.data).ok().filter(|fields| {
+                fields.uid == event::uid_for(id, Some(&view.id))
+                    && fields.view.as_deref() == Some(view.id.as_str())
+                    && fields.workspace.as_deref() == Some(config.workspace_slug.as_str())
+            });
+            Ok(match owned.and_then(|f| f.project) {
+                Some(project) if plane::is_uuid(&project) => {
+                    Some((calendar.to_string(), stored, project))
+                }
+                _ => None,
+            })
+        };
+    let single = match single_calendar(caldav, cache) {
+        Some(url) => Some(url),
+        None if views::views(members.to_vec(), false)
+            .iter()
+            .all(|v| cache.calendar(v.cache_key()).is_some()) =>
+        {
+            None
+        }
+        None => match sync::layout(caldav, dav)? {
+            Layout::Single(url) => Some(url),
+            Layout::Home(home) => {
+                for view in views::views(members.to_vec(), false) {
+                    if let Some(found) = look(&view.calendar_url(&home), &view)? {
+                        return Ok(Some(found));
+                    }
+                }
+                return Ok(None);
+            }
+        },
+    };
+    if let Some(url) = single {
+        let view = views::views(members.to_vec(), true);
+        return match view.first() {
+            Some(view) => look(&url, view),
+            None => Ok(None),
+        };
+    }
+    for view in views::views(members.to_vec(), false) {
+        if let Some(url) = cache.calendar(view.cache_key())
+            && let Some(found) = look(url, &view)?
+        {
+            return Ok(Some(found));
+        }
+    }
+    Ok(None)
 }
 
 /// The one calendar of single-calendar mode: `CALDAV_CALENDAR_URL`, or the calendar an earlier
@@ -689,7 +895,7 @@ fn locate(
     cache: &CalendarCache,
     id: &str,
 ) -> Result<Option<(String, StoredEvent, String)>, Abort> {
-    let name = event::resource_name(id);
+    let name = event::resource_name(id, None);
     let look = |calendar: &str| -> Result<Option<(String, StoredEvent, String)>, Abort> {
         let Some(stored) = dav.get(&format!("{calendar}{name}"))? else {
             return Ok(None);
@@ -697,7 +903,8 @@ fn locate(
         let Ok(fields) = event::read_event(&stored.data) else {
             return Ok(None);
         };
-        let ours = fields.uid == event::uid_for(id)
+        let ours = fields.uid == event::uid_for(id, None)
+            && fields.view.is_none()
             && fields.workspace.as_deref() == Some(config.workspace_slug.as_str());
         match fields.project {
             Some(project) if ours && plane::is_uuid(&project) => {

@@ -581,7 +581,7 @@ mod tests {
         let id = format!("9d577c4e-d35e-4940-9f10-{n:012}");
         FeedEvent {
             fields: ManagedFields {
-                uid: event::uid_for(&id),
+                uid: event::uid_for(&id, None),
                 summary: format!("[{n}] Task {n}"),
                 description: "---\nPriority: None\nProject: P".into(),
                 dtstart: NaiveDate::from_ymd_opt(2026, 12, day),
@@ -592,6 +592,7 @@ mod tests {
                 url: Some(format!("https://plane/acme/projects/{project}/issues/{id}")),
                 workspace: Some(WS.into()),
                 project: Some(project.into()),
+                view: None,
             },
             dtstamp: Utc.with_ymd_and_hms(2026, 11, 20, 8, 0, n).unwrap(),
             assignees: assignees.iter().map(|a| a.to_string()).collect(),

@@ -32,6 +32,8 @@ const RESOURCE_SUFFIX: &str = ".ics";
 /// The scope marks of `shared/design.md` ("Identity and ownership").
 pub const WORKSPACE_MARK: &str = "X-CALPLANEBOT-WORKSPACE";
 pub const PROJECT_MARK: &str = "X-CALPLANEBOT-PROJECT";
+/// The mark of an assignee view's events (`--assignee`); the default view has none.
+pub const VIEW_MARK: &str = "X-CALPLANEBOT-VIEW";
 
 /// What `render_update` removes from the master VEVENT before writing the desired values.
 /// UID stays (it is the identity); DURATION goes because we always write DTEND (RFC 5545
@@ -48,6 +50,7 @@ const MANAGED_NAMES: &[&str] = &[
     "URL",
     WORKSPACE_MARK,
     PROJECT_MARK,
+    VIEW_MARK,
     "DTSTAMP",
     "LAST-MODIFIED",
     "SEQUENCE",
@@ -104,6 +107,10 @@ pub struct ManagedFields {
     pub url: Option<String>,
     pub workspace: Option<String>,
     pub project: Option<String>,
+    /// The assignee view the event belongs to (`X-CALPLANEBOT-VIEW`); `None` in the default
+    /// view and in the feeds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub view: Option<String>,
 }
 
 /// A stored event could not be read or merged.
@@ -115,28 +122,95 @@ pub enum EventError {
     NoEvent,
 }
 
-pub fn uid_for(issue_id: &str) -> String {
-    format!("{UID_PREFIX}{issue_id}{UID_SUFFIX}")
+/// The id of the assignee view of these members (design.md, "Identity and ownership"): the
+/// first 12 hex digits of SHA-256 over `calplanebot-view:` and the lowercased member ids,
+/// sorted and joined by `,`. Short (it is part of every UID and resource name of the view),
+/// stable without state, the same whatever order the members are given in.
+pub fn view_id(member_ids: &[&str]) -> String {
+    use sha2::Digest as _;
+    let mut ids: Vec<String> = member_ids.iter().map(|id| id.to_lowercase()).collect();
+    ids.sort();
+    ids.dedup();
+    let digest = sha2::Sha256::digest(format!("calplanebot-view:{}", ids.join(",")).as_bytes());
+    digest[..6].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-pub fn resource_name(issue_id: &str) -> String {
-    format!("{UID_PREFIX}{issue_id}{RESOURCE_SUFFIX}")
+/// Whether `view` has the form [`view_id`] gives.
+fn is_view_id(view: &str) -> bool {
+    view.len() == 12
+        && view
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// The issue id of one of our resource names (`plane-issue-{uuid}.ics`), the inverse of
-/// [`resource_name`]; `None` for every other name.
-pub fn issue_id_from_resource_name(name: &str) -> Option<&str> {
-    name.strip_prefix(UID_PREFIX)?
-        .strip_suffix(RESOURCE_SUFFIX)
-        .filter(|id| is_uuid(id))
+/// The part of a UID or resource name that follows the issue id: `-{view}` in a view.
+fn view_suffix(view: Option<&str>) -> String {
+    view.map(|v| format!("-{v}")).unwrap_or_default()
 }
 
-/// The issue id of one of our UIDs (`plane-issue-{uuid}@calplanebot`), the inverse of
-/// [`uid_for`]; `None` for every other UID.
-pub fn issue_id_from_uid(uid: &str) -> Option<&str> {
-    uid.strip_prefix(UID_PREFIX)?
-        .strip_suffix(UID_SUFFIX)
-        .filter(|id| is_uuid(id))
+/// The UID of an issue's event: `plane-issue-{id}@calplanebot`, or in an assignee view
+/// `plane-issue-{id}-{view}@calplanebot`.
+pub fn uid_for(issue_id: &str, view: Option<&str>) -> String {
+    format!("{UID_PREFIX}{issue_id}{}{UID_SUFFIX}", view_suffix(view))
+}
+
+/// The resource name of an issue's event: `plane-issue-{id}.ics`, or in an assignee view
+/// `plane-issue-{id}-{view}.ics`.
+pub fn resource_name(issue_id: &str, view: Option<&str>) -> String {
+    format!(
+        "{UID_PREFIX}{issue_id}{}{RESOURCE_SUFFIX}",
+        view_suffix(view)
+    )
+}
+
+/// What every UID of `view` ends with, for a server's text match: `@calplanebot`, or
+/// `-{view}@calplanebot` in an assignee view.
+pub fn uid_marker(view: Option<&str>) -> String {
+    format!("{}{UID_SUFFIX}", view_suffix(view))
+}
+
+/// The issue id of one of `view`'s resource names, the inverse of [`resource_name`]; `None`
+/// for every other name, including another view's.
+pub fn issue_id_from_resource_name<'a>(name: &'a str, view: Option<&str>) -> Option<&'a str> {
+    issue_id_in(
+        name.strip_prefix(UID_PREFIX)?
+            .strip_suffix(RESOURCE_SUFFIX)?,
+        view,
+    )
+}
+
+/// The issue id of one of `view`'s UIDs, the inverse of [`uid_for`]; `None` for every other
+/// UID, including another view's.
+pub fn issue_id_from_uid<'a>(uid: &'a str, view: Option<&str>) -> Option<&'a str> {
+    issue_id_in(
+        uid.strip_prefix(UID_PREFIX)?.strip_suffix(UID_SUFFIX)?,
+        view,
+    )
+}
+
+/// `{uuid}` (no view) or `{uuid}-{view}` (that view) → the uuid.
+fn issue_id_in<'a>(rest: &'a str, view: Option<&str>) -> Option<&'a str> {
+    let id = match view {
+        None => rest,
+        Some(view) => rest.strip_suffix(view)?.strip_suffix('-')?,
+    };
+    is_uuid(id).then_some(id)
+}
+
+/// The view of a UID or resource name of any view, for a log line: `Some(view)` for
+/// `plane-issue-{uuid}-{view}…`.
+pub fn view_of_uid(uid: &str) -> Option<&str> {
+    let rest = uid.strip_prefix(UID_PREFIX)?.strip_suffix(UID_SUFFIX)?;
+    let (id, view) = rest.split_at_checked(36)?;
+    let view = view.strip_prefix('-')?;
+    (is_uuid(id) && is_view_id(view)).then_some(view)
+}
+
+/// The event of `fields` as the assignee view `view` writes it: the view's UID and mark.
+pub fn in_view(mut fields: ManagedFields, issue_id: &str, view: Option<&str>) -> ManagedFields {
+    fields.uid = ics::normalize_text(&uid_for(issue_id, view));
+    fields.view = view.map(str::to_string);
+    fields
 }
 
 /// The event an issue should have: the table "Issue → event mapping" of `shared/design.md`.
@@ -156,7 +230,7 @@ pub fn desired_event(issue: &Issue, project: &Project, ctx: &MappingContext) -> 
         issue.id
     );
     ManagedFields {
-        uid: ics::normalize_text(&uid_for(&issue.id)),
+        uid: ics::normalize_text(&uid_for(&issue.id, None)),
         summary: ics::normalize_text(&format!("[{}] {}", issue.sequence_id, issue.name)),
         description: description(issue, project, &labels, &assignees),
         dtstart: Some(first_day(issue, ctx.span).unwrap_or(issue.target_date)),
@@ -169,6 +243,7 @@ pub fn desired_event(issue: &Issue, project: &Project, ctx: &MappingContext) -> 
         url: Some(clean_uri(&url)),
         workspace: Some(ics::normalize_text(ctx.workspace_slug)),
         project: Some(ics::normalize_text(&project.id)),
+        view: None,
     }
 }
 
@@ -313,6 +388,9 @@ fn managed_properties(fields: &ManagedFields, dtstamp: DateTime<Utc>) -> Vec<Pro
     if let Some(project) = &fields.project {
         properties.push(text(PROJECT_MARK, project));
     }
+    if let Some(view) = &fields.view {
+        properties.push(text(VIEW_MARK, view));
+    }
     properties
 }
 
@@ -444,6 +522,7 @@ pub fn read_event(ics: &str) -> Result<ManagedFields, EventError> {
         url: text("URL"),
         workspace: text(WORKSPACE_MARK),
         project: text(PROJECT_MARK),
+        view: text(VIEW_MARK),
     })
 }
 
@@ -521,8 +600,11 @@ impl ManagedFields {
             format!("URL: {}", text(&self.url)),
             format!("{WORKSPACE_MARK}: {}", text(&self.workspace)),
             format!("{PROJECT_MARK}: {}", text(&self.project)),
-            "DESCRIPTION:".to_owned(),
         ];
+        if self.view.is_some() {
+            lines.push(format!("{VIEW_MARK}: {}", text(&self.view)));
+        }
+        lines.push("DESCRIPTION:".to_owned());
         if !self.description.is_empty() {
             lines.extend(self.description.split('\n').map(|line| format!("  {line}")));
         }
@@ -640,6 +722,7 @@ mod tests {
                 )),
                 workspace: Some("acme".into()),
                 project: Some(PROJECT_ID.into()),
+                view: None,
             }
         );
     }
@@ -1166,6 +1249,7 @@ mod tests {
                 url: None,
                 workspace: None,
                 project: None,
+                view: None,
             }
         );
         let date_time = "BEGIN:VCALENDAR\nBEGIN:VEVENT\nDTSTART;VALUE=DATE-TIME:20261224\n\
@@ -1244,12 +1328,18 @@ mod tests {
     #[test]
     fn ids_come_back_from_resource_names_and_uids() {
         assert_eq!(
-            issue_id_from_resource_name(&resource_name(ISSUE_ID)),
+            issue_id_from_resource_name(&resource_name(ISSUE_ID, None), None),
             Some(ISSUE_ID)
         );
-        assert_eq!(issue_id_from_uid(&uid_for(ISSUE_ID)), Some(ISSUE_ID));
+        assert_eq!(
+            issue_id_from_uid(&uid_for(ISSUE_ID, None), None),
+            Some(ISSUE_ID)
+        );
         let upper = ISSUE_ID.to_uppercase();
-        assert_eq!(issue_id_from_uid(&uid_for(&upper)), Some(upper.as_str()));
+        assert_eq!(
+            issue_id_from_uid(&uid_for(&upper, None), None),
+            Some(upper.as_str())
+        );
         for name in [
             "plane-issue-.ics",
             "plane-issue-0b6a3c1e-8f2d-4e7a-9c1b-2d3e4f5a6b7c.ICS",
@@ -1261,10 +1351,70 @@ mod tests {
             "x-plane-issue-0b6a3c1e-8f2d-4e7a-9c1b-2d3e4f5a6b7c.ics",
             "plane-issue-../../etc.ics",
         ] {
-            assert_eq!(issue_id_from_resource_name(name), None, "{name}");
+            assert_eq!(issue_id_from_resource_name(name, None), None, "{name}");
         }
-        assert_eq!(issue_id_from_uid(&resource_name(ISSUE_ID)), None);
-        assert_eq!(issue_id_from_uid("plane-issue-1@calplanebot"), None);
+        assert_eq!(
+            issue_id_from_uid(&resource_name(ISSUE_ID, None), None),
+            None
+        );
+        assert_eq!(issue_id_from_uid("plane-issue-1@calplanebot", None), None);
+    }
+
+    #[test]
+    fn a_views_ids_are_its_own_and_no_other_views() {
+        const ALICE: &str = "5d2bb0f2-1c4e-4a7b-9f0e-3a1b2c3d4e5f";
+        const BOB: &str = "6e3cc1a3-2d5f-4b8c-a01f-4b2c3d4e5f60";
+        let alice = view_id(&[ALICE]);
+        assert_eq!(alice.len(), 12);
+        assert!(is_view_id(&alice), "{alice}");
+        assert_eq!(
+            alice,
+            view_id(&[&ALICE.to_uppercase()]),
+            "case does not matter"
+        );
+        assert_eq!(
+            view_id(&[ALICE, BOB]),
+            view_id(&[BOB, ALICE, BOB]),
+            "nor order"
+        );
+        assert_ne!(alice, view_id(&[BOB]));
+        assert_ne!(alice, view_id(&[ALICE, BOB]));
+        let (mine, other) = (Some(alice.as_str()), view_id(&[BOB]));
+        let uid = uid_for(ISSUE_ID, mine);
+        let name = resource_name(ISSUE_ID, mine);
+        assert_eq!(uid, format!("plane-issue-{ISSUE_ID}-{alice}@calplanebot"));
+        assert_eq!(name, format!("plane-issue-{ISSUE_ID}-{alice}.ics"));
+        assert_eq!(issue_id_from_uid(&uid, mine), Some(ISSUE_ID));
+        assert_eq!(issue_id_from_resource_name(&name, mine), Some(ISSUE_ID));
+        assert_eq!(view_of_uid(&uid), mine);
+        assert_eq!(view_of_uid(&uid_for(ISSUE_ID, None)), None);
+        // Another view's, or the default view's, names are not this view's, and the other way
+        // round.
+        for foreign in [Some(other.as_str()), None] {
+            assert_eq!(issue_id_from_uid(&uid, foreign), None);
+            assert_eq!(issue_id_from_resource_name(&name, foreign), None);
+        }
+        assert_eq!(issue_id_from_uid(&uid_for(ISSUE_ID, None), mine), None);
+        assert_eq!(
+            issue_id_from_resource_name(&resource_name(ISSUE_ID, None), mine),
+            None
+        );
+    }
+
+    #[test]
+    fn a_views_event_carries_its_mark_and_reads_back_equal() {
+        let view = view_id(&["5d2bb0f2-1c4e-4a7b-9f0e-3a1b2c3d4e5f"]);
+        let fields = in_view(desired(&issue()), ISSUE_ID, Some(&view));
+        let ics = render_new(&fields, stamp());
+        assert!(
+            ics.contains(&format!("\r\nX-CALPLANEBOT-VIEW:{view}\r\n")),
+            "{ics}"
+        );
+        assert_eq!(read_event(&ics).unwrap(), fields);
+        // The default view's event has no mark, and differs from the view's.
+        let team = desired(&issue());
+        assert!(!render_new(&team, stamp()).contains("X-CALPLANEBOT-VIEW"));
+        assert_ne!(read_event(&ics).unwrap(), team);
     }
 
     #[test]

@@ -293,7 +293,7 @@ fn update(
     Ok(Some((etag, ics)))
 }
 
-/// Still calplanebot's: our UID for this issue, our workspace, the same project.
+/// Still calplanebot's: our UID for this issue, our workspace, the same project and view.
 fn still_ours(
     stored: &StoredEvent,
     like: &ManagedFields,
@@ -302,7 +302,8 @@ fn still_ours(
     let fields = event::read_event(&stored.data).ok()?;
     (fields.uid == like.uid
         && fields.workspace.as_deref() == Some(workspace)
-        && fields.project == like.project)
+        && fields.project == like.project
+        && fields.view == like.view)
         .then_some(fields)
 }
 

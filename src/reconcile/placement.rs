@@ -16,6 +16,7 @@ use crate::caldav::{self, Calendar};
 use crate::mapping::event::{self, MappingContext};
 use crate::plane::{self, Project, ProjectIssues};
 use crate::reconcile::plan::{CalendarJob, CalendarState, CalendarTarget, ProjectScope};
+use crate::reconcile::views::View;
 
 /// Where a run's events live.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,16 +33,18 @@ pub enum Layout {
 /// server stored, and every run would rename the calendar again: line breaks and tabs become
 /// spaces, other control characters U+FFFD.
 pub fn calendar_displayname(project: &Project) -> String {
-    let name: String = project
-        .name
-        .chars()
+    server_text(&format!("Plane: {}", project.name))
+}
+
+/// A calendar name as a server stores it (see [`calendar_displayname`]).
+pub fn server_text(name: &str) -> String {
+    name.chars()
         .map(|c| match c {
             '\t' | '\n' | '\r' | '\u{b}' | '\u{c}' | '\u{85}' | '\u{2028}' | '\u{2029}' => ' ',
             c if c.is_control() || c == '\u{fffe}' || c == '\u{ffff}' => '\u{fffd}',
             c => c,
         })
-        .collect();
-    format!("Plane: {name}")
+        .collect()
 }
 
 /// One project to place, with the ids of the issues whose events may already be stored
@@ -64,7 +67,7 @@ impl Wanted<'_> {
                     .iter()
                     .filter_map(|(id, _)| id.as_deref()),
             )
-            .map(event::resource_name)
+            .map(|id| event::resource_name(id, None))
             .collect()
     }
 }
@@ -120,6 +123,7 @@ fn is_candidate(calendar: &Calendar, claimed: &HashSet<String>) -> bool {
         .is_some_and(|n| n.starts_with("Plane: "))
         && !claimed.contains(&path(&calendar.url))
         && calendar_project_id(&calendar.url).is_none()
+        && !is_member_calendar(&calendar.url)
 }
 
 /// The calendars whose resource names [`place`] needs: none when every project is placed by
@@ -207,9 +211,24 @@ pub fn calendar_project_id(url: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// A calendar named `plane-{uuid}` belongs to that project, never to another one.
+/// A calendar named `plane-{uuid}` belongs to that project, never to another one; a person's
+/// calendar (`plane-member-{uuid}`) to no project.
 fn is_other_project_calendar(url: &str, project_id: &str) -> bool {
-    calendar_project_id(url).is_some_and(|id| id != project_id)
+    calendar_project_id(url).is_some_and(|id| id != project_id) || is_member_calendar(url)
+}
+
+/// A calendar at `.../plane-member-{uuid}/`: an assignee view's, never adopted for a project.
+pub fn is_member_calendar(url: &str) -> bool {
+    member_of_calendar(url).is_some()
+}
+
+/// The member id in a calendar path `.../plane-member-{uuid}/`, if it has that form.
+pub fn member_of_calendar(url: &str) -> Option<String> {
+    let path = caldav::xml::href_path(url);
+    let name = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    name.strip_prefix("plane-member-")
+        .filter(|id| plane::is_uuid(id))
+        .map(str::to_string)
 }
 
 /// What a project's list walk allows: deletions only when it was read completely, and never
@@ -235,14 +254,26 @@ pub fn scope_of(project: &Project, issues: &ProjectIssues) -> ProjectScope {
     }
 }
 
+/// The desired events of a project's issues: all of them, or in an assignee view those
+/// assigned to its members, with the view's identity.
 fn desired_of(
     project: &Project,
     issues: &ProjectIssues,
     ctx: &MappingContext,
+    view: Option<&View>,
     into: &mut BTreeMap<String, event::ManagedFields>,
 ) {
     for issue in &issues.issues {
-        into.insert(issue.id.clone(), event::desired_event(issue, project, ctx));
+        if let Some(view) = view
+            && !view.wants(issue)
+        {
+            continue;
+        }
+        let fields = event::desired_event(issue, project, ctx);
+        into.insert(
+            issue.id.clone(),
+            event::in_view(fields, &issue.id, view.map(|v| v.id.as_str())),
+        );
     }
 }
 
@@ -254,9 +285,10 @@ pub fn project_job(
     ctx: &MappingContext,
 ) -> CalendarJob {
     let mut desired = BTreeMap::new();
-    desired_of(project, issues, ctx, &mut desired);
+    desired_of(project, issues, ctx, None, &mut desired);
     CalendarJob {
         target,
+        view: None,
         scopes: vec![scope_of(project, issues)],
         desired,
         actual: BTreeMap::new(),
@@ -264,22 +296,62 @@ pub fn project_job(
     }
 }
 
-/// The job of the one calendar of single-calendar mode, holding every project's events.
+/// The job of the one calendar of single-calendar mode, holding every project's events (or
+/// the view's).
 pub fn single_calendar_job(
     url: &str,
     fetched: &[(Project, ProjectIssues)],
     ctx: &MappingContext,
+    view: Option<&View>,
+) -> CalendarJob {
+    view_job(single_calendar_target(url), fetched, ctx, view)
+}
+
+/// The job of a calendar that holds the events of every project of the run: the single
+/// calendar, or an assignee view's calendar in the home.
+pub fn view_job(
+    target: CalendarTarget,
+    fetched: &[(Project, ProjectIssues)],
+    ctx: &MappingContext,
+    view: Option<&View>,
 ) -> CalendarJob {
     let mut desired = BTreeMap::new();
     for (project, issues) in fetched {
-        desired_of(project, issues, ctx, &mut desired);
+        desired_of(project, issues, ctx, view, &mut desired);
     }
     CalendarJob {
-        target: single_calendar_target(url),
+        target,
+        view: view.map(|v| v.id.clone()),
         scopes: fetched.iter().map(|(p, i)| scope_of(p, i)).collect(),
         desired,
         actual: BTreeMap::new(),
         copies: Vec::new(),
+    }
+}
+
+/// An assignee view's calendar in the home (`{home}plane-member-{id}/`), found by its path
+/// only: a person's calendar is never adopted by name.
+pub fn view_target(
+    home: &str,
+    calendars: &[Calendar],
+    view: &View,
+    configured_name: Option<&str>,
+) -> CalendarTarget {
+    let url = view.calendar_url(home);
+    let displayname = Some(view.calendar_name(configured_name));
+    match calendars.iter().find(|c| path(&c.url) == path(&url)) {
+        Some(calendar) => CalendarTarget {
+            url: calendar.url.clone(),
+            displayname,
+            state: CalendarState::Exists {
+                displayname: calendar.displayname.clone(),
+            },
+        },
+        None => CalendarTarget {
+            url,
+            displayname,
+            state: CalendarState::Missing,
+        },
     }
 }
 
@@ -424,7 +496,7 @@ mod tests {
         held.insert(candidates[0].clone(), HashSet::from(["x.ics".to_string()]));
         held.insert(
             candidates[1].clone(),
-            HashSet::from([event::resource_name(ISSUE)]),
+            HashSet::from([event::resource_name(ISSUE, None)]),
         );
         let targets = place(HOME, &calendars, &wanted, &held);
         assert_eq!(urls(&targets), [("http://dav/alice/old/", false)]);

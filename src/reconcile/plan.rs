@@ -59,6 +59,9 @@ pub struct ActualEvent {
 #[derive(Clone, Debug)]
 pub struct CalendarJob {
     pub target: CalendarTarget,
+    /// The assignee view whose events this job owns (`X-CALPLANEBOT-VIEW`); `None` for the
+    /// default view, whose events carry no view mark.
+    pub view: Option<String>,
     pub scopes: Vec<ProjectScope>,
     /// The desired events of this calendar, keyed by issue id.
     pub desired: BTreeMap<String, ManagedFields>,
@@ -349,11 +352,14 @@ pub fn decide(
     }
 }
 
-/// Classifies a stored event at `plane-issue-{issue_id}.ics` for a job of `workspace`.
+/// Classifies a stored event at issue `issue_id`'s resource name for a job of `workspace`
+/// and assignee view `view`: ours only with the view's UID for the issue and the view's mark
+/// (none in the default view), our workspace, and a project of the job.
 pub fn classify<'a>(
     issue_id: &str,
     event: &'a ActualEvent,
     workspace: &str,
+    view: Option<&str>,
     scopes: &[ProjectScope],
 ) -> Stored<'a> {
     let not_ours = |why: String| Stored::NotOurs { event, why };
@@ -361,8 +367,14 @@ pub fn classify<'a>(
         Ok(fields) => fields,
         Err(e) => return not_ours(format!("not readable: {e}")),
     };
-    if fields.uid != event::uid_for(issue_id) {
+    if fields.uid != event::uid_for(issue_id, view) {
         return not_ours(format!("its UID is {:?}", fields.uid));
+    }
+    if fields.view.as_deref() != view {
+        return not_ours(match &fields.view {
+            Some(other) => format!("it belongs to assignee view {other:?}"),
+            None => "it has no assignee view mark".to_string(),
+        });
     }
     if fields.workspace.as_deref() != Some(workspace) {
         return not_ours(format!(
@@ -523,7 +535,7 @@ fn plan_calendar(job: &CalendarJob, workspace: &str, plan: &mut Plan) {
     for id in ids {
         let desired = job.desired.get(id);
         let stored = match job.actual.get(id) {
-            Some(event) => classify(id, event, workspace, &job.scopes),
+            Some(event) => classify(id, event, workspace, job.view.as_deref(), &job.scopes),
             None => Stored::Nothing,
         };
         let allowed = match &stored {
@@ -533,7 +545,7 @@ fn plan_calendar(job: &CalendarJob, workspace: &str, plan: &mut Plan) {
             }
             Stored::NotOurs { .. } | Stored::Nothing => Ok(()),
         };
-        let name = event::resource_name(id);
+        let name = event::resource_name(id, job.view.as_deref());
         let url = job
             .actual
             .get(id)
@@ -611,7 +623,7 @@ fn plan_calendar(job: &CalendarJob, workspace: &str, plan: &mut Plan) {
     for (id, copy) in &job.copies {
         if let Stored::Owned {
             fields, project_id, ..
-        } = classify(id, copy, workspace, &job.scopes)
+        } = classify(id, copy, workspace, job.view.as_deref(), &job.scopes)
         {
             tally.owned += 1;
             if deletions(&project_id, id).is_ok() {
@@ -639,7 +651,7 @@ mod tests {
 
     fn fields(summary: &str) -> ManagedFields {
         ManagedFields {
-            uid: event::uid_for(ISSUE),
+            uid: event::uid_for(ISSUE, None),
             summary: summary.into(),
             description: "---\nPriority: None\nProject: P".into(),
             dtstart: NaiveDate::from_ymd_opt(2026, 12, 24),
@@ -650,6 +662,7 @@ mod tests {
             url: Some(format!("https://p/acme/projects/{PROJECT}/issues/{ISSUE}")),
             workspace: Some("acme".into()),
             project: Some(PROJECT.into()),
+            view: None,
         }
     }
 
@@ -658,7 +671,7 @@ mod tests {
         ActualEvent {
             url: format!(
                 "http://dav/alice/plane-{PROJECT}/{}",
-                event::resource_name(ISSUE)
+                event::resource_name(ISSUE, None)
             ),
             etag: Some("\"e1\"".into()),
             data: event::render_new(fields, dtstamp),
@@ -722,7 +735,7 @@ mod tests {
         let scopes = [scope(Ok(()))];
         let mine = stored(&fields("a"));
         assert!(matches!(
-            classify(ISSUE, &mine, "acme", &scopes),
+            classify(ISSUE, &mine, "acme", None, &scopes),
             Stored::Owned { .. }
         ));
 
@@ -730,7 +743,7 @@ mod tests {
         other_ws.workspace = Some("other".into());
         let e = stored(&other_ws);
         assert!(matches!(
-            classify(ISSUE, &e, "acme", &scopes),
+            classify(ISSUE, &e, "acme", None, &scopes),
             Stored::NotOurs { .. }
         ));
 
@@ -738,7 +751,7 @@ mod tests {
         other_project.project = Some("11111111-1111-1111-1111-111111111111".into());
         let e = stored(&other_project);
         assert!(matches!(
-            classify(ISSUE, &e, "acme", &scopes),
+            classify(ISSUE, &e, "acme", None, &scopes),
             Stored::NotOurs { .. }
         ));
 
@@ -746,7 +759,7 @@ mod tests {
         other_uid.uid = "someone-else@example.com".into();
         let e = stored(&other_uid);
         assert!(matches!(
-            classify(ISSUE, &e, "acme", &scopes),
+            classify(ISSUE, &e, "acme", None, &scopes),
             Stored::NotOurs { .. }
         ));
 
@@ -756,9 +769,41 @@ mod tests {
             data: "not a calendar".into(),
         };
         assert!(matches!(
-            classify(ISSUE, &garbage, "acme", &scopes),
+            classify(ISSUE, &garbage, "acme", None, &scopes),
             Stored::NotOurs { .. }
         ));
+    }
+
+    #[test]
+    fn a_view_owns_only_its_own_events_and_the_default_view_none_of_a_views() {
+        let scopes = [scope(Ok(()))];
+        let alice = event::view_id(&["5d2bb0f2-1c4e-4a7b-9f0e-3a1b2c3d4e5f"]);
+        let bob = event::view_id(&["6e3cc1a3-2d5f-4b8c-a01f-4b2c3d4e5f60"]);
+        let in_view = |view: Option<&str>| stored(&event::in_view(fields("a"), ISSUE, view));
+        let (team, mine, other) = (in_view(None), in_view(Some(&alice)), in_view(Some(&bob)));
+        let owned = |e: &ActualEvent, view: Option<&str>| {
+            matches!(
+                classify(ISSUE, e, "acme", view, &scopes),
+                Stored::Owned { .. }
+            )
+        };
+        assert!(owned(&mine, Some(&alice)));
+        assert!(owned(&team, None));
+        assert!(
+            !owned(&mine, None),
+            "the team's run never owns a view's event"
+        );
+        assert!(
+            !owned(&team, Some(&alice)),
+            "a view never owns the team's event"
+        );
+        assert!(!owned(&other, Some(&alice)), "nor another view's");
+        // The right UID with another view's mark (or none) is not ours either.
+        let mut forged = event::in_view(fields("a"), ISSUE, Some(&alice));
+        forged.view = Some(bob.clone());
+        assert!(!owned(&stored(&forged), Some(&alice)));
+        forged.view = None;
+        assert!(!owned(&stored(&forged), Some(&alice)));
     }
 
     fn job(
@@ -767,6 +812,7 @@ mod tests {
         scope: ProjectScope,
     ) -> CalendarJob {
         CalendarJob {
+            view: None,
             target: CalendarTarget {
                 url: format!("http://dav/alice/plane-{PROJECT}/"),
                 displayname: Some("Plane: P".into()),
@@ -899,7 +945,7 @@ mod tests {
         for n in 0..owned {
             let id = format!("9d577c4e-d35e-4940-9f10-{n:012}");
             let mut f = fields("x");
-            f.uid = event::uid_for(&id);
+            f.uid = event::uid_for(&id, None);
             let mut stored = stored(&f);
             stored.data = event::render_new(&f, Utc::now());
             job.actual.insert(id.clone(), stored);
