@@ -477,3 +477,147 @@ fn without_the_members_list_views_resolve_from_me_and_the_assignees_seen(server:
     );
     assert_eq!(env.writes(), 0, "{:?}", env.proxy.counts());
 }
+
+/// A signed delivery `issue ACTION` for `id`, run with `CALPLANEBOT_ASSIGNEE=who` and `extra`.
+fn deliver_as(env: &Env, action: &str, id: &str, who: &str, extra: &[(&str, &str)]) -> Run {
+    let delivery = env
+        .sim
+        .webhook_delivery("issue", action, id, support::WEBHOOK_SECRET);
+    let signature = delivery
+        .header("X-Plane-Signature")
+        .expect("a signed delivery")
+        .to_string();
+    let mut vars = vec![("CALPLANEBOT_ASSIGNEE", who)];
+    vars.extend_from_slice(extra);
+    let run = env.webhook(&delivery.body, Some(&signature), &vars);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run
+}
+
+on_both_servers!(a_deleted_issue_leaves_every_persons_calendar_by_webhook);
+fn a_deleted_issue_leaves_every_persons_calendar_by_webhook(server: ServerKind) {
+    let env = Env::start(server, seed());
+    let who = format!("me,{BOB_NAME}");
+    let name = [("CALPLANEBOT_CALENDAR_NAME", "My Plane work")];
+    let run = ok(
+        &env,
+        &["sync", "--assignee", "me", "--assignee", BOB_NAME],
+        &name,
+    );
+    assert_summary(&run, "5 created, 0 updated, 0 deleted");
+    let (alice_cal, bob_cal) = (member_calendar(&env, ALICE), member_calendar(&env, BOB));
+    let named: Vec<_> = calendars(&env)
+        .into_iter()
+        .filter(|(href, _)| *href == alice_cal || *href == bob_cal)
+        .map(|(_, name)| name)
+        .collect();
+    assert_eq!(
+        named,
+        [
+            Some("My Plane work".to_string()),
+            Some("My Plane work".to_string())
+        ],
+        "--calendar-name names each view's calendar"
+    );
+    let (alice_view, bob_view) = (view_id(&[ALICE]), view_id(&[BOB]));
+
+    // Pairing (Alice's and Bob's) is deleted in Plane: the delivery names no project, the
+    // webhook finds the event in a person's calendar and deletes it from both.
+    let pairing = env.issue_id("Pairing");
+    env.sim.with_world(|w| w.delete_issue(&pairing));
+    let run = deliver_as(&env, "deleted", &pairing, &who, &name);
+    assert_summary(&run, "0 created, 0 updated, 2 deleted");
+    let expect = |view: &str, cal: &str, member: &str| {
+        expected_events(cal, Some(view), &dated(&env, Some(member)))
+    };
+    assert_events(
+        &env,
+        &alice_cal,
+        &[(Some(&alice_view), &expect(&alice_view, &alice_cal, ALICE))],
+        &BTreeSet::new(),
+    );
+    assert_events(
+        &env,
+        &bob_cal,
+        &[(Some(&bob_view), &expect(&bob_view, &bob_cal, BOB))],
+        &BTreeSet::new(),
+    );
+
+    // Without the cache (a webhook on another machine, or the cache wiped), the calendars are
+    // found in the home: Audit moves from Carol to Bob and comes into Bob's calendar only.
+    let audit = env.issue_id("Audit");
+    env.sim
+        .with_world(|w| w.issue_mut(&audit).assignees = vec![BOB.to_string()]);
+    let no_cache = [name[0], ("CALPLANEBOT_CACHE_DIR", "")];
+    let run = deliver_as(&env, "updated", &audit, &who, &no_cache);
+    assert_summary(&run, "1 created, 0 updated, 0 deleted");
+    assert_eq!(
+        hrefs(&env, &bob_cal),
+        expect(&bob_view, &bob_cal, BOB).keys().cloned().collect(),
+        "Bob's calendar holds Invoices and Audit"
+    );
+    assert_eq!(dated(&env, Some(BOB)).len(), 2);
+    // The runs after the webhooks have nothing left to do.
+    let run = ok(
+        &env,
+        &["sync"],
+        &[("CALPLANEBOT_ASSIGNEE", who.as_str()), name[0]],
+    );
+    assert_summary(&run, NO_OP);
+}
+
+on_both_servers!(one_configuration_for_two_people_in_a_single_calendar_holds_each_item_once);
+fn one_configuration_for_two_people_in_a_single_calendar_holds_each_item_once(server: ServerKind) {
+    let env = Env::start(server, seed());
+    let calendar = format!("{}ours/", env.home());
+    assert_eq!(env.user.mkcalendar(&calendar, "Ours").unwrap(), 201);
+    let calendar_url = url(&env, &calendar);
+    let who = format!("me,{BOB_NAME}");
+    let vars = [
+        ("CALDAV_CALENDAR_URL", calendar_url.as_str()),
+        ("CALPLANEBOT_ASSIGNEE", who.as_str()),
+    ];
+    let run = ok(&env, &["sync"], &vars);
+    // Launch, Pairing (both of theirs: once), Rotate keys, Invoices.
+    assert_summary(&run, "4 created, 0 updated, 0 deleted");
+    assert!(
+        run.stdout.contains(&format!(
+            "assignee view \"{ALICE_NAME}, {BOB_NAME}\": 4 dated issues into {calendar_url}"
+        )),
+        "{}",
+        run.stdout
+    );
+    let view = view_id(&[BOB, ALICE]);
+    let theirs = |env: &Env| {
+        let mut both = dated(env, Some(ALICE));
+        both.extend(dated(env, Some(BOB)));
+        expected_events(&calendar, Some(&view), &both)
+    };
+    assert_eq!(theirs(&env).len(), 4);
+    assert_events(
+        &env,
+        &calendar,
+        &[(Some(&view), &theirs(&env))],
+        &BTreeSet::new(),
+    );
+
+    // Webhooks in single-calendar mode: Invoices goes to Carol (out), Audit to Bob (in).
+    let (invoices, audit) = (env.issue_id("Invoices"), env.issue_id("Audit"));
+    env.sim.with_world(|w| {
+        w.issue_mut(&invoices).assignees = vec![CAROL.to_string()];
+        w.issue_mut(&audit).assignees = vec![BOB.to_string(), CAROL.to_string()];
+    });
+    let single = [vars[0]];
+    let run = deliver_as(&env, "updated", &invoices, &who, &single);
+    assert_summary(&run, "0 created, 0 updated, 1 deleted");
+    let run = deliver_as(&env, "updated", &audit, &who, &single);
+    assert_summary(&run, "1 created, 0 updated, 0 deleted");
+    assert_events(
+        &env,
+        &calendar,
+        &[(Some(&view), &theirs(&env))],
+        &BTreeSet::new(),
+    );
+    let run = ok(&env, &["sync"], &vars);
+    assert_summary(&run, NO_OP);
+}
