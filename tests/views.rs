@@ -621,3 +621,49 @@ fn one_configuration_for_two_people_in_a_single_calendar_holds_each_item_once(se
     let run = ok(&env, &["sync"], &vars);
     assert_summary(&run, NO_OP);
 }
+
+on_both_servers!(when_plane_cannot_say_who_is_who_nothing_is_written);
+fn when_plane_cannot_say_who_is_who_nothing_is_written(server: ServerKind) {
+    use calplanebot_testbed::plane_sim::{Fault, FaultRule};
+    let env = Env::start(server, seed());
+    let run = ok(&env, &["sync", "--assignee", BOB_NAME], &[]);
+    assert_summary(&run, "2 created");
+    let bob_cal = member_calendar(&env, BOB);
+    let before = etags(&env, &bob_cal);
+    // Bob is taken off Invoices, but Plane cannot say who Bob is this time: a members list
+    // that keeps failing, one that is not a list, a users/me/ that is not a user. Each run
+    // stops before the calendar is touched (exit 5) and says why; Invoices' event stays.
+    let invoices = env.issue_id("Invoices");
+    env.sim
+        .with_world(|w| w.issue_mut(&invoices).assignees = vec![CAROL.to_string()]);
+    let cases: [(&str, &str, Fault, &str); 3] = [
+        ("/members/", BOB_NAME, Fault::server_error(), "500"),
+        (
+            "/members/",
+            BOB_NAME,
+            Fault::Status(200, r#"{"results": []}"#.into()),
+            "not a members list",
+        ),
+        (
+            "/users/me/",
+            "me",
+            Fault::Status(200, r#"{"id": "not-a-uuid"}"#.into()),
+            "not a user object",
+        ),
+    ];
+    for (path, who, fault, says) in cases {
+        env.sim.clear_faults();
+        env.sim.inject_fault(FaultRule::new(path, fault).times(100));
+        env.proxy.reset();
+        let run = env.run_with(&["sync", "--assignee", who, "--retry-delay", "0"], &[]);
+        assert_eq!(run.code, 5, "{path}: {}\n{}", run.stdout, run.stderr);
+        assert!(run.stderr.contains(says), "{path}: {}", run.stderr);
+        assert!(run.stderr.contains("nothing was changed"), "{}", run.stderr);
+        assert_eq!(env.writes(), 0, "{path}: {:?}", env.proxy.counts());
+        assert_eq!(etags(&env, &bob_cal), before, "{path}");
+    }
+    // Plane answers again: the next run catches up.
+    env.sim.clear_faults();
+    let run = ok(&env, &["sync", "--assignee", BOB_NAME], &[]);
+    assert_summary(&run, "0 created, 0 updated, 1 deleted");
+}

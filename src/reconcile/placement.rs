@@ -536,4 +536,51 @@ mod tests {
         let empty = ProjectIssues::default();
         assert!(scope_of(&a, &empty).listed_nothing);
     }
+
+    #[test]
+    fn a_persons_calendar_is_found_by_its_path_and_never_adopted_for_a_project() {
+        use crate::reconcile::views::{View, ViewMember};
+        let member = "5d2bb0f2-1c4e-4a7b-9f0e-3a1b2c3d4e5f";
+        let view = View::new(vec![ViewMember {
+            id: member.into(),
+            display_name: "alice".into(),
+            email: String::new(),
+        }]);
+        let own = format!("{HOME}plane-member-{member}/");
+        assert!(is_member_calendar(&own));
+        assert!(!is_member_calendar(&format!("{HOME}plane-{A}/")));
+        assert_eq!(member_of_calendar(&own).as_deref(), Some(member));
+        // A project named like the person does not take the person's calendar, even by its
+        // exact name, nor as a renamed project's calendar.
+        let calendars = [calendar(&own, "Plane: alice")];
+        let alice = project(A, "alice");
+        let fetched = issues(&[ISSUE]);
+        let wanted = [Wanted {
+            project: &alice,
+            issues: &fetched,
+        }];
+        assert!(adoption_candidates(HOME, &calendars, &wanted).is_empty());
+        let held = BTreeMap::from([(own.clone(), wanted[0].resource_names())]);
+        let placed = place(HOME, &calendars, &wanted, &held);
+        assert_eq!(
+            urls(&placed),
+            [(format!("{HOME}plane-{A}/").as_str(), true)],
+            "a new calendar of its own"
+        );
+        // The view finds it by its path, keeps its name unless configured otherwise.
+        let target = view_target(HOME, &calendars, &view, None);
+        assert_eq!(target.url, own);
+        assert_eq!(
+            target.state,
+            CalendarState::Exists {
+                displayname: Some("Plane: alice".into())
+            }
+        );
+        assert_eq!(target.displayname.as_deref(), Some("Plane: alice"));
+        let renamed = view_target(HOME, &calendars, &view, Some("Mine"));
+        assert_eq!(renamed.displayname.as_deref(), Some("Mine"));
+        let missing = view_target(HOME, &[], &view, None);
+        assert_eq!(missing.state, CalendarState::Missing);
+        assert_eq!(missing.url, own);
+    }
 }
