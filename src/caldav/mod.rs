@@ -146,6 +146,16 @@ pub enum Target {
     /// The URL is a calendar: single-calendar mode, every project in it.
     Calendar(Calendar),
 }
+/// Whose a resource name is, for [`DavClient::owned_events`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// One of the run's own names: read.
+    Ours,
+    /// calplanebot's name for someone else's events (another assignee view): never read.
+    Theirs,
+    /// Any other name: read only when the server says it carries one of our UIDs.
+    Unknown,
+}
 
 /// One stored calendar object that calplanebot may own (its resource name has our form).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -593,8 +603,9 @@ impl DavClient {
     }
 
     /// The stored objects of `calendar` that may be calplanebot's, with their data: those whose
-    /// resource name satisfies `ours`, and those under other names whose UID contains
-    /// `uid_marker` (a client re-uploaded or moved one of our events).
+    /// resource name `claim` says are ours, and those under names it does not know whose UID
+    /// contains `uid_marker` (a client re-uploaded or moved one of our events). Names it
+    /// claims for someone else (another assignee view's) are neither read nor asked about.
     ///
     /// The cost grows with calendars and our own events, never with foreign ones: PROPFIND
     /// Depth 1 for the members; when some members have other names, one calendar-query that
@@ -604,13 +615,18 @@ impl DavClient {
     pub fn owned_events(
         &self,
         calendar: &str,
-        ours: impl Fn(&str) -> bool,
+        claim: impl Fn(&str) -> Claim,
         uid_marker: &str,
     ) -> Result<Vec<StoredEvent>, CalDavError> {
-        let (mut ours_by_name, others): (Vec<String>, Vec<String>) = self
-            .member_hrefs(calendar)?
-            .into_iter()
-            .partition(|href| ours(last_segment(&xml::href_path(href))));
+        let mut ours_by_name = Vec::new();
+        let mut others = Vec::new();
+        for href in self.member_hrefs(calendar)? {
+            match claim(last_segment(&xml::href_path(&href))) {
+                Claim::Ours => ours_by_name.push(href),
+                Claim::Unknown => others.push(href),
+                Claim::Theirs => {}
+            }
+        }
         if !others.is_empty() {
             let others: std::collections::HashSet<String> =
                 others.iter().map(|h| xml::href_path(h)).collect();

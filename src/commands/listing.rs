@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use crate::caldav::{self, CalDavError, Calendar, DavClient, StoredEvent, SyncOutcome};
+use crate::caldav::{self, CalDavError, Calendar, Claim, DavClient, StoredEvent, SyncOutcome};
 use crate::config::CalDav;
 use crate::mapping::event;
 use crate::reconcile::apply::Written;
@@ -185,11 +185,7 @@ fn read_calendar(
             None => read_calendar(dav, url, view, Listing::Full, validators, now),
         },
         Listing::Full => Ok(Listed {
-            events: dav.owned_events(
-                url,
-                |name| is_our_resource_name(name, view),
-                &event::uid_marker(view),
-            )?,
+            events: dav.owned_events(url, |name| claim(name, view), &event::uid_marker(view))?,
             ctag: validators.ctag.map(str::to_string),
             sync_token: validators.sync_token.map(str::to_string),
             listed_at: now,
@@ -201,6 +197,19 @@ fn read_calendar(
 /// Whether `name` is one of assignee view `view`'s resource names.
 pub fn is_our_resource_name(name: &str, view: Option<&str>) -> bool {
     event::issue_id_from_resource_name(name, view).is_some()
+}
+
+/// Whose a resource name is for a run of assignee view `view`: its own names, the names of
+/// calplanebot's other views (another configuration sharing the calendar: never read), or
+/// another name.
+pub fn claim(name: &str, view: Option<&str>) -> Claim {
+    if is_our_resource_name(name, view) {
+        Claim::Ours
+    } else if event::is_resource_name_of_any_view(name) {
+        Claim::Theirs
+    } else {
+        Claim::Unknown
+    }
 }
 
 /// The calendar from `record` and the server's changes since `from`: only the changed members
@@ -251,10 +260,15 @@ fn read_changes(
         let path = caldav::xml::href_path(href);
         path.rsplit('/').next().unwrap_or_default().to_string()
     };
-    let (mut to_read, others): (Vec<String>, Vec<String>) = merged
-        .to_read
-        .into_iter()
-        .partition(|href| is_our_resource_name(&name_of(href), view));
+    let mut to_read = Vec::new();
+    let mut others = Vec::new();
+    for href in merged.to_read {
+        match claim(&name_of(&href), view) {
+            Claim::Ours => to_read.push(href),
+            Claim::Unknown => others.push(href),
+            Claim::Theirs => {}
+        }
+    }
     if !others.is_empty() {
         match dav.uid_holders(url, &event::uid_marker(view)) {
             Ok(holders) => {
@@ -413,4 +427,24 @@ fn created_calendar(
         listed_at: now,
         ..record
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_claims_its_own_names_leaves_other_views_names_and_asks_about_the_rest() {
+        let issue = "9d577c4e-d35e-4940-9f10-02bd22540b3b";
+        let alice = event::view_id(&["5d2bb0f2-1c4e-4a7b-9f0e-3a1b2c3d4e5f"]);
+        let team_name = event::resource_name(issue, None);
+        let alice_name = event::resource_name(issue, Some(&alice));
+        assert_eq!(claim(&team_name, None), Claim::Ours);
+        assert_eq!(claim(&alice_name, None), Claim::Theirs);
+        assert_eq!(claim(&alice_name, Some(&alice)), Claim::Ours);
+        assert_eq!(claim(&team_name, Some(&alice)), Claim::Theirs);
+        for view in [None, Some(alice.as_str())] {
+            assert_eq!(claim("dentist.ics", view), Claim::Unknown);
+        }
+    }
 }

@@ -197,6 +197,22 @@ fn issue_id_in<'a>(rest: &'a str, view: Option<&str>) -> Option<&'a str> {
     is_uuid(id).then_some(id)
 }
 
+/// Whether `name` is a resource name calplanebot gives an event in any view, the default one
+/// included: `plane-issue-{uuid}.ics` or `plane-issue-{uuid}-{view}.ics`.
+pub fn is_resource_name_of_any_view(name: &str) -> bool {
+    let Some(rest) = name
+        .strip_prefix(UID_PREFIX)
+        .and_then(|r| r.strip_suffix(RESOURCE_SUFFIX))
+    else {
+        return false;
+    };
+    match rest.split_at_checked(36) {
+        Some((id, "")) => is_uuid(id),
+        Some((id, view)) => is_uuid(id) && view.strip_prefix('-').is_some_and(is_view_id),
+        None => false,
+    }
+}
+
 /// The view of a UID or resource name of any view, for a log line: `Some(view)` for
 /// `plane-issue-{uuid}-{view}…`.
 pub fn view_of_uid(uid: &str) -> Option<&str> {
@@ -1395,6 +1411,19 @@ mod tests {
             assert_eq!(issue_id_from_resource_name(&name, foreign), None);
         }
         assert_eq!(issue_id_from_uid(&uid_for(ISSUE_ID, None), mine), None);
+        // Every view's names, the default one's included, are calplanebot's.
+        for name in [&name, &resource_name(ISSUE_ID, None)] {
+            assert!(is_resource_name_of_any_view(name), "{name}");
+        }
+        for name in [
+            format!("plane-issue-{ISSUE_ID}-{alice}x.ics"),
+            format!("plane-issue-{ISSUE_ID}-.ics"),
+            format!("plane-issue-{ISSUE_ID}{alice}.ics"),
+            format!("plane-issue-{ISSUE_ID}-{}.ics", alice.to_uppercase()),
+            "dentist.ics".to_string(),
+        ] {
+            assert!(!is_resource_name_of_any_view(&name), "{name}");
+        }
         assert_eq!(
             issue_id_from_resource_name(&resource_name(ISSUE_ID, None), mine),
             None
