@@ -7,7 +7,7 @@ mod support;
 
 use base64::Engine as _;
 use serde_json::json;
-use support::{Env, Run, ServerKind};
+use support::{Env, Run, ServerKind, line};
 
 fn seed() -> serde_json::Value {
     json!({
@@ -35,15 +35,6 @@ fn check(env: &Env, extra: &[(&str, &str)]) -> Run {
     ];
     vars.extend_from_slice(extra);
     env.run_with(&["check"], &vars)
-}
-
-/// The checklist line that starts with `mark label`.
-fn line<'a>(run: &'a Run, mark: &str, label: &str) -> &'a str {
-    let prefix = format!("{mark} {label}");
-    run.stdout
-        .lines()
-        .find(|l| l.starts_with(&prefix))
-        .unwrap_or_else(|| panic!("no line {prefix:?} in\n{}", run.stdout))
 }
 
 /// The `hint:` line right under the failure of `label`.

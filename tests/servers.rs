@@ -14,7 +14,7 @@ use calplanebot_testbed::plane_sim::Seed;
 use calplanebot_testbed::proxy::{CountingProxy, FaultRule, ProxyFault};
 use calplanebot_testbed::radicale::{Radicale, RadicaleAuth, RadicaleOptions};
 use serde_json::json;
-use support::{Env, Run, ServerKind, prop};
+use support::{Env, Run, ServerKind, calendars, prop};
 
 fn seed() -> serde_json::Value {
     json!({
@@ -37,16 +37,6 @@ fn line_with<'a>(text: &'a str, needle: &str) -> &'a str {
     text.lines()
         .find(|l| l.contains(needle))
         .unwrap_or_else(|| panic!("no line with {needle:?} in\n{text}"))
-}
-
-/// `(href, displayname)` of the calendars in the home, sorted.
-fn calendars(env: &Env) -> Vec<(String, Option<String>)> {
-    let mut all = env
-        .user
-        .list_calendars(&env.home())
-        .expect("the home lists");
-    all.sort();
-    all
 }
 
 /// The resource names in a collection, sorted.

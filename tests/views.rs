@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use calplanebot::mapping::event::view_id;
 use serde_json::json;
-use support::{Env, Run, ServerKind, prop};
+use support::{Env, Run, ServerKind, calendars, line, prop};
 
 const ALICE: &str = "00000000-0000-4000-8000-0000000000a1";
 const BOB: &str = "00000000-0000-4000-8000-0000000000b2";
@@ -102,16 +102,6 @@ fn etags(env: &Env, collection: &str) -> BTreeMap<String, String> {
         .expect("the calendar lists")
         .into_iter()
         .collect()
-}
-
-/// `(href, displayname)` of the calendars in the home, sorted.
-fn calendars(env: &Env) -> Vec<(String, Option<String>)> {
-    let mut all = env
-        .user
-        .list_calendars(&env.home())
-        .expect("the home lists");
-    all.sort();
-    all
 }
 
 /// The events of one view in a calendar: href → (UID, issue name).
@@ -387,15 +377,6 @@ fn share_one_calendar(server: ServerKind, personal_first: bool) {
     assert_summary(&run_one(order[1], &mut team, &mut personal), NO_OP);
     assert_eq!(team.len(), 7);
     assert_eq!(personal.len(), 3);
-}
-
-/// The checklist line that starts with `mark label`.
-fn line<'a>(run: &'a Run, mark: &str, label: &str) -> &'a str {
-    let prefix = format!("{mark} {label}");
-    run.stdout
-        .lines()
-        .find(|l| l.starts_with(&prefix))
-        .unwrap_or_else(|| panic!("no line {prefix:?} in\n{}", run.stdout))
 }
 
 on_both_servers!(check_and_dry_run_name_each_views_calendar);

@@ -204,9 +204,14 @@ pub fn place(
 
 /// The project id in a calendar path `.../plane-{uuid}/`, if it has that form.
 pub fn calendar_project_id(url: &str) -> Option<String> {
+    uuid_in_calendar_name(url, "plane-")
+}
+
+/// The UUID after `prefix` in the last segment of a calendar's path, if that is all it holds.
+fn uuid_in_calendar_name(url: &str, prefix: &str) -> Option<String> {
     let path = caldav::xml::href_path(url);
     let name = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
-    name.strip_prefix("plane-")
+    name.strip_prefix(prefix)
         .filter(|id| plane::is_uuid(id))
         .map(str::to_string)
 }
@@ -224,11 +229,7 @@ pub fn is_member_calendar(url: &str) -> bool {
 
 /// The member id in a calendar path `.../plane-member-{uuid}/`, if it has that form.
 pub fn member_of_calendar(url: &str) -> Option<String> {
-    let path = caldav::xml::href_path(url);
-    let name = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
-    name.strip_prefix("plane-member-")
-        .filter(|id| plane::is_uuid(id))
-        .map(str::to_string)
+    uuid_in_calendar_name(url, "plane-member-")
 }
 
 /// What a project's list walk allows: deletions only when it was read completely, and never

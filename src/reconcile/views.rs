@@ -163,18 +163,14 @@ fn resolve_one(who: &str, directory: Directory<'_>) -> Result<ViewMember, String
             .map(of_user)
             .ok_or_else(|| "--assignee me: the key's user is not known".to_string());
     }
+    let matching = |members: &[Member], keep: &dyn Fn(&Member) -> bool| -> Vec<ViewMember> {
+        members.iter().filter(|m| keep(m)).map(of_member).collect()
+    };
     let unlisted = " (the API key may not read the workspace's members list, so only `me`, a member UUID or the display name of someone assigned to a dated work item can be given)";
     if is_uuid(who) {
         let by_id = |id: &str| id.eq_ignore_ascii_case(who);
         return match directory.members {
-            Some(members) => one(
-                members
-                    .iter()
-                    .filter(|m| by_id(&m.id))
-                    .map(of_member)
-                    .collect(),
-                "",
-            ),
+            Some(members) => one(matching(members, &|m| by_id(&m.id)), ""),
             // Without the list a UUID still names one person unambiguously: their name comes
             // from the issues seen, else the UUID stands for it.
             None => Ok(directory
@@ -193,14 +189,7 @@ fn resolve_one(who: &str, directory: Directory<'_>) -> Result<ViewMember, String
     if who.contains('@') {
         let by_email = |email: &str| !email.is_empty() && email.eq_ignore_ascii_case(who);
         return match directory.members {
-            Some(members) => one(
-                members
-                    .iter()
-                    .filter(|m| by_email(&m.email))
-                    .map(of_member)
-                    .collect(),
-                "",
-            ),
+            Some(members) => one(matching(members, &|m| by_email(&m.email)), ""),
             None => match directory.me.filter(|u| by_email(&u.email)) {
                 Some(user) => Ok(of_user(user)),
                 None => Err(format!(

@@ -342,3 +342,22 @@ pub fn with_alarm(ics: &str) -> String {
     let at = ics.find("END:VEVENT").expect("a VEVENT");
     format!("{}{alarm}{}", &ics[..at], &ics[at..])
 }
+
+/// `(href, displayname)` of the calendars in the home, sorted.
+pub fn calendars(env: &Env) -> Vec<(String, Option<String>)> {
+    let mut all = env
+        .user
+        .list_calendars(&env.home())
+        .expect("the home lists");
+    all.sort();
+    all
+}
+
+/// The line of `check`'s output that starts with `mark label`.
+pub fn line<'a>(run: &'a Run, mark: &str, label: &str) -> &'a str {
+    let prefix = format!("{mark} {label}");
+    run.stdout
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no line {prefix:?} in\n{}", run.stdout))
+}
