@@ -9,6 +9,7 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 
 use calplanebot::mapping::event::view_id;
+use calplanebot_testbed::proxy::{FaultRule, ProxyFault};
 use serde_json::json;
 use support::{Env, Run, ServerKind, calendars, line, prop};
 
@@ -377,6 +378,39 @@ fn share_one_calendar(server: ServerKind, personal_first: bool) {
     assert_summary(&run_one(order[1], &mut team, &mut personal), NO_OP);
     assert_eq!(team.len(), 7);
     assert_eq!(personal.len(), 3);
+
+    // Neither configuration reads the other's events, even listing in full: a REPORT that
+    // names one of the other view's hrefs would fail here.
+    let launch = env.issue_id("Launch");
+    let full = [single[0], ("CALPLANEBOT_FULL_LISTING_EVERY", "0")];
+    for (args, theirs) in [
+        (&["sync"][..], format!("plane-issue-{launch}-{view}.ics")),
+        (
+            &["sync", "--assignee", "me"][..],
+            format!("plane-issue-{launch}.ics"),
+        ),
+    ] {
+        env.proxy.clear_faults();
+        env.proxy.inject(
+            FaultRule::new(ProxyFault::Answer {
+                status: 500,
+                content_type: "text/plain".into(),
+                body: b"read another view's event".to_vec(),
+            })
+            .method("REPORT")
+            .body_contains(&theirs)
+            .always(),
+        );
+        env.proxy.reset();
+        let run = ok(&env, args, &full);
+        assert_summary(&run, NO_OP);
+        assert!(
+            env.proxy.requests().iter().all(|r| !r.injected),
+            "{args:?} asked for {theirs}: {:?}",
+            env.proxy.counts()
+        );
+    }
+    env.proxy.clear_faults();
 }
 
 on_both_servers!(check_and_dry_run_name_each_views_calendar);
