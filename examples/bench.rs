@@ -29,7 +29,10 @@
 //!   per calendar one PROPFIND and a multiget per 100 events), **1% changed, snapshot off** (a
 //!   fresh 1% change: that listing + the writes) and **webhook, snapshot off**. They come last
 //!   because a run with the snapshot off keeps none: every run above starts from the valid
-//!   snapshot its predecessor left.
+//!   snapshot its predecessor left;
+//! - last, an **assignee view** of one member (issue 15; named by e-mail, so Plane adds the
+//!   members list): first sync (discovery, the home, 1 MKCALENDAR, a PUT per event of theirs,
+//!   the in-run check), no change (1), webhook for one of their issues (Plane 2, CalDAV 2).
 //!
 //! The report gives each run's wall and CPU time, peak RSS, requests by kind against their
 //! bound, and the size of the listing snapshot file (`listing-*.json` in the bench's
@@ -341,6 +344,24 @@ fn bench_server(options: &Options, kind: ServerKind) -> Result<Value, Box<dyn st
 
     eprintln!("   webhook run for one issue, snapshot off…");
     runs.push(bench.webhook("webhook (1 issue), snapshot off", &[SNAPSHOT_OFF])?);
+
+    // An assignee view (issue 15): one member's calendar of their dated issues across every
+    // project, named by e-mail, so each run also reads the members list (one page). Last: its
+    // webhook changes an issue the team's calendars then lag behind on.
+    let (member, mine) = member_and_dated(&sim, "member00");
+    let view = [("CALPLANEBOT_ASSIGNEE", "member00@bench.example")];
+    eprintln!("   assignee view, first sync ({mine} events)…");
+    // Discovery, the home, one calendar, a PUT per event and the calendar's in-run check.
+    runs.push(bench.sync(
+        "assignee view, first sync",
+        &view,
+        bounds(pages + 1, 2 + 1 + 1 + mine + 1, 2),
+    )?);
+    eprintln!("   assignee view, nothing changed…");
+    runs.push(bench.sync("assignee view, no change", &view, bounds(pages + 1, 1, 0))?);
+    eprintln!("   assignee view, webhook run for one of the member's issues…");
+    // The work item and the members list; a GET and a PUT (the calendar is cached).
+    runs.push(bench.webhook_of("assignee view, webhook", &view, Some(&member), 2)?);
     drop(bench);
     drop(proxy);
     drop(server);
@@ -482,11 +503,26 @@ impl Bench<'_> {
         name: &str,
         extra: &[(&str, &str)],
     ) -> Result<RunCost, Box<dyn std::error::Error>> {
+        self.webhook_of(name, extra, None, 1)
+    }
+
+    /// [`Bench::webhook`] for a dated issue of `member` (any when `None`), with a bound of
+    /// `plane` Plane requests.
+    fn webhook_of(
+        &self,
+        name: &str,
+        extra: &[(&str, &str)],
+        member: Option<&str>,
+        plane: usize,
+    ) -> Result<RunCost, Box<dyn std::error::Error>> {
         let id = self.sim.with_world(|w| {
             let issue = w
                 .issues
                 .iter_mut()
-                .find(|i| i.target_date.is_some())
+                .find(|i| {
+                    i.target_date.is_some()
+                        && member.is_none_or(|m| i.assignees.iter().any(|a| a == m))
+                })
                 .expect("a dated issue");
             issue.target_date = Some(other_date(issue.target_date.as_deref(), "2027-06-30"));
             issue.id.clone()
@@ -510,7 +546,7 @@ impl Bench<'_> {
             &vars,
             Some(&delivery.body),
             Bounds {
-                plane: 1,
+                plane,
                 caldav: 2,
                 discovery: 0,
             },
@@ -819,6 +855,26 @@ fn workspace_seed(options: &Options) -> Value {
         }
     }
     json!({"workspace": "bench", "users": users, "projects": projects, "issues": issues})
+}
+
+/// The id of the member with this display name, and how many listed dated issues they have.
+fn member_and_dated(sim: &PlaneSim, display_name: &str) -> (String, usize) {
+    sim.with_world(|w| {
+        let id = w
+            .users
+            .iter()
+            .find(|u| u.display_name == display_name)
+            .expect("the member exists")
+            .id
+            .clone();
+        let dated = w
+            .issues
+            .iter()
+            .filter(|i| i.target_date.is_some() && w.is_listable(i))
+            .filter(|i| i.assignees.contains(&id))
+            .count();
+        (id, dated)
+    })
 }
 
 fn count_dated(seed: &Value) -> usize {
