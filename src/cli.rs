@@ -405,7 +405,8 @@ pub struct BehaviourArgs {
     )]
     pub assignees: Vec<String>,
 
-    /// The name of each assignee view's calendar [default: "Plane: {display name}"].
+    /// The name of each assignee view's calendar in the calendar home (single-calendar mode
+    /// keeps the calendar's own name) [default: "Plane: {display name}"].
     #[arg(
         long,
         env = "CALPLANEBOT_CALENDAR_NAME",
