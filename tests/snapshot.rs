@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use calplanebot_testbed::proxy::{FaultRule, ProxyFault};
 use serde_json::json;
-use support::{Env, ServerKind, prop};
+use support::{Env, NO_OP, ServerKind, assert_summary, prop};
 
 fn seed() -> serde_json::Value {
     json!({
@@ -111,16 +111,12 @@ on_both_servers!(a_run_with_nothing_changed_makes_one_caldav_request);
 fn a_run_with_nothing_changed_makes_one_caldav_request(server: ServerKind) {
     let env = Env::start(server, seed());
     let first = sync_ok(&env, &[]);
-    assert!(first.stdout.contains("5 created"), "{}", first.stdout);
+    assert_summary(&first, "5 created");
     let before = summaries(&env);
 
     env.proxy.reset();
     let second = sync_ok(&env, &[]);
-    assert!(
-        second.stdout.contains("0 created, 0 updated, 0 deleted"),
-        "{}",
-        second.stdout
-    );
+    assert_summary(&second, NO_OP);
     assert_eq!(
         counts(&env),
         BTreeMap::from([("PROPFIND".to_string(), 1)]),
@@ -142,7 +138,7 @@ fn single_calendar_mode_with_nothing_changed_makes_one_request(server: ServerKin
     let url = format!("{}{calendar}", env.proxy.url());
     let vars = [("CALDAV_CALENDAR_URL", url.as_str())];
     let first = sync_ok(&env, &vars);
-    assert!(first.stdout.contains("5 created"), "{}", first.stdout);
+    assert_summary(&first, "5 created");
     // The calendar existed before the run, so its writes are confirmed by the next run's
     // change report, without reading a single event back.
     env.proxy.reset();
@@ -172,11 +168,7 @@ fn a_users_edit_is_restored_reading_only_that_calendars_changes(server: ServerKi
 
     env.proxy.reset();
     let run = sync_ok(&env, &[]);
-    assert!(
-        run.stdout.contains("0 created, 1 updated"),
-        "{}",
-        run.stdout
-    );
+    assert_summary(&run, "0 created, 1 updated");
     assert_eq!(
         prop(&env.event("WEB", "Launch").unwrap().1, "SUMMARY").unwrap(),
         right
@@ -197,11 +189,7 @@ fn a_users_edit_is_restored_reading_only_that_calendars_changes(server: ServerKi
     // request again.
     env.proxy.reset();
     let run = sync_ok(&env, &[]);
-    assert!(
-        run.stdout.contains("0 created, 0 updated, 0 deleted"),
-        "{}",
-        run.stdout
-    );
+    assert_summary(&run, NO_OP);
     assert_eq!(env.writes(), 0);
     assert!(paths(&env, "REPORT").iter().all(|p| *p == web));
     env.proxy.reset();
@@ -222,11 +210,7 @@ fn a_foreign_event_added_to_our_calendar_is_read_about_and_left_alone(server: Se
 
     env.proxy.reset();
     let run = sync_ok(&env, &[]);
-    assert!(
-        run.stdout.contains("0 created, 0 updated, 0 deleted"),
-        "{}",
-        run.stdout
-    );
+    assert_summary(&run, NO_OP);
     assert_eq!(env.writes(), 0);
     assert_eq!(paths(&env, "PROPFIND"), vec![env.home()]);
     let reports = paths(&env, "REPORT");
@@ -248,11 +232,7 @@ fn one_issue_changed_in_plane_costs_the_home_propfind_and_one_put(server: Server
     let release = plane_renames(&env, "APP", "Release", "Release 2.0");
     env.proxy.reset();
     let run = sync_ok(&env, &[]);
-    assert!(
-        run.stdout.contains("0 created, 1 updated"),
-        "{}",
-        run.stdout
-    );
+    assert_summary(&run, "0 created, 1 updated");
     assert_eq!(
         counts(&env),
         BTreeMap::from([("PROPFIND".to_string(), 1), ("PUT".to_string(), 1)])
@@ -268,7 +248,7 @@ fn one_issue_changed_in_plane_costs_the_home_propfind_and_one_put(server: Server
     env.sim.with_world(|w| w.delete_issue(&gone));
     env.proxy.reset();
     let run = sync_ok(&env, &[]);
-    assert!(run.stdout.contains("1 deleted"), "{}", run.stdout);
+    assert_summary(&run, "1 deleted");
     assert_eq!(env.caldav_count("DELETE"), 1);
     assert_eq!(env.user.get(&href).unwrap(), None);
     assert_eq!(env.writes(), 1);
@@ -350,11 +330,7 @@ fn a_missing_damaged_foreign_or_forged_snapshot_gives_a_correct_full_run(server:
     env.proxy.reset();
     let other_url = format!("{}{}", env.proxy.url(), env.home());
     let run = sync_ok(&env, &[("CALDAV_URL", other_url.as_str())]);
-    assert!(
-        run.stdout.contains("0 created, 0 updated, 0 deleted"),
-        "{}",
-        run.stdout
-    );
+    assert_summary(&run, NO_OP);
     assert!(env.caldav_count("PROPFIND") >= 4, "{:?}", counts(&env));
     assert_eq!(env.writes(), 0);
 }
@@ -377,11 +353,7 @@ fn without_sync_collection_every_run_stays_correct(server: ServerKind) {
     // full once, then the ctag shortcut holds.
     env.proxy.reset();
     let run = sync_ok(&env, &[]);
-    assert!(
-        run.stdout.contains("0 created, 0 updated, 0 deleted"),
-        "{}",
-        run.stdout
-    );
+    assert_summary(&run, NO_OP);
     assert_eq!(
         total(&env),
         1,
@@ -392,11 +364,7 @@ fn without_sync_collection_every_run_stays_correct(server: ServerKind) {
     let release = plane_renames(&env, "APP", "Release", "Release 3");
     env.proxy.reset();
     let run = sync_ok(&env, &[]);
-    assert!(
-        run.stdout.contains("0 created, 2 updated, 0 deleted"),
-        "{}",
-        run.stdout
-    );
+    assert_summary(&run, "0 created, 2 updated, 0 deleted");
     assert_eq!(
         prop(&env.event("WEB", "Polish").unwrap().1, "SUMMARY").unwrap(),
         summary
@@ -414,11 +382,7 @@ fn without_sync_collection_every_run_stays_correct(server: ServerKind) {
     );
     for _ in 0..2 {
         let run = sync_ok(&env, &[]);
-        assert!(
-            run.stdout.contains("0 created, 0 updated, 0 deleted"),
-            "{}",
-            run.stdout
-        );
+        assert_summary(&run, NO_OP);
     }
     env.proxy.reset();
     sync_ok(&env, &[]);
@@ -466,15 +430,11 @@ fn a_write_that_met_a_412_sends_its_calendar_to_a_full_listing(server: ServerKin
         .inject(FaultRule::new(ProxyFault::Status(412)).method("PUT"));
     env.proxy.reset();
     let run = sync_ok(&env, &[]);
-    assert!(run.stdout.contains("1 updated"), "{}", run.stdout);
+    assert_summary(&run, "1 updated");
     assert_eq!(env.caldav_count("GET"), 1, "re-read once after the 412");
     env.proxy.reset();
     let run = sync_ok(&env, &[]);
-    assert!(
-        run.stdout.contains("0 created, 0 updated, 0 deleted"),
-        "{}",
-        run.stdout
-    );
+    assert_summary(&run, NO_OP);
     let app = env.calendar_href("APP");
     assert!(
         paths(&env, "PROPFIND").contains(&app),

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use calplanebot::mapping::event::view_id;
 use calplanebot_testbed::proxy::{FaultRule, ProxyFault};
 use serde_json::json;
-use support::{Env, Run, ServerKind, calendars, line, prop};
+use support::{Env, NO_OP, Run, ServerKind, assert_summary, calendars, line, prop};
 
 const ALICE: &str = "00000000-0000-4000-8000-0000000000a1";
 const BOB: &str = "00000000-0000-4000-8000-0000000000b2";
@@ -63,16 +63,6 @@ fn ok(env: &Env, args: &[&str], extra: &[(&str, &str)]) -> Run {
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     run
 }
-
-fn assert_summary(run: &Run, summary: &str) {
-    assert!(
-        run.stdout.contains(summary),
-        "expected {summary:?} in\n{}",
-        run.stdout
-    );
-}
-
-const NO_OP: &str = "0 created, 0 updated, 0 deleted";
 
 /// The dated issues (id → name) Plane holds now, of `member` only when given.
 fn dated(env: &Env, member: Option<&str>) -> BTreeMap<String, String> {

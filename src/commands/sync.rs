@@ -659,7 +659,13 @@ pub fn feed_source(
             log::info!(
                 "the API key may not read the workspace's members: member feeds are made for the assignees seen"
             );
-            assignees_seen(fetched)
+            assignees_seen(&fetched.projects)
+                .into_iter()
+                .map(|a| feed::MemberRef {
+                    id: a.id,
+                    display_name: a.name,
+                })
+                .collect()
         }
         Err(error) => return Err(error),
     };
@@ -670,22 +676,16 @@ pub fn feed_source(
     })
 }
 
-/// Every assignee of the issues fetched, by id: the members when the list may not be read.
-fn assignees_seen(fetched: &Fetched) -> Vec<feed::MemberRef> {
-    let mut seen: BTreeMap<String, String> = BTreeMap::new();
-    for issue in fetched
-        .projects
-        .iter()
-        .flat_map(|(_, issues)| &issues.issues)
-    {
+/// Every assignee of the issues fetched, once each, by id: whom a key that may not read the
+/// members list knows of (for member feeds and `--assignee`).
+fn assignees_seen(fetched: &[(Project, ProjectIssues)]) -> Vec<plane::Assignee> {
+    let mut seen: BTreeMap<&str, &plane::Assignee> = BTreeMap::new();
+    for issue in fetched.iter().flat_map(|(_, issues)| &issues.issues) {
         for assignee in &issue.assignees {
-            seen.entry(assignee.id.clone())
-                .or_insert_with(|| assignee.name.clone());
+            seen.entry(assignee.id.as_str()).or_insert(assignee);
         }
     }
-    seen.into_iter()
-        .map(|(id, display_name)| feed::MemberRef { id, display_name })
-        .collect()
+    seen.into_values().cloned().collect()
 }
 
 /// Records where each job's projects live, unless creating that calendar failed.
@@ -1050,14 +1050,7 @@ pub fn resolve_members(
             Err(error) => return Err(error.into()),
         }
     };
-    let mut seen: Vec<plane::Assignee> = Vec::new();
-    for issue in fetched.iter().flat_map(|(_, issues)| &issues.issues) {
-        for assignee in &issue.assignees {
-            if !seen.iter().any(|s| s.id == assignee.id) {
-                seen.push(assignee.clone());
-            }
-        }
-    }
+    let seen = assignees_seen(fetched);
     let directory = views::Directory {
         me: me.as_ref(),
         members: members.as_deref(),

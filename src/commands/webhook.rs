@@ -827,9 +827,10 @@ fn locate_in_views(
                 _ => None,
             })
         };
+    let people = views::views(members.to_vec(), false);
     let single = match single_calendar(caldav, cache) {
         Some(url) => Some(url),
-        None if views::views(members.to_vec(), false)
+        None if people
             .iter()
             .all(|v| cache.calendar(v.cache_key()).is_some()) =>
         {
@@ -838,8 +839,8 @@ fn locate_in_views(
         None => match sync::layout(caldav, dav)? {
             Layout::Single(url) => Some(url),
             Layout::Home(home) => {
-                for view in views::views(members.to_vec(), false) {
-                    if let Some(found) = look(&view.calendar_url(&home), &view)? {
+                for view in &people {
+                    if let Some(found) = look(&view.calendar_url(&home), view)? {
                         return Ok(Some(found));
                     }
                 }
@@ -848,15 +849,14 @@ fn locate_in_views(
         },
     };
     if let Some(url) = single {
-        let view = views::views(members.to_vec(), true);
-        return match view.first() {
+        return match views::views(members.to_vec(), true).first() {
             Some(view) => look(&url, view),
             None => Ok(None),
         };
     }
-    for view in views::views(members.to_vec(), false) {
+    for view in &people {
         if let Some(url) = cache.calendar(view.cache_key())
-            && let Some(found) = look(url, &view)?
+            && let Some(found) = look(url, view)?
         {
             return Ok(Some(found));
         }

@@ -361,3 +361,15 @@ pub fn line<'a>(run: &'a Run, mark: &str, label: &str) -> &'a str {
         .find(|l| l.starts_with(&prefix))
         .unwrap_or_else(|| panic!("no line {prefix:?} in\n{}", run.stdout))
 }
+
+/// The summary of a run that changed nothing.
+pub const NO_OP: &str = "0 created, 0 updated, 0 deleted";
+
+/// The run's stdout holds `summary` (a plan's summary line, or part of it).
+pub fn assert_summary(run: &Run, summary: &str) {
+    assert!(
+        run.stdout.contains(summary),
+        "expected {summary:?} in\n{}",
+        run.stdout
+    );
+}
