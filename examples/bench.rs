@@ -69,7 +69,7 @@ const CHILD: &str = "__calplanebot";
 /// Where a child writes its own CPU time and peak RSS.
 const STATS_ENV: &str = "CALPLANEBOT_BENCH_STATS";
 const WEBHOOK_SECRET: &str = "plane_wh_bench0123456789abcdef0123456789";
-const FEED_SECRET: &str = "calplanebot-bench-feed-secret";
+const FEED_SECRET: &str = "calplanebot-bench-feed-secret-0123456789abcdef";
 /// Workspace members of the benchmark workspace; issue `k` is assigned to member `k % MEMBERS`.
 const MEMBERS: usize = 20;
 

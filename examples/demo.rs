@@ -21,7 +21,7 @@ use calplanebot_testbed::proxy::CountingProxy;
 use calplanebot_testbed::radicale::Radicale;
 
 /// The demo's feed secret: the feed URLs are the same on every run of the demo.
-const FEED_SECRET: &str = "calplanebot-demo-feed-secret";
+const FEED_SECRET: &str = "calplanebot-demo-feed-secret-0123456789abcdef";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let serve = std::env::args().any(|a| a == "--serve");

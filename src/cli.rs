@@ -51,12 +51,30 @@ pub enum Command {
     Check,
     /// List every subscription feed (CALPLANEBOT_FEED_DIR) to hand out: kind, name, events, and
     /// its https:// and webcal:// URLs. Reads Plane, writes nothing. The URLs are secrets:
-    /// whoever has one reads that calendar.
+    /// whoever has one reads that calendar. With an option, changes who writes the directory
+    /// or which URLs the next `sync` writes (see README, "Subscription feeds").
     #[command(after_help = HELP_TABLE)]
     Feeds {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+
+        /// Give one feed a new, unguessable URL: member:EMAIL_OR_ID, project:IDENTIFIER_OR_ID
+        /// or workspace. The next `sync` writes it under the new name and removes the old file;
+        /// every other URL stays. Repeatable.
+        #[arg(long, value_name = "FEED", conflicts_with_all = ["rotate_secret", "take_over"])]
+        revoke: Vec<String>,
+
+        /// Accept the configured CALPLANEBOT_FEED_SECRET as the directory's new secret: the
+        /// next `sync` writes every feed under its new URL, then removes the old files (every
+        /// subscription must be renewed).
+        #[arg(long)]
+        rotate_secret: bool,
+
+        /// Make this configuration the writer of CALPLANEBOT_FEED_DIR (after its Plane URL,
+        /// workspace, key or content settings changed on purpose).
+        #[arg(long)]
+        take_over: bool,
     },
     /// Print a shell completion script (bash, zsh, fish, elvish or powershell) to stdout.
     Completions {

@@ -157,9 +157,38 @@ pub enum ConfigError {
         "CALPLANEBOT_FEED_DIR ({path}) is not a directory: create it (owned by the user calplanebot runs as), or unset it"
     )]
     FeedDir { path: String },
+    #[error(
+        "CALPLANEBOT_FEED_SECRET is {length} characters long: a feed secret needs at least {MIN_FEED_SECRET}, or whoever holds one feed URL can find the secret offline and compute every other feed's URL. Make one with `openssl rand -hex 32`"
+    )]
+    WeakFeedSecret { length: usize },
 }
 
+/// The shortest feed secret accepted (`openssl rand -hex 32` gives 64 characters).
+pub const MIN_FEED_SECRET: usize = 32;
+
 impl Config {
+    /// Who this configuration is as the writer of a feed directory: what decides the feeds'
+    /// content and names (`feed::directory`). CalDAV settings are not part of it.
+    pub fn feed_identity(&self) -> crate::feed::Identity {
+        let mut assignees: Vec<String> = self
+            .assignees
+            .iter()
+            .map(|a| a.trim().to_lowercase())
+            .collect();
+        assignees.sort();
+        crate::feed::Identity {
+            plane_url: self.plane_base_url.clone(),
+            workspace: self.workspace_slug.clone(),
+            plane_key: self.plane_token.clone(),
+            content: format!(
+                "span={:?}\nassignees={}\nweb={}",
+                self.span,
+                assignees.join(","),
+                self.plane_web_url
+            ),
+        }
+    }
+
     pub fn from_args(
         args: &ConnectionArgs,
         behaviour: &BehaviourArgs,
@@ -353,6 +382,10 @@ fn feeds(args: &ConnectionArgs) -> Result<Option<Feeds>, ConfigError> {
         &args.feed_secret,
         args.feed_secret_file.as_deref(),
     )?;
+    let length = secret.expose().chars().count();
+    if length < MIN_FEED_SECRET {
+        return Err(ConfigError::WeakFeedSecret { length });
+    }
     let base_url = match &args.feed_base_url {
         Some(base) if !base.trim().is_empty() => Some(
             url("CALPLANEBOT_FEED_BASE_URL", base)?
@@ -767,7 +800,22 @@ mod tests {
                 ..
             })
         ));
-        feeds_only.feed_secret = Some("s3cret-feed".into());
+        // Issue 20, point 5: shorter than 32 characters is refused; 32 is enough.
+        for weak in ["x", "s3cret-feed", &"y".repeat(31)] {
+            feeds_only.feed_secret = Some(weak.to_string());
+            let error = Config::from_test_args(&feeds_only).err().unwrap();
+            assert!(
+                matches!(error, ConfigError::WeakFeedSecret { length } if length == weak.len()),
+                "{error}"
+            );
+            let text = error.to_string();
+            assert!(
+                text.contains("CALPLANEBOT_FEED_SECRET") && text.contains("openssl rand -hex 32")
+            );
+            assert!(!text.contains(weak) || weak == "x", "{text}");
+        }
+        feeds_only.feed_secret = Some("s3cret-feed-0123456789abcdef0123".into());
+        assert_eq!(feeds_only.feed_secret.as_ref().unwrap().len(), 32);
         feeds_only.feed_base_url = Some("https://cal.example.com/feeds/".into());
         let config = Config::from_test_args(&feeds_only).unwrap();
         assert!(config.caldav.is_none());

@@ -45,6 +45,26 @@ impl Status {
     }
 }
 
+impl Status {
+    /// The status of a run from its targets' (CalDAV, feeds): one target's is the run's; when
+    /// both ran, a failure of either while the other went on is a partial failure, and a
+    /// refused deletion on one side with success on the other is a refusal.
+    pub fn combine(targets: &[Status]) -> Status {
+        match targets {
+            [] => Status::Success,
+            [one] => *one,
+            [first, rest @ ..] if rest.iter().all(|s| s == first) => *first,
+            _ if targets
+                .iter()
+                .all(|s| matches!(s, Status::Success | Status::Refused)) =>
+            {
+                Status::Refused
+            }
+            _ => Status::PartialFailure,
+        }
+    }
+}
+
 impl From<Status> for ExitCode {
     fn from(status: Status) -> ExitCode {
         ExitCode::from(status.code())
@@ -66,3 +86,22 @@ Exit status:
      fetched or written
   7  sync --dry-run --exit-code: the plan has changes (nothing was written)
 When both 1 and 3 apply, the status is 1.";
+
+#[cfg(test)]
+mod tests {
+    use super::Status::{self, *};
+
+    #[test]
+    fn the_targets_statuses_combine_into_the_runs() {
+        assert_eq!(Status::combine(&[]), Success);
+        for one in [Success, PartialFailure, Refused, Unavailable] {
+            assert_eq!(Status::combine(&[one]), one, "feeds or CalDAV alone");
+            assert_eq!(Status::combine(&[one, one]), one);
+        }
+        assert_eq!(Status::combine(&[Success, Refused]), Refused);
+        assert_eq!(Status::combine(&[Refused, Success]), Refused);
+        assert_eq!(Status::combine(&[Unavailable, Success]), PartialFailure);
+        assert_eq!(Status::combine(&[Success, PartialFailure]), PartialFailure);
+        assert_eq!(Status::combine(&[Refused, PartialFailure]), PartialFailure);
+    }
+}

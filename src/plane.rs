@@ -99,6 +99,18 @@ pub struct Member {
     pub role: Option<u8>,
 }
 
+impl Member {
+    /// How Plane shows the person: `display_name`, or `"first last"` when that is empty — the
+    /// same rule as [`Assignee::name`], so a person is named alike from either list.
+    pub fn label(&self) -> &str {
+        if self.display_name.is_empty() {
+            &self.name
+        } else {
+            &self.display_name
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Parsing (pure): Plane's JSON → domain types. Tested with captured answers.
 // ---------------------------------------------------------------------------------------------

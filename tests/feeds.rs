@@ -15,7 +15,7 @@ use support::{Env, Run, ServerKind, prop, props};
 const ALICE: &str = "00000000-0000-4000-8000-0000000000a1";
 const BOB: &str = "00000000-0000-4000-8000-0000000000b2";
 const CAROL: &str = "00000000-0000-4000-8000-0000000000c3";
-const SECRET: &str = "feed-secret-for-tests";
+const SECRET: &str = "feed-secret-for-tests-0123456789abcdef";
 
 fn seed() -> serde_json::Value {
     json!({
@@ -401,7 +401,7 @@ fn two_real_parsers_read_every_feed_over_http_and_an_unchanged_feed_answers_304(
 
     // Every feed reads with both parsers, and both read the same.
     let mut read = BTreeMap::new();
-    for name in files(&dir).keys() {
+    for name in files(&dir).keys().filter(|n| n.ends_with(".ics")) {
         let [icaljs, python] = read_with_both(&server.url(name)).expect("both parsers read it");
         for feed in [&icaljs, &python] {
             assert_eq!(feed.http_status, 200);

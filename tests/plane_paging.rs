@@ -171,7 +171,10 @@ fn feeds_only(env: &Env, dir: &Path, args: &[&str]) -> Run {
         args,
         &[
             ("CALPLANEBOT_FEED_DIR", dir.as_str()),
-            ("CALPLANEBOT_FEED_SECRET", "feed-secret-for-tests"),
+            (
+                "CALPLANEBOT_FEED_SECRET",
+                "feed-secret-for-tests-0123456789abcdef",
+            ),
         ],
     );
     for name in [

@@ -282,6 +282,9 @@ fn configuration_hint(error: &ConfigError) -> String {
         ConfigError::FeedDir { .. } => {
             "create the feed directory, writable by the user calplanebot runs as and readable by the web server (e.g. install -d -m 0755 -o calplanebot /var/www/calplanebot)".into()
         }
+        ConfigError::WeakFeedSecret { .. } => {
+            "make a strong secret with `openssl rand -hex 32`; a new secret gives every feed a new URL, so run `calplanebot feeds --rotate-secret` with it, then `calplanebot sync`".into()
+        }
         ConfigError::CaFile { .. } => {
             "CALDAV_CA_FILE must name a readable PEM file with the CA certificate(s) that signed the CalDAV server's certificate (or the self-signed certificate itself)".into()
         }

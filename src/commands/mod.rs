@@ -65,7 +65,20 @@ where
     let status = match &cli.command {
         Command::Sync(args) => sync::run(&config, args),
         Command::Webhook(args) => webhook::run(&config, args),
-        Command::Feeds { format } => feeds::run(&config, *format),
+        Command::Feeds {
+            format,
+            revoke,
+            rotate_secret,
+            take_over,
+        } => feeds::run(
+            &config,
+            *format,
+            &feeds::Changes {
+                revoke: revoke.clone(),
+                rotate_secret: *rotate_secret,
+                take_over: *take_over,
+            },
+        ),
         Command::Check | Command::Completions { .. } | Command::Man => {
             unreachable!("handled before the configuration is built")
         }

@@ -9,9 +9,9 @@ use std::time::Instant;
 
 use crate::caldav::{self, CalDavError, DavClient, StoredEvent};
 use crate::cli::{Format, SyncArgs};
-use crate::config::{CalDav, Config, Feeds};
+use crate::config::{CalDav, Config};
 use crate::exit::Status;
-use crate::feed;
+use crate::feed::{self, FeedDirectory};
 use crate::mapping::event::{self, MappingContext};
 use crate::plane::{self, Issue, IssueItem, PlaneClient, PlaneError, Project, ProjectIssues};
 use crate::reconcile::placement::{self, Layout, Wanted};
@@ -228,6 +228,17 @@ pub fn reconcile(config: &Config, options: &Options, selection: &Selection) -> O
             };
         }
     };
+    // The feed directory is checked (and locked) before anything is read or written: a run
+    // of another configuration or with another secret changes nothing anywhere.
+    let mut feed_dir = match open_feed_dir(config, options.dry_run) {
+        Ok(dir) => dir,
+        Err(status) => {
+            return Outcome {
+                status,
+                report: None,
+            };
+        }
+    };
     let plane = plane_client(config);
     let mut report = Report {
         dry_run: options.dry_run,
@@ -252,7 +263,7 @@ pub fn reconcile(config: &Config, options: &Options, selection: &Selection) -> O
         Ok(fetched) => fetched,
         Err(abort) => return aborted(abort, report, None),
     };
-    let mut status = Status::Success;
+    let mut statuses = Vec::new();
     let mut dav = None;
     if config.caldav.is_none() && !config.assignees.is_empty() {
         log::warn!(
@@ -285,7 +296,7 @@ pub fn reconcile(config: &Config, options: &Options, selection: &Selection) -> O
                 let (caldav_status, done) =
                     finish(config, options, &jobs, &plane, &client, report, started);
                 report = done;
-                status = caldav_status;
+                statuses.push(caldav_status);
                 if caldav.calendar_url.is_none() && !options.dry_run {
                     remember(config, caldav, selection, &layout, &jobs, &report);
                 }
@@ -318,21 +329,25 @@ pub fn reconcile(config: &Config, options: &Options, selection: &Selection) -> O
                 // the other.
                 log::error!("{abort}; no calendar was changed");
                 report.errors.push(abort.to_string());
-                status = Status::PartialFailure;
+                statuses.push(abort.status());
             }
         }
         dav = Some(client);
     }
-    if let Some(feeds) = &config.feeds {
-        let feed_status = write_feeds(config, feeds, options, &plane, &fetched, &mut report);
-        status = match (status, feed_status) {
-            (status, Status::Success) => status,
-            // Feeds only: their status is the run's.
-            (Status::Success, feed_status) if config.caldav.is_none() => feed_status,
-            // One target failed while the other went on: a partial failure.
-            _ => Status::PartialFailure,
-        };
+    if let Some(dir) = &mut feed_dir {
+        let removals = !matches!(selection, Selection::Hinted(_));
+        statuses.push(write_feeds(
+            config,
+            dir,
+            options,
+            &plane,
+            &fetched,
+            selection,
+            removals,
+            &mut report,
+        ));
     }
+    let mut status = Status::combine(&statuses);
     // A project that could not be read fails the run whichever targets there are.
     if status == Status::Success && !report.errors.is_empty() {
         status = Status::PartialFailure;
@@ -359,8 +374,13 @@ pub fn log_done(report: &Report) {
         _ => "run done",
     };
     let feeds = if report.feeds_written + report.feeds_removed + report.feeds_unchanged > 0 {
+        let (written, removed) = if report.dry_run {
+            ("to write", "to remove")
+        } else {
+            ("written", "removed")
+        };
         format!(
-            ", {} feeds written, {} removed",
+            ", {} feeds {written}, {} {removed}",
             report.feeds_written, report.feeds_removed
         )
     } else {
@@ -399,120 +419,158 @@ fn remember(
     cache.save();
 }
 
+/// The feed directory of a run, opened before anything else (see `feed::directory`): locked
+/// for a real run, and checked against its record — another configuration or another secret
+/// stops the run here, nothing changed anywhere. `Err` is the status to exit with.
+pub fn open_feed_dir(config: &Config, dry_run: bool) -> Result<Option<FeedDirectory>, Status> {
+    open_feed_dir_with(
+        config,
+        feed::Access {
+            write: !dry_run,
+            ..feed::Access::default()
+        },
+    )
+}
+
+/// [`open_feed_dir`] with the access `feeds --rotate-secret` / `--take-over` need.
+pub fn open_feed_dir_with(
+    config: &Config,
+    access: feed::Access,
+) -> Result<Option<FeedDirectory>, Status> {
+    let Some(feeds) = &config.feeds else {
+        return Ok(None);
+    };
+    match FeedDirectory::open(
+        &feeds.dir,
+        &config.feed_identity(),
+        &feeds.secret,
+        access,
+        config.lock_wait,
+    ) {
+        Ok(dir) => Ok(Some(dir)),
+        Err(error) => {
+            log::error!("{error}");
+            log::error!("nothing was changed");
+            Err(error.status())
+        }
+    }
+}
+
 /// The feed target of a run (see `feed`): every project's, member's and the workspace's feed,
 /// from what this run fetched; projects it did not fetch completely (or not at all, with
-/// `--project`) keep their events as the files hold them.
+/// `--project`) keep their events as the files hold them. Feeds go only as far as this run's
+/// knowledge goes (`feed::Truth`), and never when `removals` is off (a project webhook).
+#[allow(clippy::too_many_arguments)]
 fn write_feeds(
     config: &Config,
-    settings: &Feeds,
+    dir: &mut FeedDirectory,
     options: &Options,
     plane: &PlaneClient,
     fetched: &Fetched,
+    selection: &Selection,
+    removals: bool,
     report: &mut Report,
 ) -> Status {
-    let source = match feed_source(config, plane, fetched) {
+    let failed = |report: &mut Report, message: String, status: Status| {
+        let message = format!("{message}; no feed was written");
+        log::error!("{message}");
+        report.errors.push(message);
+        status
+    };
+    let (mut source, members_read) = match feed_source(config, plane, fetched) {
         Ok(source) => source,
         Err(error) => {
-            let message = format!("{error}; no feed was written");
-            log::error!("{message}");
-            report.errors.push(message);
-            return if error.is_fatal() {
+            let status = if error.is_fatal() {
                 Status::Unavailable
             } else {
                 Status::PartialFailure
             };
+            return failed(report, error.to_string(), status);
         }
     };
-    let existing = match feed::read_existing(&settings.dir, &config.workspace_slug) {
-        Ok(existing) => existing,
-        Err(error) => {
-            let message = format!("cannot read CALPLANEBOT_FEED_DIR: {error}; no feed was written");
-            log::error!("{message}");
-            report.errors.push(message);
-            return Status::PartialFailure;
-        }
-    };
-    let mut source = source;
-    if let Err(abort) = confirm_feed_absences(
-        plane,
-        fetched,
-        &mut source,
-        &existing,
-        options.guard,
-        config,
-    ) {
-        let message = format!("{abort}; no feed was written");
-        log::error!("{message}");
-        report.errors.push(message);
-        return abort.status();
+    if let Err(abort) =
+        confirm_feed_absences(config, plane, fetched, &mut source, dir, options.guard)
+    {
+        let status = abort.status();
+        return failed(report, abort.to_string(), status);
     }
-    let plan = feed::plan(
-        feed::desired_feeds(&source, &settings.secret),
-        &existing,
-        &config.workspace_slug,
-        fetched.listed.len(),
-        options.guard,
-    );
-    report.feeds_written = plan.writes.len();
-    report.feeds_removed = plan.removes.len();
-    report.feeds_unchanged = plan.unchanged;
-    report.planned += plan.writes.len() + plan.removes.len();
-    carry_out_feeds(&settings.dir, &plan, options, report)
+    if !members_read {
+        log::info!(
+            "the API key may not read the workspace's members: member feeds are made for the assignees seen, added and updated, and none is removed"
+        );
+    }
+    let truth = feed::Truth {
+        may_remove: removals,
+        projects: (!fetched.listed.is_empty())
+            .then(|| fetched.listed.iter().map(|p| p.id.clone()).collect()),
+        members: members_read.then(|| source.members.iter().map(|m| m.id.clone()).collect()),
+        complete: *selection == Selection::All
+            && fetched.projects.iter().all(|(_, issues)| issues.complete()),
+    };
+    let text = options.format == Format::Text;
+    let feed_options = feed::Options {
+        dry_run: options.dry_run,
+        guard: options.guard,
+        text,
+    };
+    let mut stdout = std::io::stdout().lock();
+    let outcome = match feed::write_all(dir, &source, &truth, feed_options, &mut stdout) {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            let status = error.status();
+            return failed(report, error.to_string(), status);
+        }
+    };
+    report_feeds(&outcome, options, report, &mut stdout)
 }
 
-/// Prints a feed plan, applies it unless this is a dry run, prints the feeds' summary line;
-/// failures go into the report (named by feed, never by file).
-pub fn carry_out_feeds(
-    dir: &std::path::Path,
-    plan: &feed::FeedPlan,
+/// Puts a feed outcome into the report (failures named by feed, never by file), prints the
+/// feeds' summary line, and gives the feed target's status.
+pub fn report_feeds(
+    outcome: &feed::Outcome,
     options: &Options,
     report: &mut Report,
+    stdout: &mut dyn std::io::Write,
 ) -> Status {
-    let mut stdout = std::io::stdout().lock();
-    if options.format == Format::Text {
-        let _ = stdout.write_all(render::feed_plan_text(plan).as_bytes());
+    for failure in &outcome.failures {
+        let message = format!("feed {:?}: {}", failure.name, failure.error);
+        log::error!("{message}");
+        report.errors.push(message);
     }
-    let mut failed = 0;
-    if !options.dry_run {
-        for failure in feed::apply(dir, plan) {
-            let message = format!("feed {:?}: {}", failure.name, failure.error);
-            log::error!("{message}");
-            report.errors.push(message);
-            failed += 1;
-        }
+    for kept in &outcome.kept {
+        log::warn!("feeds: {kept}");
     }
+    report.feeds_written += outcome.written;
+    report.feeds_removed += outcome.removed;
+    report.feeds_unchanged += outcome.unchanged;
+    report.planned += outcome.written + outcome.removed;
     if options.format == Format::Text {
         let _ = writeln!(
             stdout,
             "{}",
-            render::feed_summary_line(plan, options.dry_run, failed)
+            render::feed_summary_line(outcome, options.dry_run)
         );
     }
-    if failed > 0 {
-        Status::PartialFailure
-    } else {
-        Status::Success
-    }
+    outcome.status()
 }
 
 /// The feeds' side of point 1 of the deletion rules: an event in the feed files whose issue is
 /// missing from its (completely read) project's list leaves the feeds only once Plane confirms
-/// it is gone. Dated after all: it stays; no clear answer: that project's events stay as the
-/// files hold them this run. Above `--max-delete` absences, nobody is asked and those projects
-/// keep their events (as the guard would refuse them).
+/// it is gone ([`confirm_missing`], shared with the calendars). Dated after all: it stays; no
+/// clear answer, or too many to ask about: that project's events stay as the files hold them.
 fn confirm_feed_absences(
+    config: &Config,
     plane: &PlaneClient,
     fetched: &Fetched,
     source: &mut feed::Source,
-    existing: &BTreeMap<String, crate::mapping::ics::Component>,
+    dir: &FeedDirectory,
     guard: plan::GuardLimits,
-    config: &Config,
 ) -> Result<(), Abort> {
-    let fresh: HashSet<String> = source
+    let fresh: HashSet<&str> = source
         .projects
         .iter()
         .flat_map(|p| p.events.iter().flatten())
-        .map(|e| e.fields.uid.clone())
+        .map(|e| e.event.key.1.as_str())
         .collect();
     let complete: HashSet<&str> = source
         .projects
@@ -526,70 +584,51 @@ fn confirm_feed_absences(
         .map(|(p, issues)| (p.id.as_str(), issues))
         .collect();
     let mut absent: BTreeMap<String, String> = BTreeMap::new();
-    for calendar in existing.values() {
-        for vevent in calendar.children_named("VEVENT") {
-            let text = |name: &str| {
-                vevent
-                    .property(name)
-                    .map(|p| crate::mapping::ics::unescape_text(p.value()))
-            };
-            let (Some(uid), Some(project)) = (text("UID"), text(event::PROJECT_MARK)) else {
-                continue;
-            };
-            if fresh.contains(&uid) || !complete.contains(project.as_str()) {
-                continue;
-            }
-            let Some(id) = event::issue_id_from_uid(&uid, None) else {
-                continue;
-            };
-            let listed_undated = by_project
-                .get(project.as_str())
-                .is_some_and(|issues| issues.undated.contains(id));
-            if !listed_undated {
-                absent.insert(id.to_string(), project);
-            }
+    feed::for_each_existing_event(dir, &source.workspace, |uid, project| {
+        let Some(project) = project.filter(|p| complete.contains(p)) else {
+            return true;
+        };
+        let Some(id) = event::issue_id_from_uid(uid, None) else {
+            return true;
+        };
+        let escaped = crate::mapping::ics::escape_text(uid);
+        let listed_undated = by_project
+            .get(project)
+            .is_some_and(|issues| issues.undated.contains(id));
+        if !fresh.contains(escaped.as_str()) && !listed_undated {
+            absent.insert(id.to_string(), project.to_string());
         }
-    }
+        true
+    })
+    .map_err(|e| Abort::Unreadable(e.to_string()))?;
     if absent.is_empty() {
         return Ok(());
     }
+    let missing: Vec<(String, String)> = absent.into_iter().collect();
     let mut carry: HashSet<String> = HashSet::new();
-    if absent.len() > guard.max_delete && !guard.force {
-        log::info!(
-            "{} events of issues missing from Plane's lists would leave the feeds, more than --max-delete {}: their projects' feeds are kept as they are",
-            absent.len(),
-            guard.max_delete
-        );
-        carry.extend(absent.into_values());
-    } else {
-        let ctx = MappingContext {
-            workspace_slug: &config.workspace_slug,
-            web_url: &config.plane_web_url,
-            span: config.span,
-        };
-        let epoch = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
-        for (id, project_id) in absent {
-            let Some(project) = fetched.listed.iter().find(|p| p.id == project_id) else {
-                continue;
-            };
-            match fetched.confirm(plane, project, &id)? {
-                Answer::Gone => {}
-                Answer::Alive(issue) => {
-                    if let Some(events) = source
-                        .projects
-                        .iter_mut()
-                        .find(|p| p.id == project_id)
-                        .and_then(|p| p.events.as_mut())
-                    {
-                        events.push(feed::FeedEvent {
-                            fields: event::desired_event(&issue, project, &ctx),
-                            dtstamp: issue.updated_at.unwrap_or(epoch),
-                            assignees: issue.assignees.iter().map(|a| a.id.clone()).collect(),
-                        });
+    match confirm_missing(plane, fetched, &missing, guard, "leave the feeds")? {
+        None => carry.extend(missing.into_iter().map(|(_, project)| project)),
+        Some(answers) => {
+            for ((_, project_id), answer) in missing.into_iter().zip(answers) {
+                match answer {
+                    None | Some(Answer::Gone) => {}
+                    Some(Answer::Alive(issue)) => {
+                        let Some(project) = fetched.listed.iter().find(|p| p.id == project_id)
+                        else {
+                            continue;
+                        };
+                        if let Some(events) = source
+                            .projects
+                            .iter_mut()
+                            .find(|p| p.id == project_id)
+                            .and_then(|p| p.events.as_mut())
+                        {
+                            events.push(feed_event(&mapping_context(config), &issue, project));
+                        }
                     }
-                }
-                Answer::Unsure(_) => {
-                    carry.insert(project_id);
+                    Some(Answer::Unsure(_)) => {
+                        carry.insert(project_id);
+                    }
                 }
             }
         }
@@ -603,25 +642,19 @@ fn confirm_feed_absences(
 }
 
 /// What the feeds are made of: each listed project's events (`None` when this run did not read
-/// it completely), and the workspace's members (the assignees seen, when the key may not read
-/// the members list).
+/// it completely), and the workspace's members; with them, whether the members list was read
+/// (`false`: a key that may not read it, whose member feeds follow the assignees seen).
 pub fn feed_source(
     config: &Config,
     plane: &PlaneClient,
     fetched: &Fetched,
-) -> Result<feed::Source, PlaneError> {
-    let ctx = MappingContext {
-        workspace_slug: &config.workspace_slug,
-        web_url: &config.plane_web_url,
-        span: config.span,
-    };
-    // Plane always sends updated_at; without it, a fixed stamp still keeps the bytes stable.
-    let epoch = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+) -> Result<(feed::Source, bool), PlaneError> {
     let by_id: HashMap<&str, &(Project, ProjectIssues)> = fetched
         .projects
         .iter()
         .map(|entry| (entry.0.id.as_str(), entry))
         .collect();
+    let ctx = mapping_context(config);
     let projects = fetched
         .listed
         .iter()
@@ -633,11 +666,7 @@ pub fn feed_source(
                     issues
                         .issues
                         .iter()
-                        .map(|issue| feed::FeedEvent {
-                            fields: event::desired_event(issue, project, &ctx),
-                            dtstamp: issue.updated_at.unwrap_or(epoch),
-                            assignees: issue.assignees.iter().map(|a| a.id.clone()).collect(),
-                        })
+                        .map(|issue| feed_event(&ctx, issue, project))
                         .collect()
                 });
             feed::ProjectEvents {
@@ -647,33 +676,49 @@ pub fn feed_source(
             }
         })
         .collect();
-    let members = match plane.workspace_members() {
-        Ok(members) => members
-            .into_iter()
-            .map(|m| feed::MemberRef {
-                id: m.id,
-                display_name: m.display_name,
-            })
-            .collect(),
-        Err(PlaneError::Forbidden { .. }) => {
-            log::info!(
-                "the API key may not read the workspace's members: member feeds are made for the assignees seen"
-            );
+    let (members, read) = match plane.workspace_members() {
+        Ok(members) => (
+            members.iter().map(feed::MemberRef::of_member).collect(),
+            true,
+        ),
+        Err(PlaneError::Forbidden { .. }) => (
             assignees_seen(&fetched.projects)
-                .into_iter()
-                .map(|a| feed::MemberRef {
-                    id: a.id,
-                    display_name: a.name,
-                })
-                .collect()
-        }
+                .iter()
+                .map(feed::MemberRef::of_assignee)
+                .collect(),
+            false,
+        ),
         Err(error) => return Err(error),
     };
-    Ok(feed::Source {
-        workspace: config.workspace_slug.clone(),
-        projects,
-        members,
-    })
+    Ok((
+        feed::Source {
+            workspace: config.workspace_slug.clone(),
+            projects,
+            members,
+        },
+        read,
+    ))
+}
+
+/// The mapping settings of a run.
+pub fn mapping_context(config: &Config) -> MappingContext<'_> {
+    MappingContext {
+        workspace_slug: &config.workspace_slug,
+        web_url: &config.plane_web_url,
+        span: config.span,
+    }
+}
+
+/// One issue's event as the feeds carry it, rendered once. Plane always sends `updated_at`;
+/// without it, a fixed stamp still keeps the bytes stable.
+pub fn feed_event(ctx: &MappingContext, issue: &Issue, project: &Project) -> feed::FeedEvent {
+    feed::FeedEvent::new(
+        &event::desired_event(issue, project, ctx),
+        issue
+            .updated_at
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH),
+        issue.assignees.iter().map(|a| a.id.clone()).collect(),
+    )
 }
 
 /// Every assignee of the issues fetched, once each, by id: whom a key that may not read the
@@ -788,6 +833,43 @@ pub fn finish(
         Status::Success
     };
     (status, report)
+}
+
+/// Plane's word on each issue of `missing` (issue id, project id) that left its project's
+/// completely read list, for any target that would drop its event: one detail request per
+/// issue, asked once per run whichever target asks ([`Fetched::confirm`]); `None` for an issue
+/// of a project not listed. When there are more than `--max-delete` of them, the guard refuses
+/// those deletions anyway: nobody is asked, and the answer is `None` (`what` says what the
+/// events would do, for the log).
+fn confirm_missing(
+    plane: &PlaneClient,
+    fetched: &Fetched,
+    missing: &[(String, String)],
+    guard: plan::GuardLimits,
+    what: &str,
+) -> Result<Option<Vec<Option<Answer>>>, Abort> {
+    if missing.len() > guard.max_delete && !guard.force {
+        log::info!(
+            "{} events of issues missing from Plane's lists would {what}, more than --max-delete {}: not confirming them one by one (the deletion guard keeps them)",
+            missing.len(),
+            guard.max_delete
+        );
+        return Ok(None);
+    }
+    if !missing.is_empty() {
+        log::debug!(
+            "confirming {} absences with Plane, one detail request each",
+            missing.len()
+        );
+    }
+    let mut answers = Vec::with_capacity(missing.len());
+    for (id, project_id) in missing {
+        answers.push(match fetched.listed.iter().find(|p| p.id == *project_id) {
+            Some(project) => Some(fetched.confirm(plane, project, id)?),
+            None => None,
+        });
+    }
+    Ok(Some(answers))
 }
 
 /// What Plane said this run: the selected projects with their dated issues (none for a project
@@ -1252,29 +1334,21 @@ fn confirm_absences(
             }
         }
     }
-    if candidates.is_empty() {
+    let missing: Vec<(String, String)> = candidates
+        .iter()
+        .map(|(_, id, project)| (id.clone(), project.clone()))
+        .collect();
+    let Some(answers) = confirm_missing(plane, all, &missing, guard, "be deleted")? else {
         return Ok(());
-    }
-    if candidates.len() > guard.max_delete && !guard.force {
-        log::info!(
-            "{} events of issues missing from Plane's lists would be deleted, more than --max-delete {}: not confirming them one by one (the deletion guard refuses them)",
-            candidates.len(),
-            guard.max_delete
-        );
-        return Ok(());
-    }
-    log::debug!(
-        "confirming {} deletions with Plane, one detail request each",
-        candidates.len()
-    );
-    for (index, id, project_id) in candidates {
+    };
+    for ((index, id, project_id), answer) in candidates.into_iter().zip(answers) {
         let job = &mut jobs[index];
         let Some(project) = projects.get(project_id.as_str()) else {
             continue;
         };
-        match all.confirm(plane, project, &id)? {
-            Answer::Gone => {}
-            Answer::Alive(issue) => {
+        match answer {
+            None | Some(Answer::Gone) => {}
+            Some(Answer::Alive(issue)) => {
                 let view = views
                     .iter()
                     .find(|v| job.view.as_deref() == Some(v.id.as_str()));
@@ -1284,7 +1358,7 @@ fn confirm_absences(
                     job.desired.insert(id.clone(), fields);
                 }
             }
-            Answer::Unsure(why) => {
+            Some(Answer::Unsure(why)) => {
                 if let Some(scope) = job.scope_mut(&project_id) {
                     scope.unconfirmed.insert(id, why);
                 }

@@ -18,7 +18,7 @@ use sha2::Sha256;
 use crate::caldav::{self, DavClient, StoredEvent};
 use crate::cli::WebhookArgs;
 use crate::commands::sync::{self, Abort, Options, Selection};
-use crate::config::{CalDav, Config, Feeds, Secret};
+use crate::config::{CalDav, Config, Secret};
 use crate::exit::Status;
 use crate::feed;
 use crate::mapping::event::{self, MappingContext};
@@ -298,6 +298,10 @@ fn reconcile_issue(config: &Config, options: &Options, id: &str, project: Option
         Ok(lock) => lock,
         Err(status) => return status,
     };
+    let mut feed_dir = match sync::open_feed_dir(config, options.dry_run) {
+        Ok(dir) => dir,
+        Err(status) => return status,
+    };
     let plane = sync::plane_client(config);
     let mut caldav = config.caldav.as_ref().map(|settings| {
         (
@@ -339,9 +343,8 @@ fn reconcile_issue(config: &Config, options: &Options, id: &str, project: Option
                 None => None,
             };
             let from_feeds = || {
-                let feeds = config.feeds.as_ref()?;
                 feed::project_of(
-                    &feeds.dir,
+                    feed_dir.as_ref()?,
                     &config.workspace_slug,
                     &event::uid_for(id, None),
                 )
@@ -378,7 +381,7 @@ fn reconcile_issue(config: &Config, options: &Options, id: &str, project: Option
             issue.target_date
         );
     }
-    let mut status = Status::Success;
+    let mut statuses = Vec::new();
     if let Some((settings, dav, cache)) = &mut caldav {
         let report = Report {
             dry_run: options.dry_run,
@@ -426,7 +429,7 @@ fn reconcile_issue(config: &Config, options: &Options, id: &str, project: Option
                 } = gathered;
                 let (caldav_status, report) =
                     sync::finish(config, options, &jobs, &plane, dav, report, started);
-                status = caldav_status;
+                statuses.push(caldav_status);
                 sync::log_done(&report);
                 let learned = discovered && !single;
                 remember(settings, cache, &jobs, learned, &report, options.dry_run);
@@ -435,19 +438,21 @@ fn reconcile_issue(config: &Config, options: &Options, id: &str, project: Option
             Err(abort) => {
                 // The feeds are patched all the same.
                 log::error!("{abort}; no calendar was changed");
-                status = Status::PartialFailure;
+                statuses.push(abort.status());
             }
         }
     }
-    if let Some(feeds) = &config.feeds {
-        let feed_status = patch_feeds(config, feeds, options, id, issue.as_ref(), &project);
-        status = match (status, feed_status) {
-            (status, Status::Success) => status,
-            (Status::Success, feed_status) if config.caldav.is_none() => feed_status,
-            _ => Status::PartialFailure,
-        };
+    if let Some(dir) = &mut feed_dir {
+        statuses.push(patch_feeds(
+            config,
+            dir,
+            options,
+            id,
+            issue.as_ref(),
+            &project,
+        ));
     }
-    status
+    Status::combine(&statuses)
 }
 
 /// Keeps the calendar-location cache true after a webhook run: remembers the calendars this
@@ -521,47 +526,35 @@ fn fresh_issue(
 }
 
 /// The feeds of one issue: its VEVENT leaves every feed that holds it and goes into its
-/// project's, the workspace's and its assignees' feeds (when it is dated).
+/// project's, the workspace's and its assignees' feeds (when it is dated). A patch never
+/// removes a feed.
 fn patch_feeds(
     config: &Config,
-    settings: &Feeds,
+    dir: &mut feed::FeedDirectory,
     options: &Options,
     id: &str,
     issue: Option<&Issue>,
     project: &Project,
 ) -> Status {
     let workspace = &config.workspace_slug;
-    let reference = |kind, id: &str, name: String| feed::FeedRef {
-        kind,
-        name,
-        token: feed::token(&settings.secret, kind, workspace, id),
-    };
     let mut into = vec![
-        reference(
-            feed::Kind::Project,
-            &project.id,
-            format!("Plane: {}", project.name),
+        (
+            feed::FeedId::project(&project.id),
+            feed::calendar_name(&project.name),
         ),
-        reference(
-            feed::Kind::Workspace,
-            workspace,
-            format!("Plane: {workspace}"),
+        (
+            feed::FeedId::workspace(workspace),
+            feed::calendar_name(workspace),
         ),
     ];
-    let ctx = MappingContext {
-        workspace_slug: workspace,
-        web_url: &config.plane_web_url,
-        span: config.span,
-    };
     let event = issue.map(|issue| {
-        for assignee in &issue.assignees {
-            into.push(reference(
-                feed::Kind::Member,
-                &assignee.id,
-                format!("Plane: {}", assignee.name),
-            ));
-        }
-        let fields = event::desired_event(issue, project, &ctx);
+        into.extend(
+            issue
+                .assignees
+                .iter()
+                .map(|a| feed::MemberRef::of_assignee(a).feed()),
+        );
+        let fields = event::desired_event(issue, project, &sync::mapping_context(config));
         event::vevent(
             &fields,
             issue
@@ -574,15 +567,20 @@ fn patch_feeds(
         event,
         into,
     };
-    let plan = match feed::plan_patch(&settings.dir, workspace, &patch) {
-        Ok(plan) => plan,
-        Err(error) => {
-            log::error!("cannot read CALPLANEBOT_FEED_DIR: {error}; no feed was written");
-            return Status::PartialFailure;
-        }
+    let feed_options = feed::Options {
+        dry_run: options.dry_run,
+        guard: options.guard,
+        text: options.format == crate::cli::Format::Text,
     };
+    let mut stdout = std::io::stdout().lock();
     let mut report = Report::default();
-    sync::carry_out_feeds(&settings.dir, &plan, options, &mut report)
+    match feed::patch(dir, workspace, &patch, feed_options, &mut stdout) {
+        Ok(outcome) => sync::report_feeds(&outcome, options, &mut report, &mut stdout),
+        Err(error) => {
+            log::error!("{error}; no feed was written");
+            error.status()
+        }
+    }
 }
 
 /// The calendar jobs of a webhook run: the project's calendar or each assignee view's (none

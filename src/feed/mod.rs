@@ -5,37 +5,47 @@
 //! Three kinds of feed come from one Plane fetch and the CalDAV mapping: one per project, one
 //! per workspace member (the dated issues assigned to them), one for the workspace. A feed's
 //! file name is `{token}.ics`, the token an HMAC of the feed's identity under
-//! `CALPLANEBOT_FEED_SECRET`: stable without state, unguessable, revoked by a new secret. A
-//! file name is a bearer secret, so it never reaches a log line or the plan.
+//! `CALPLANEBOT_FEED_SECRET` (and, once revoked, a nonce of its own): stable without state,
+//! unguessable. A file name is a bearer secret, so it never reaches a log line or the plan.
 //!
-//! Like the CalDAV side, the target is planned (pure: [`plan`]) and then applied ([`apply`]):
-//! a feed whose bytes would not change is not written (same bytes, same mtime, so web servers'
-//! ETag and Last-Modified keep working); a project whose fetch failed keeps its events in every
-//! feed (carried over from the files); a stale file goes only when it carries this workspace's
-//! mark, never in a run that listed no project, and under the deletion guard; anything else in
-//! the directory is never touched.
+//! A feed URL is a promise to a subscriber (issue 20), so:
+//! - a feed whose bytes would not change is not written (same bytes, same mtime: web servers'
+//!   ETag and Last-Modified keep working); a project whose fetch failed keeps its events in
+//!   every feed (carried over from the files);
+//! - a feed is removed only by a run that saw the whole truth ([`Truth`]), never by a webhook,
+//!   never in a run where a write failed, and under the deletion guard; a file at a feed's name
+//!   that is not this workspace's is never overwritten; anything else in the directory is never
+//!   touched;
+//! - the directory is one configuration's, with one secret, locked while written
+//!   ([`directory`]);
+//! - memory: each event is rendered once ([`FeedEvent`]), and feeds are compared and written
+//!   one at a time, streaming against the file on disk ([`file`]).
+
+pub mod directory;
+pub mod file;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::io::{self, Read as _, Write};
+use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::Sha256;
 
-use crate::config::Secret;
-use crate::mapping::event::{self, ManagedFields, PROJECT_MARK, WORKSPACE_MARK};
-use crate::mapping::ics::{self, Component, Property};
-use crate::reconcile::plan::GuardLimits;
+pub use directory::{Access, DirectoryError, FeedDirectory, Identity};
+pub use file::{EventText, is_feed_file_name};
 
-/// How often a subscriber should fetch a feed (RFC 7986 §5.7; `X-PUBLISHED-TTL` for Outlook).
-const REFRESH: &str = "PT15M";
-/// Largest existing feed file read back (a workspace of 100,000 issues is ~100 MiB; more is
-/// not a file calplanebot wrote).
-const MAX_FILE: u64 = 512 * 1024 * 1024;
+use crate::config::Secret;
+use crate::exit::Status;
+use crate::mapping::event::{self, ManagedFields};
+use crate::mapping::ics::Component;
+use crate::reconcile::plan::{self, GuardLimits};
+use crate::reconcile::render;
+use file::{FeedText, Found, Head};
 
 /// The kinds of feed (design.md).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     Project,
@@ -51,44 +61,149 @@ impl Kind {
             Kind::Workspace => "workspace",
         }
     }
+
+    fn from_name(name: &str) -> Option<Kind> {
+        match name {
+            "project" => Some(Kind::Project),
+            "member" => Some(Kind::Member),
+            "workspace" => Some(Kind::Workspace),
+            _ => None,
+        }
+    }
+}
+
+/// Which feed: its kind and the id of what it is about (project id, member id, workspace
+/// slug). Every feed file says it in its head (`X-CALPLANEBOT-FEED:{kind}:{id}`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FeedId {
+    pub kind: Kind,
+    pub id: String,
+}
+
+impl FeedId {
+    pub fn new(kind: Kind, id: &str) -> FeedId {
+        FeedId {
+            kind,
+            id: id.to_string(),
+        }
+    }
+
+    pub fn project(id: &str) -> FeedId {
+        FeedId::new(Kind::Project, id)
+    }
+
+    pub fn member(id: &str) -> FeedId {
+        FeedId::new(Kind::Member, id)
+    }
+
+    pub fn workspace(slug: &str) -> FeedId {
+        FeedId::new(Kind::Workspace, slug)
+    }
+
+    /// The value of the head's mark.
+    pub fn mark(&self) -> String {
+        format!("{}:{}", self.kind.name(), self.id)
+    }
+
+    /// Reads the head's mark back.
+    pub fn from_mark(mark: &str) -> Option<FeedId> {
+        let (kind, id) = mark.split_once(':')?;
+        Some(FeedId::new(Kind::from_name(kind)?, id)).filter(|f| !f.id.is_empty())
+    }
 }
 
 /// The token of a feed: the first 32 lowercase hex digits of
-/// HMAC-SHA256(secret, "{kind}:{workspace_slug}:{id}"), `id` the project id, the member id or
-/// the workspace slug.
+/// HMAC-SHA256(secret, "{kind}:{workspace_slug}:{id}"), plus `:{nonce}` once the feed was
+/// revoked.
 pub fn token(secret: &Secret, kind: Kind, workspace: &str, id: &str) -> String {
+    hmac_hex(secret, &format!("{}:{workspace}:{id}", kind.name()))
+}
+
+fn hmac_hex(secret: &Secret, message: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose().as_bytes())
         .expect("HMAC takes a key of any length");
-    mac.update(format!("{}:{workspace}:{id}", kind.name()).as_bytes());
+    mac.update(message.as_bytes());
     mac.finalize().into_bytes()[..16]
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
 }
 
-/// The file name of a feed: `{token}.ics`.
-pub fn file_name(token: &str) -> String {
-    format!("{token}.ics")
+/// How a directory names its feeds: the secret, the workspace, and the nonces of revoked
+/// feeds (by revocation key, see [`Namer::revocation_key`]).
+#[derive(Clone, Debug)]
+pub struct Namer {
+    secret: Secret,
+    workspace: String,
+    revoked: BTreeMap<String, String>,
 }
 
-/// Whether `name` has the form of a feed file name calplanebot writes.
-pub fn is_feed_file_name(name: &str) -> bool {
-    name.strip_suffix(".ics").is_some_and(|token| {
-        token.len() == 32
-            && token
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
+impl Namer {
+    pub fn new(secret: Secret, workspace: &str) -> Namer {
+        Namer {
+            secret,
+            workspace: workspace.to_string(),
+            revoked: BTreeMap::new(),
+        }
+    }
+
+    fn with_revoked(mut self, revoked: BTreeMap<String, String>) -> Namer {
+        self.revoked = revoked;
+        self
+    }
+
+    /// The feed's file name, `{token}.ics`.
+    pub fn file_name(&self, feed: &FeedId) -> String {
+        let base = format!("{}:{}:{}", feed.kind.name(), self.workspace, feed.id);
+        let token = match self.revoked.get(&self.revocation_key(feed)) {
+            Some(nonce) => hmac_hex(&self.secret, &format!("{base}:{nonce}")),
+            None => hmac_hex(&self.secret, &base),
+        };
+        format!("{token}.ics")
+    }
+
+    /// Where the record files a revoked feed's nonce: an HMAC, so the record does not say
+    /// which feed it is.
+    fn revocation_key(&self, feed: &FeedId) -> String {
+        hmac_hex(
+            &self.secret,
+            &format!(
+                "revoked:{}:{}:{}",
+                feed.kind.name(),
+                self.workspace,
+                feed.id
+            ),
+        )
+    }
 }
 
-/// One dated issue's event, as every feed that holds it carries it.
+/// `n` random bytes from the kernel (`/dev/urandom`), as hex.
+pub fn random_hex(n: usize) -> io::Result<String> {
+    let mut bytes = vec![0u8; n];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// One dated issue's event, rendered once, as every feed that holds it carries it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FeedEvent {
-    pub fields: ManagedFields,
-    /// The issue's `updated_at`: a feed is the same bytes as long as nothing changed.
-    pub dtstamp: DateTime<Utc>,
+    pub event: EventText,
+    /// The project id (its mark).
+    pub project: String,
     /// Member ids of the assignees.
     pub assignees: Vec<String>,
+}
+
+impl FeedEvent {
+    /// The event of `fields`, stamped with the issue's `updated_at` (so a feed is the same
+    /// bytes as long as nothing changed).
+    pub fn new(fields: &ManagedFields, dtstamp: DateTime<Utc>, assignees: Vec<String>) -> Self {
+        FeedEvent {
+            event: EventText::of(&event::vevent(fields, dtstamp)),
+            project: fields.project.clone().unwrap_or_default(),
+            assignees,
+        }
+    }
 }
 
 /// What one project contributes to the feeds.
@@ -108,6 +223,35 @@ pub struct MemberRef {
     pub display_name: String,
 }
 
+impl MemberRef {
+    /// A member of the workspace's members list.
+    pub fn of_member(member: &crate::plane::Member) -> MemberRef {
+        MemberRef {
+            id: member.id.clone(),
+            display_name: member.label().to_string(),
+        }
+    }
+
+    /// An assignee of a work item (a webhook run; a key that may not read the members list).
+    pub fn of_assignee(assignee: &crate::plane::Assignee) -> MemberRef {
+        MemberRef {
+            id: assignee.id.clone(),
+            display_name: assignee.name.clone(),
+        }
+    }
+
+    /// The member's feed and its calendar name.
+    pub fn feed(&self) -> (FeedId, String) {
+        (FeedId::member(&self.id), calendar_name(&self.display_name))
+    }
+}
+
+/// The calendar name of a feed (`NAME`, `X-WR-CALNAME`): `Plane: {project, person or
+/// workspace}`. Sync and webhook both name feeds through it.
+pub fn calendar_name(label: &str) -> String {
+    format!("Plane: {label}")
+}
+
 /// Everything the feeds of one run are made of.
 #[derive(Clone, Debug)]
 pub struct Source {
@@ -116,757 +260,626 @@ pub struct Source {
     pub members: Vec<MemberRef>,
 }
 
-/// One feed as this run wants it, before carry-over.
+/// One feed as a run wants it.
 #[derive(Clone, Debug)]
-pub struct Feed {
-    pub kind: Kind,
-    /// Project id, member id or workspace slug.
-    pub id: String,
-    /// The calendar's name (`NAME`, `X-WR-CALNAME`).
+pub struct Wanted {
+    pub feed: FeedId,
+    /// The calendar's name.
     pub name: String,
-    pub token: String,
-    pub events: Vec<Component>,
     /// Projects whose events are taken from this feed's existing file instead.
     pub carried: BTreeSet<String>,
 }
 
-impl Feed {
-    pub fn file_name(&self) -> String {
-        file_name(&self.token)
-    }
-}
-
 /// The feeds a run wants: one per project, one per member (every member, even with no issue),
 /// one for the workspace.
-pub fn desired_feeds(source: &Source, secret: &Secret) -> Vec<Feed> {
-    let workspace = &source.workspace;
+pub fn wanted_feeds(source: &Source) -> Vec<Wanted> {
     let failed: BTreeSet<String> = source
         .projects
         .iter()
         .filter(|p| p.events.is_none())
         .map(|p| p.id.clone())
         .collect();
-    let feed = |kind: Kind, id: &str, name: String, events: Vec<Component>, carried| Feed {
-        kind,
-        id: id.to_string(),
-        name,
-        token: token(secret, kind, workspace, id),
-        events,
-        carried,
-    };
-    let vevent = |e: &FeedEvent| event::vevent(&e.fields, e.dtstamp);
-    let all = || {
-        source
-            .projects
-            .iter()
-            .flat_map(|p| p.events.iter().flatten())
-    };
     let mut feeds = Vec::with_capacity(source.projects.len() + source.members.len() + 1);
     for project in &source.projects {
-        let events = project.events.iter().flatten().map(vevent).collect();
-        let carried = failed
-            .iter()
-            .filter(|id| **id == project.id)
-            .cloned()
-            .collect();
-        feeds.push(feed(
-            Kind::Project,
-            &project.id,
-            format!("Plane: {}", project.name),
-            events,
-            carried,
-        ));
+        feeds.push(Wanted {
+            feed: FeedId::project(&project.id),
+            name: calendar_name(&project.name),
+            carried: failed
+                .iter()
+                .filter(|id| **id == project.id)
+                .cloned()
+                .collect(),
+        });
     }
     for member in &source.members {
-        let events = all()
-            .filter(|e| e.assignees.contains(&member.id))
-            .map(vevent)
-            .collect();
-        feeds.push(feed(
-            Kind::Member,
-            &member.id,
-            format!("Plane: {}", member.display_name),
-            events,
-            failed.clone(),
-        ));
+        let (feed, name) = member.feed();
+        feeds.push(Wanted {
+            feed,
+            name,
+            carried: failed.clone(),
+        });
     }
-    feeds.push(feed(
-        Kind::Workspace,
-        workspace,
-        format!("Plane: {workspace}"),
-        all().map(vevent).collect(),
-        failed,
-    ));
+    feeds.push(Wanted {
+        feed: FeedId::workspace(&source.workspace),
+        name: calendar_name(&source.workspace),
+        carried: failed,
+    });
     feeds
 }
 
-/// A feed file (design.md, "Feeds"): the calendar's properties, then the events sorted by
-/// (DTSTART, UID), so the same events always give the same bytes.
-pub fn render(name: &str, workspace: &str, mut events: Vec<Component>) -> String {
-    events.sort_by_cached_key(|e| {
-        let value = |p: &str| e.property(p).map(|p| p.value().to_string());
-        (value("DTSTART"), value("UID"))
-    });
-    let text = |name: &str, value: &str| Property::new(name, &[], &ics::escape_text(value));
-    // QUIRK: ical.js and Python icalendar (and the calendar apps built on them) take NAME and
-    // X-WR-CALNAME verbatim, so a `\,` would show as such: only a backslash and a line break
-    // are escaped there (RFC 5545 readers accept a bare comma in a single TEXT value).
-    let title = |name: &str, value: &str| {
-        let value = ics::normalize_text(value)
-            .replace('\\', "\\\\")
-            .replace('\n', "\\n");
-        Property::new(name, &[], &value)
-    };
-    let mut calendar = Component::new("VCALENDAR");
-    calendar.properties = vec![
-        Property::new("VERSION", &[], "2.0"),
-        Property::new("PRODID", &[], event::PRODID),
-        Property::new("CALSCALE", &[], "GREGORIAN"),
-        Property::new("METHOD", &[], "PUBLISH"),
-        title("NAME", name),
-        title("X-WR-CALNAME", name),
-        Property::new("REFRESH-INTERVAL", &[("VALUE", "DURATION")], REFRESH),
-        Property::new("X-PUBLISHED-TTL", &[], REFRESH),
-        text(WORKSPACE_MARK, workspace),
-    ];
-    calendar.children = events;
-    calendar.to_ics()
-}
-
-/// The feed files of the directory that carry this workspace's mark, by file name, parsed.
-/// Files of another form, another workspace or that do not parse are not ours: not listed.
-pub fn read_existing(dir: &Path, workspace: &str) -> std::io::Result<BTreeMap<String, Component>> {
-    let mut ours = BTreeMap::new();
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ours),
-        Err(e) => return Err(e),
-    };
-    for entry in entries {
-        let entry = entry?;
-        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
-            continue;
-        };
-        // A symlink or a directory under a feed's name is not a file calplanebot wrote.
-        if !is_feed_file_name(&name) || !entry.file_type()?.is_file() {
-            continue;
-        }
-        if entry.metadata()?.len() > MAX_FILE {
-            continue;
-        }
-        let Ok(bytes) = std::fs::read(entry.path()) else {
-            continue;
-        };
-        let Ok(calendar) = ics::parse_bytes(&bytes) else {
-            continue;
-        };
-        let marked = calendar
-            .property(WORKSPACE_MARK)
-            .is_some_and(|p| ics::unescape_text(p.value()) == workspace);
-        if calendar.name == "VCALENDAR" && marked {
-            ours.insert(name, calendar);
-        }
-    }
-    Ok(ours)
-}
-
-/// A feed file to write.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct FeedWrite {
-    pub kind: Kind,
-    pub name: String,
-    pub events: usize,
-    #[serde(skip)]
-    pub file_name: String,
-    /// The current content, `None` for a new feed.
-    #[serde(skip)]
-    pub before: Option<String>,
-    #[serde(skip)]
-    pub after: String,
-}
-
-/// A stale feed file to remove (its feed is no longer wanted: a project or member gone).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct FeedRemove {
-    pub name: String,
-    #[serde(skip)]
-    pub file_name: String,
-}
-
-/// What the feed target will do.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct FeedPlan {
-    pub writes: Vec<FeedWrite>,
-    pub removes: Vec<FeedRemove>,
-    pub unchanged: usize,
-    /// Why stale files are kept this run, when they are.
-    pub kept: Option<String>,
-}
-
-/// Plans the feed directory: `desired` against the `existing` files of this workspace.
-/// `listed_projects` is how many projects Plane listed this run: with none, nothing is removed
-/// (an empty answer never wipes feeds).
-pub fn plan(
-    desired: Vec<Feed>,
-    existing: &BTreeMap<String, Component>,
-    workspace: &str,
-    listed_projects: usize,
-    guard: GuardLimits,
-) -> FeedPlan {
-    let mut out = FeedPlan::default();
-    let mut wanted = BTreeSet::new();
-    for feed in desired {
-        let file_name = feed.file_name();
-        let old = existing.get(&file_name);
-        let mut events = feed.events;
-        if let Some(old) = old {
-            events.extend(
-                old.children_named("VEVENT")
-                    .filter(|e| {
-                        e.property(PROJECT_MARK)
-                            .is_some_and(|p| feed.carried.contains(&ics::unescape_text(p.value())))
-                    })
-                    .cloned(),
-            );
-        }
-        let count = events.len();
-        let after = render(&feed.name, workspace, events);
-        let before = old.map(Component::to_ics);
-        wanted.insert(file_name.clone());
-        if before.as_deref() == Some(after.as_str()) {
-            out.unchanged += 1;
-            continue;
-        }
-        out.writes.push(FeedWrite {
-            kind: feed.kind,
-            name: feed.name,
-            events: count,
-            file_name,
-            before,
-            after,
-        });
-    }
-    let stale: Vec<FeedRemove> = existing
+/// The events of this run that `feed` holds.
+pub fn events_for<'a>(source: &'a Source, feed: &FeedId) -> Vec<&'a FeedEvent> {
+    source
+        .projects
         .iter()
-        .filter(|(file_name, _)| !wanted.contains(*file_name))
-        .map(|(file_name, calendar)| FeedRemove {
-            name: calendar
-                .property("X-WR-CALNAME")
-                .map(|p| ics::unescape_text(p.value()))
-                .unwrap_or_default(),
-            file_name: file_name.clone(),
+        .flat_map(|p| p.events.iter().flatten())
+        .filter(|e| match feed.kind {
+            Kind::Project => e.project == feed.id,
+            Kind::Member => e.assignees.contains(&feed.id),
+            Kind::Workspace => true,
         })
-        .collect();
-    if stale.is_empty() {
-        return out;
-    }
-    if listed_projects == 0 {
-        out.kept = Some(format!(
-            "Plane listed no project, so the {} feeds no longer wanted are kept",
-            stale.len()
-        ));
-    } else if stale.len() > guard.max_delete && !guard.force {
-        out.kept = Some(format!(
-            "{} feeds are no longer wanted, more than --max-delete {}: kept (--force-delete removes them)",
-            stale.len(),
-            guard.max_delete
-        ));
-    } else {
-        out.removes = stale;
-    }
-    out
+        .collect()
 }
 
-/// A feed a patch writes into: which one, and its calendar name if it must be created.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FeedRef {
-    pub kind: Kind,
-    pub name: String,
-    pub token: String,
+/// What a run knows for certain, which decides what it may remove (issue 20, point 1).
+#[derive(Clone, Debug, Default)]
+pub struct Truth {
+    /// Whether this run may remove feeds at all (not a project webhook's run).
+    pub may_remove: bool,
+    /// The ids of the syncable projects of a complete projects listing; `None` when Plane
+    /// listed none (an empty answer never removes a feed).
+    pub projects: Option<BTreeSet<String>>,
+    /// The workspace's members, when the members list was read (not the assignees seen).
+    pub members: Option<BTreeSet<String>>,
+    /// Every project was selected (no `--project`) and read completely.
+    pub complete: bool,
 }
 
-/// One issue's event, put into or taken out of the feeds (a webhook run): `event` is the new
-/// VEVENT (`None` when the issue has no date any more, or is gone), `into` the feeds that
-/// want it (its project, the workspace, its assignees).
-#[derive(Clone, Debug)]
-pub struct Patch {
-    pub uid: String,
-    pub event: Option<Component>,
-    pub into: Vec<FeedRef>,
-}
-
-/// Plans a patch of the directory: every feed of this workspace that holds `patch.uid` loses
-/// that VEVENT, and every feed of `patch.into` gets the new one (a missing one is created, unless
-/// there is nothing to put in it). Only the files touched are read in full; the others are
-/// searched for the UID's bytes.
-pub fn plan_patch(dir: &Path, workspace: &str, patch: &Patch) -> std::io::Result<FeedPlan> {
-    let mut out = FeedPlan::default();
-    let into: BTreeMap<String, &FeedRef> = patch
-        .into
-        .iter()
-        .map(|f| (file_name(&f.token), f))
-        .collect();
-    let mut candidates: BTreeSet<String> = into.keys().cloned().collect();
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
-            continue;
-        };
-        if !is_feed_file_name(&name) || candidates.contains(&name) || !entry.file_type()?.is_file()
-        {
-            continue;
-        }
-        let holds =
-            std::fs::read(entry.path()).is_ok_and(|bytes| contains(&bytes, patch.uid.as_bytes()));
-        if holds {
-            candidates.insert(name);
-        }
+impl Truth {
+    /// Whether the run saw everything: the members list, every project, no `--project`.
+    fn whole(&self) -> bool {
+        self.complete && self.members.is_some() && self.projects.is_some()
     }
-    for name in candidates {
-        let path = dir.join(&name);
-        let current = match std::fs::symlink_metadata(&path) {
-            Ok(meta) if meta.is_file() && meta.len() <= MAX_FILE => {
-                let parsed = std::fs::read(&path)
-                    .ok()
-                    .and_then(|bytes| ics::parse_bytes(&bytes).ok());
-                match parsed {
-                    Some(calendar)
-                        if calendar.name == "VCALENDAR"
-                            && calendar
-                                .property(WORKSPACE_MARK)
-                                .is_some_and(|p| ics::unescape_text(p.value()) == workspace) =>
-                    {
-                        Some(calendar)
-                    }
-                    // Not a feed of this workspace: never touched.
-                    _ => continue,
-                }
+
+    /// Whether `feed`'s subject is gone: a project the complete listing no longer shows, a
+    /// person no longer a member (seen by a whole run).
+    fn gone(&self, feed: &FeedId) -> bool {
+        match feed.kind {
+            Kind::Project => self
+                .projects
+                .as_ref()
+                .is_some_and(|p| !p.contains(&feed.id)),
+            Kind::Member => {
+                self.whole() && self.members.as_ref().is_some_and(|m| !m.contains(&feed.id))
             }
-            Ok(_) => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(e),
-        };
-        let wanted = into.get(&name);
-        if current.is_none() && (wanted.is_none() || patch.event.is_none()) {
-            continue;
-        }
-        let uid_of = |e: &Component| e.property("UID").map(|p| ics::unescape_text(p.value()));
-        let mut events: Vec<Component> = current
-            .iter()
-            .flat_map(|c| c.children_named("VEVENT"))
-            .filter(|e| uid_of(e).as_deref() != Some(patch.uid.as_str()))
-            .cloned()
-            .collect();
-        if let (Some(_), Some(event)) = (wanted, &patch.event) {
-            events.push(event.clone());
-        }
-        let calendar_name = match (wanted, &current) {
-            (Some(wanted), _) => wanted.name.clone(),
-            (None, Some(current)) => current
-                .property("X-WR-CALNAME")
-                .map(|p| ics::unescape_text(p.value()))
-                .unwrap_or_default(),
-            (None, None) => continue,
-        };
-        let count = events.len();
-        let after = render(&calendar_name, workspace, events);
-        let before = current.as_ref().map(Component::to_ics);
-        if before.as_deref() == Some(after.as_str()) {
-            out.unchanged += 1;
-            continue;
-        }
-        out.writes.push(FeedWrite {
-            kind: wanted.map_or_else(|| kind_of(current.as_ref()), |w| w.kind),
-            name: calendar_name,
-            events: count,
-            file_name: name,
-            before,
-            after,
-        });
-    }
-    Ok(out)
-}
-
-/// A feed's kind when only its file is known: the workspace feed has no project or member
-/// in its name's shape, so this is a best guess for the plan's text only.
-fn kind_of(calendar: Option<&Component>) -> Kind {
-    let events: Vec<&Component> = calendar
-        .iter()
-        .flat_map(|c| c.children_named("VEVENT"))
-        .collect();
-    let projects: BTreeSet<&str> = events
-        .iter()
-        .filter_map(|e| e.property(PROJECT_MARK).map(|p| p.value()))
-        .collect();
-    if projects.len() == 1 {
-        Kind::Project
-    } else {
-        Kind::Member
-    }
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-/// The project mark of the event with this UID, from any feed of this workspace: where a
-/// deleted issue (whose delivery names no project) was.
-pub fn project_of(dir: &Path, workspace: &str, uid: &str) -> std::io::Result<Option<String>> {
-    for (_, calendar) in read_existing(dir, workspace)? {
-        let found = calendar
-            .children_named("VEVENT")
-            .find(|e| {
-                e.property("UID")
-                    .is_some_and(|p| ics::unescape_text(p.value()) == uid)
-            })
-            .and_then(|e| e.property(PROJECT_MARK))
-            .map(|p| ics::unescape_text(p.value()));
-        if found.is_some() {
-            return Ok(found);
+            // The workspace's own feed is always wanted.
+            Kind::Workspace => false,
         }
     }
-    Ok(None)
 }
 
-/// Something the feed target could not do.
+/// How a run treats the feeds.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    pub dry_run: bool,
+    pub guard: GuardLimits,
+    /// Print the plan's lines (text output).
+    pub text: bool,
+}
+
+/// Something the feed target could not do, named by feed (never by file).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FeedFailure {
     pub name: String,
     pub error: String,
 }
 
-/// Writes and removes what `plan` says, each file atomically (a new file beside it, created
-/// with `O_EXCL`, fsynced, renamed; mode 0644). Failures are returned, each with its feed; the
-/// error text never names the file, whose name is a bearer secret.
-pub fn apply(dir: &Path, plan: &FeedPlan) -> Vec<FeedFailure> {
-    let mut failures = Vec::new();
-    for write in &plan.writes {
-        let path: PathBuf = dir.join(&write.file_name);
-        if let Err(e) = crate::support::atomic_file::write(&path, write.after.as_bytes(), 0o644) {
-            failures.push(FeedFailure {
-                name: write.name.clone(),
-                error: format!("cannot write the feed: {}", e.kind()),
-            });
+/// What the feed target did (or, in a dry run, would do).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    pub written: usize,
+    pub removed: usize,
+    pub unchanged: usize,
+    pub failures: Vec<FeedFailure>,
+    /// Why feeds no longer wanted are kept, when the guard or a failed write keeps them.
+    pub kept: Vec<String>,
+    /// The deletion guard refused this run's removals.
+    pub refused: bool,
+}
+
+impl Outcome {
+    /// The feed target's exit status.
+    pub fn status(&self) -> Status {
+        if !self.failures.is_empty() {
+            Status::PartialFailure
+        } else if self.refused {
+            Status::Refused
+        } else {
+            Status::Success
         }
     }
-    for remove in &plan.removes {
-        match std::fs::remove_file(dir.join(&remove.file_name)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => failures.push(FeedFailure {
-                name: remove.name.clone(),
-                error: format!("cannot remove the stale feed: {}", e.kind()),
-            }),
+}
+
+/// One feed's write: compared with the file at its name, then written unless it holds the same
+/// bytes. A file there that is not a feed of this workspace is never overwritten: the feed
+/// fails, with a hint.
+struct Put<'a> {
+    kind: &'static str,
+    name: &'a str,
+    file_name: &'a str,
+    text: FeedText<'a>,
+}
+
+fn put(
+    dir: &Path,
+    workspace: &str,
+    found: Option<&Found>,
+    feed: Put<'_>,
+    options: Options,
+    out: &mut dyn Write,
+    outcome: &mut Outcome,
+) -> bool {
+    let path = dir.join(feed.file_name);
+    let sign = match found {
+        // No file yet: a new feed.
+        None => '+',
+        // One of ours: rewritten only when its bytes differ.
+        Some(Found::Calendar(head)) if head.is_ours(workspace) => {
+            match file::holds(&path, &feed.text) {
+                Ok(true) => {
+                    outcome.unchanged += 1;
+                    return true;
+                }
+                Ok(false) => '~',
+                Err(e) => {
+                    return fail(
+                        outcome,
+                        feed.name,
+                        format!("cannot read the feed: {}", e.kind()),
+                    );
+                }
+            }
+        }
+        // Another workspace's feed, or a file calplanebot did not write: left alone.
+        Some(_) => {
+            return fail(
+                outcome,
+                feed.name,
+                "a file calplanebot did not write (no mark of this workspace) is at this feed's name in CALPLANEBOT_FEED_DIR: it is left alone. Move it away if it is not needed, and the next run writes the feed".into(),
+            );
+        }
+    };
+    if options.text {
+        let mut line = render::feed_change_line(sign, feed.kind, feed.name, feed.text.events.len());
+        if sign == '~'
+            && let Ok(before) = file::read_text(&path)
+        {
+            line.push_str(&render::feed_diff(&before, &feed.text.to_text()));
+        }
+        let _ = out.write_all(line.as_bytes());
+    }
+    outcome.written += 1;
+    if options.dry_run {
+        return true;
+    }
+    match file::write(dir, feed.file_name, &feed.text) {
+        Ok(()) => true,
+        Err(e) => {
+            outcome.written -= 1;
+            fail(
+                outcome,
+                feed.name,
+                format!("cannot write the feed: {}", e.kind()),
+            )
         }
     }
-    failures
+}
+
+fn fail(outcome: &mut Outcome, name: &str, error: String) -> bool {
+    outcome.failures.push(FeedFailure {
+        name: name.to_string(),
+        error,
+    });
+    false
+}
+
+/// The events of an existing feed file of projects `carried` (a project not read completely
+/// this run keeps them as they are).
+fn carried_events(path: &Path, carried: &BTreeSet<String>) -> io::Result<Vec<EventText>> {
+    let mut events = Vec::new();
+    if carried.is_empty() {
+        return Ok(events);
+    }
+    file::for_each_event(path, |block| {
+        if block.project.as_ref().is_some_and(|p| carried.contains(p)) {
+            events.push(block.event);
+        }
+    })?;
+    Ok(events)
+}
+
+/// Why an existing feed file goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Removal {
+    /// The old name of a rotated or revoked feed: the operator asked (no guard).
+    Retired,
+    /// Its subject is gone, or it is an old copy of a live feed seen by a whole run.
+    Stale,
+}
+
+/// Whether an existing feed file of this workspace that no wanted feed has at its name goes,
+/// and why (issue 20, point 1). `written` holds the feeds this run wrote (or found unchanged).
+fn removal(
+    head: &Head,
+    retired: bool,
+    truth: &Truth,
+    written: &BTreeSet<FeedId>,
+) -> Option<Removal> {
+    let stale = match &head.feed {
+        // Another name of a feed this run wrote: an old one.
+        Some(feed) if written.contains(feed) => retired || truth.whole(),
+        // A feed this run did not write: only when its subject is gone.
+        Some(feed) => truth.gone(feed),
+        // Written before feeds said which they are: only a whole run may tell.
+        None => retired || truth.whole(),
+    };
+    match (stale, retired) {
+        (false, _) => None,
+        (true, true) => Some(Removal::Retired),
+        (true, false) => Some(Removal::Stale),
+    }
+}
+
+/// The feed target of a `sync`: every wanted feed compared with its file and written when it
+/// differs, one at a time; then, when every write succeeded, the files no longer wanted that
+/// [`removal`] lets go, under the deletion guard. Plan lines go to `out`.
+pub fn write_all(
+    dir: &mut FeedDirectory,
+    source: &Source,
+    truth: &Truth,
+    options: Options,
+    out: &mut dyn Write,
+) -> Result<Outcome, DirectoryError> {
+    let workspace = source.workspace.as_str();
+    let namer = dir.namer();
+    let files: BTreeMap<String, Found> = dir.feed_files()?.into_iter().collect();
+    let ours: BTreeMap<&str, &Head> = files
+        .iter()
+        .filter_map(|(name, found)| match found {
+            Found::Calendar(head) if head.is_ours(workspace) => Some((name.as_str(), head)),
+            _ => None,
+        })
+        .collect();
+    let mut outcome = Outcome::default();
+    let mut wanted_names = BTreeSet::new();
+    let mut written = BTreeSet::new();
+    for wanted in wanted_feeds(source) {
+        let file_name = namer.file_name(&wanted.feed);
+        wanted_names.insert(file_name.clone());
+        // Carried events come from the feed's file: at its name, else under an old name
+        // (a rotation or revocation not yet written out).
+        let from = if ours.contains_key(file_name.as_str()) {
+            Some(file_name.as_str())
+        } else {
+            ours.iter()
+                .find(|(_, head)| head.feed.as_ref() == Some(&wanted.feed))
+                .map(|(name, _)| *name)
+        };
+        let carried = match from {
+            Some(from) => match carried_events(&dir.path.join(from), &wanted.carried) {
+                Ok(carried) => carried,
+                Err(e) => {
+                    fail(
+                        &mut outcome,
+                        &wanted.name,
+                        format!("cannot read the feed: {}", e.kind()),
+                    );
+                    continue;
+                }
+            },
+            None => Vec::new(),
+        };
+        let mut events: Vec<&EventText> = events_for(source, &wanted.feed)
+            .into_iter()
+            .map(|e| &e.event)
+            .chain(&carried)
+            .collect();
+        events.sort_by(|a, b| a.key.cmp(&b.key));
+        let text = FeedText {
+            head: file::head(&wanted.name, workspace, Some(&wanted.feed)),
+            events,
+        };
+        let feed = Put {
+            kind: wanted.feed.kind.name(),
+            name: &wanted.name,
+            file_name: &file_name,
+            text,
+        };
+        if put(
+            &dir.path,
+            workspace,
+            files.get(&file_name),
+            feed,
+            options,
+            out,
+            &mut outcome,
+        ) {
+            written.insert(wanted.feed);
+        }
+    }
+    // Removals.
+    let mut stale = Vec::new();
+    let mut retired = Vec::new();
+    let candidates = ours
+        .iter()
+        .filter(|(n, _)| truth.may_remove && !wanted_names.contains(**n));
+    for (name, head) in candidates {
+        match removal(head, dir.is_retired(name), truth, &written) {
+            Some(Removal::Retired) => retired.push((*name, *head)),
+            Some(Removal::Stale) => stale.push((*name, *head)),
+            None => {}
+        }
+    }
+    if !outcome.failures.is_empty() && stale.len() + retired.len() > 0 {
+        outcome.kept.push(format!(
+            "a feed could not be written, so none of the {} feeds no longer wanted is removed this run (the next run finishes the job)",
+            stale.len() + retired.len()
+        ));
+        stale.clear();
+        retired.clear();
+    }
+    if truth.projects.is_none() && !stale.is_empty() {
+        outcome.kept.push(format!(
+            "Plane listed no project, so the {} feeds no longer wanted are kept",
+            stale.len()
+        ));
+        stale.clear();
+    }
+    if !stale.is_empty()
+        && plan::too_many_deletions(options.guard, stale.len(), ours.len())
+        && !options.guard.force
+    {
+        outcome.kept.push(format!(
+            "{} of the {} feeds of this workspace are no longer wanted, more than --max-delete {} or --max-delete-percent {}: kept (check Plane, then --force-delete removes them)",
+            stale.len(),
+            ours.len(),
+            options.guard.max_delete,
+            options.guard.max_percent
+        ));
+        outcome.refused = true;
+        stale.clear();
+    }
+    let mut removed = BTreeSet::new();
+    for (name, head, why) in retired
+        .into_iter()
+        .map(|(n, h)| (n, h, Removal::Retired))
+        .chain(stale.into_iter().map(|(n, h)| (n, h, Removal::Stale)))
+    {
+        let label = head.name.clone().unwrap_or_default();
+        if options.text {
+            let _ = out.write_all(
+                render::feed_removal_line(
+                    file::kind_name(head.feed.as_ref()),
+                    &label,
+                    why == Removal::Retired,
+                )
+                .as_bytes(),
+            );
+        }
+        if options.dry_run {
+            outcome.removed += 1;
+            continue;
+        }
+        match std::fs::remove_file(dir.path.join(name)) {
+            Ok(()) => {
+                outcome.removed += 1;
+                removed.insert(name.to_string());
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                removed.insert(name.to_string());
+            }
+            Err(e) => {
+                fail(
+                    &mut outcome,
+                    &label,
+                    format!("cannot remove the old feed: {}", e.kind()),
+                );
+            }
+        }
+    }
+    if options.text {
+        for kept in &outcome.kept {
+            let _ = writeln!(out, "! feeds: {}", render::escape_controls(kept));
+        }
+    }
+    if !options.dry_run {
+        let present: BTreeSet<String> = files
+            .keys()
+            .filter(|n| !removed.contains(*n))
+            .cloned()
+            .chain(wanted_names)
+            .collect();
+        dir.forget_retired(&present);
+        dir.save()?;
+    }
+    Ok(outcome)
+}
+
+/// One issue's event, put into or taken out of the feeds (a webhook run): `event` is the new
+/// VEVENT (`None` when the issue has no date any more, or is gone), `into` the feeds that
+/// want it (its project, the workspace, its assignees) with their calendar names.
+#[derive(Clone, Debug)]
+pub struct Patch {
+    pub uid: String,
+    pub event: Option<Component>,
+    pub into: Vec<(FeedId, String)>,
+}
+
+/// Patches the directory for one issue: every feed of this workspace that holds `patch.uid`
+/// loses that VEVENT, and every feed of `patch.into` gets the new one (a missing one is
+/// created, unless there is nothing to put in it). Only the feeds touched are read event by
+/// event; the others are searched for the UID's line. A patch never removes a feed.
+pub fn patch(
+    dir: &mut FeedDirectory,
+    workspace: &str,
+    patch: &Patch,
+    options: Options,
+    out: &mut dyn Write,
+) -> Result<Outcome, DirectoryError> {
+    let namer = dir.namer();
+    let files: BTreeMap<String, Found> = dir.feed_files()?.into_iter().collect();
+    let into: BTreeMap<String, &(FeedId, String)> = patch
+        .into
+        .iter()
+        .map(|wanted| (namer.file_name(&wanted.0), wanted))
+        .collect();
+    let uid_line = format!("UID:{}", crate::mapping::ics::escape_text(&patch.uid));
+    let mut outcome = Outcome::default();
+    let new = patch.event.as_ref().map(EventText::of);
+    for (name, found) in files.iter().filter(|(n, _)| !into.contains_key(*n)) {
+        let Found::Calendar(head) = found else {
+            continue;
+        };
+        let holds = head.is_ours(workspace)
+            && file::contains(&dir.path.join(name), uid_line.as_bytes()).unwrap_or(false);
+        if holds {
+            let label = head.name.clone().unwrap_or_default();
+            patch_one(
+                dir,
+                workspace,
+                name,
+                head.feed.as_ref(),
+                &label,
+                found,
+                &patch.uid,
+                None,
+                options,
+                out,
+                &mut outcome,
+            );
+        }
+    }
+    for (name, (feed, label)) in &into {
+        let found = files.get(name);
+        if found.is_none() && new.is_none() {
+            continue;
+        }
+        patch_one(
+            dir,
+            workspace,
+            name,
+            Some(feed),
+            label,
+            found.unwrap_or(&Found::Other),
+            &patch.uid,
+            new.as_ref(),
+            options,
+            out,
+            &mut outcome,
+        );
+    }
+    Ok(outcome)
+}
+
+/// One feed of a patch: its events with `uid`'s replaced by `new` (or dropped).
+#[allow(clippy::too_many_arguments)]
+fn patch_one(
+    dir: &FeedDirectory,
+    workspace: &str,
+    name: &str,
+    feed: Option<&FeedId>,
+    label: &str,
+    found: &Found,
+    uid: &str,
+    new: Option<&EventText>,
+    options: Options,
+    out: &mut dyn Write,
+    outcome: &mut Outcome,
+) {
+    let path = dir.path.join(name);
+    let exists = std::fs::symlink_metadata(&path).is_ok();
+    let mut events = Vec::new();
+    if exists && matches!(found, Found::Calendar(head) if head.is_ours(workspace)) {
+        let read = file::for_each_event(&path, |block| {
+            if block.uid != uid {
+                events.push(block.event);
+            }
+        });
+        if let Err(e) = read {
+            fail(
+                outcome,
+                label,
+                format!("cannot read the feed: {}", e.kind()),
+            );
+            return;
+        }
+    }
+    let mut refs: Vec<&EventText> = events.iter().chain(new).collect();
+    refs.sort_by(|a, b| a.key.cmp(&b.key));
+    let text = FeedText {
+        head: file::head(label, workspace, feed),
+        events: refs,
+    };
+    let found = exists.then_some(found);
+    put(
+        &dir.path,
+        workspace,
+        found,
+        Put {
+            kind: file::kind_name(feed),
+            name: label,
+            file_name: name,
+            text,
+        },
+        options,
+        out,
+        outcome,
+    );
+}
+
+/// Calls `each` with the UID and project mark of every event in every feed of this workspace
+/// (to find the events whose issue left Plane's lists, and where a deleted issue was).
+pub fn for_each_existing_event(
+    dir: &FeedDirectory,
+    workspace: &str,
+    mut each: impl FnMut(&str, Option<&str>) -> bool,
+) -> Result<(), DirectoryError> {
+    for (name, found) in dir.feed_files()? {
+        if !matches!(&found, Found::Calendar(head) if head.is_ours(workspace)) {
+            continue;
+        }
+        let mut go_on = true;
+        file::for_each_event(&dir.path.join(&name), |block| {
+            if go_on {
+                go_on = each(&block.uid, block.project.as_deref());
+            }
+        })
+        .map_err(|e| {
+            DirectoryError::Io(format!("cannot read a feed of CALPLANEBOT_FEED_DIR: {e}"))
+        })?;
+        if !go_on {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The project mark of the event with this UID, from any feed of this workspace: where a
+/// deleted issue (whose delivery names no project) was.
+pub fn project_of(
+    dir: &FeedDirectory,
+    workspace: &str,
+    uid: &str,
+) -> Result<Option<String>, DirectoryError> {
+    let mut found = None;
+    for_each_existing_event(dir, workspace, |event_uid, project| {
+        if event_uid == uid {
+            found = project.map(str::to_string);
+        }
+        found.is_none()
+    })?;
+    Ok(found)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::{NaiveDate, TimeZone};
-
-    const WS: &str = "acme";
-    const P1: &str = "8063616e-4508-4635-b20d-f71dd7c779d3";
-    const P2: &str = "11111111-2222-4333-8444-555555555555";
-    const ALICE: &str = "00000000-0000-4000-8000-0000000000a1";
-    const BOB: &str = "00000000-0000-4000-8000-0000000000b2";
-
-    fn secret() -> Secret {
-        Secret::new("feed-secret")
-    }
-
-    fn issue(n: u32, project: &str, day: u32, assignees: &[&str]) -> FeedEvent {
-        let id = format!("9d577c4e-d35e-4940-9f10-{n:012}");
-        FeedEvent {
-            fields: ManagedFields {
-                uid: event::uid_for(&id, None),
-                summary: format!("[{n}] Task {n}"),
-                description: "---\nPriority: None\nProject: P".into(),
-                dtstart: NaiveDate::from_ymd_opt(2026, 12, day),
-                dtend: NaiveDate::from_ymd_opt(2026, 12, day + 1),
-                status: Some("CONFIRMED".into()),
-                color: None,
-                categories: vec![],
-                url: Some(format!("https://plane/acme/projects/{project}/issues/{id}")),
-                workspace: Some(WS.into()),
-                project: Some(project.into()),
-                view: None,
-            },
-            dtstamp: Utc.with_ymd_and_hms(2026, 11, 20, 8, 0, n).unwrap(),
-            assignees: assignees.iter().map(|a| a.to_string()).collect(),
-        }
-    }
-
-    fn source(p2: Option<Vec<FeedEvent>>) -> Source {
-        Source {
-            workspace: WS.into(),
-            projects: vec![
-                ProjectEvents {
-                    id: P1.into(),
-                    name: "Website".into(),
-                    events: Some(vec![
-                        issue(2, P1, 5, &[ALICE]),
-                        issue(1, P1, 9, &[ALICE, BOB]),
-                    ]),
-                },
-                ProjectEvents {
-                    id: P2.into(),
-                    name: "Ops".into(),
-                    events: p2,
-                },
-            ],
-            members: vec![
-                MemberRef {
-                    id: ALICE.into(),
-                    display_name: "alice".into(),
-                },
-                MemberRef {
-                    id: BOB.into(),
-                    display_name: "bob".into(),
-                },
-                MemberRef {
-                    id: "00000000-0000-4000-8000-0000000000c3".into(),
-                    display_name: "carol".into(),
-                },
-            ],
-        }
-    }
-
-    fn limits() -> GuardLimits {
-        GuardLimits {
-            max_delete: 20,
-            max_percent: 50,
-            force: false,
-        }
-    }
-
-    /// The files a plan would leave, as the next run reads them.
-    fn written(plan: &FeedPlan) -> BTreeMap<String, Component> {
-        plan.writes
-            .iter()
-            .map(|w| (w.file_name.clone(), ics::parse(&w.after).unwrap()))
-            .collect()
-    }
-
-    fn uids(calendar: &Component) -> Vec<String> {
-        calendar
-            .children_named("VEVENT")
-            .map(|e| e.property("UID").unwrap().value().to_string())
-            .collect()
-    }
-
-    #[test]
-    fn tokens_are_stable_unguessable_names_bound_to_kind_workspace_id_and_secret() {
-        let a = token(&secret(), Kind::Project, WS, P1);
-        assert_eq!(a, token(&secret(), Kind::Project, WS, P1));
-        assert_eq!(a.len(), 32);
-        assert!(is_feed_file_name(&file_name(&a)));
-        for other in [
-            token(&Secret::new("rotated"), Kind::Project, WS, P1),
-            token(&secret(), Kind::Member, WS, P1),
-            token(&secret(), Kind::Project, "other", P1),
-            token(&secret(), Kind::Project, WS, P2),
-        ] {
-            assert_ne!(a, other);
-        }
-        // HMAC-SHA256("feed-secret", "workspace:acme:acme"), computed independently
-        // (Python: hmac.new(b"feed-secret", b"workspace:acme:acme", "sha256").hexdigest()[:32]).
-        assert_eq!(
-            token(&secret(), Kind::Workspace, WS, WS),
-            "812615bebf33c0ecfdad3794e2eb38d8"
-        );
-        for name in [
-            "a.ics",
-            "feed.ics",
-            &format!("{}.ICS", a),
-            &format!("{}x.ics", &a[..31]),
-        ] {
-            assert!(!is_feed_file_name(name), "{name}");
-        }
-    }
-
-    #[test]
-    fn every_project_member_and_the_workspace_get_a_feed_with_their_events_sorted() {
-        let feeds = desired_feeds(&source(Some(vec![issue(3, P2, 1, &[BOB])])), &secret());
-        let kinds: Vec<(Kind, &str, usize)> = feeds
-            .iter()
-            .map(|f| (f.kind, f.name.as_str(), f.events.len()))
-            .collect();
-        assert_eq!(
-            kinds,
-            [
-                (Kind::Project, "Plane: Website", 2),
-                (Kind::Project, "Plane: Ops", 1),
-                (Kind::Member, "Plane: alice", 2),
-                (Kind::Member, "Plane: bob", 2),
-                (Kind::Member, "Plane: carol", 0),
-                (Kind::Workspace, "Plane: acme", 3),
-            ]
-        );
-        let plan = plan(feeds, &BTreeMap::new(), WS, 2, limits());
-        assert_eq!(plan.writes.len(), 6);
-        let workspace = plan.writes.last().unwrap();
-        let text = &workspace.after;
-        for line in [
-            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\n",
-            "METHOD:PUBLISH\r\n",
-            "NAME:Plane: acme\r\n",
-            "X-WR-CALNAME:Plane: acme\r\n",
-            "REFRESH-INTERVAL;VALUE=DURATION:PT15M\r\n",
-            "X-PUBLISHED-TTL:PT15M\r\n",
-            "X-CALPLANEBOT-WORKSPACE:acme\r\n",
-            "DTSTAMP:20261120T080003Z\r\n",
-        ] {
-            assert!(text.contains(line), "{line:?} in {text}");
-        }
-        // Sorted by DTSTART, then UID: issue 3 (Dec 1), 2 (Dec 5), 1 (Dec 9).
-        let order = uids(&ics::parse(text).unwrap());
-        assert!(order[0].ends_with("000000000003@calplanebot"), "{order:?}");
-        assert!(order[2].ends_with("000000000001@calplanebot"), "{order:?}");
-    }
-
-    #[test]
-    fn a_run_with_nothing_changed_writes_nothing() {
-        let source = source(Some(vec![issue(3, P2, 1, &[BOB])]));
-        let first = plan(
-            desired_feeds(&source, &secret()),
-            &BTreeMap::new(),
-            WS,
-            2,
-            limits(),
-        );
-        let files = written(&first);
-        let second = plan(desired_feeds(&source, &secret()), &files, WS, 2, limits());
-        assert_eq!(
-            (second.writes.len(), second.unchanged),
-            (0, 6),
-            "{second:?}"
-        );
-    }
-
-    #[test]
-    fn a_project_that_failed_keeps_its_events_in_every_feed() {
-        let before = source(Some(vec![issue(3, P2, 1, &[BOB]), issue(4, P2, 2, &[])]));
-        let files = written(&plan(
-            desired_feeds(&before, &secret()),
-            &BTreeMap::new(),
-            WS,
-            2,
-            limits(),
-        ));
-        // P2's walk fails; meanwhile P1 changed.
-        let mut after = source(None);
-        after.projects[0].events.as_mut().unwrap()[0].fields.summary = "[2] renamed".into();
-        let plan = plan(desired_feeds(&after, &secret()), &files, WS, 2, limits());
-        let next = {
-            let mut next = files.clone();
-            next.extend(written(&plan));
-            next
-        };
-        let feed = |kind, id: &str| &next[&file_name(&token(&secret(), kind, WS, id))];
-        assert_eq!(
-            uids(feed(Kind::Project, P2)).len(),
-            2,
-            "P2's own feed is carried whole"
-        );
-        assert_eq!(uids(feed(Kind::Workspace, WS)).len(), 4);
-        assert_eq!(uids(feed(Kind::Member, BOB)).len(), 2, "bob keeps issue 3");
-        assert!(plan.removes.is_empty());
-        // The feed of P2 is byte for byte what it was.
-        assert!(
-            plan.writes.iter().all(|w| w.name != "Plane: Ops"),
-            "{plan:?}"
-        );
-    }
-
-    #[test]
-    fn stale_feeds_go_only_with_a_listing_and_under_the_guard() {
-        let before = source(Some(vec![issue(3, P2, 1, &[BOB])]));
-        let files = written(&plan(
-            desired_feeds(&before, &secret()),
-            &BTreeMap::new(),
-            WS,
-            2,
-            limits(),
-        ));
-        let mut gone = before.clone();
-        gone.projects.pop();
-        gone.members.pop();
-        let removed = plan(desired_feeds(&gone, &secret()), &files, WS, 1, limits());
-        let names: Vec<&str> = removed.removes.iter().map(|r| r.name.as_str()).collect();
-        assert_eq!(names.len(), 2, "{names:?}");
-        assert!(names.contains(&"Plane: Ops") && names.contains(&"Plane: carol"));
-        // No project listed: nothing is removed.
-        let none = plan(desired_feeds(&gone, &secret()), &files, WS, 0, limits());
-        assert!(none.removes.is_empty() && none.kept.is_some());
-        // More than --max-delete: kept, unless forced.
-        let tight = GuardLimits {
-            max_delete: 1,
-            ..limits()
-        };
-        let guarded = plan(desired_feeds(&gone, &secret()), &files, WS, 1, tight);
-        assert!(guarded.removes.is_empty() && guarded.kept.is_some());
-        let forced = plan(
-            desired_feeds(&gone, &secret()),
-            &files,
-            WS,
-            1,
-            GuardLimits {
-                force: true,
-                ..tight
-            },
-        );
-        assert_eq!(forced.removes.len(), 2);
-    }
-
-    #[test]
-    fn only_marked_feed_files_of_this_workspace_are_read_and_nothing_else_is_touched() {
-        let dir = std::env::temp_dir().join(format!("calplanebot-feed-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let source = source(Some(vec![issue(3, P2, 1, &[BOB])]));
-        let first = plan(
-            desired_feeds(&source, &secret()),
-            &BTreeMap::new(),
-            WS,
-            2,
-            limits(),
-        );
-        assert!(apply(&dir, &first).is_empty());
-        let other_ws = render("Plane: x", "globex", Vec::new());
-        let foreign = "0123456789abcdef0123456789abcdef.ics";
-        std::fs::write(dir.join(foreign), &other_ws).unwrap();
-        std::fs::write(dir.join("index.html"), "hello").unwrap();
-        std::fs::write(
-            dir.join("fedcba9876543210fedcba9876543210.ics"),
-            "not a calendar",
-        )
-        .unwrap();
-        let existing = read_existing(&dir, WS).unwrap();
-        assert_eq!(existing.len(), 6);
-        // Every feed of this workspace is stale now: the others are still not touched.
-        let mut empty = source.clone();
-        empty.projects.truncate(1);
-        empty.members.clear();
-        let mut gone = plan(desired_feeds(&empty, &secret()), &existing, WS, 1, limits());
-        gone.writes.clear();
-        assert_eq!(gone.removes.len(), 4);
-        assert!(apply(&dir, &gone).is_empty());
-        assert_eq!(
-            std::fs::read_to_string(dir.join(foreign)).unwrap(),
-            other_ws
-        );
-        assert_eq!(
-            std::fs::read_to_string(dir.join("index.html")).unwrap(),
-            "hello"
-        );
-        let mode = std::os::unix::fs::PermissionsExt::mode(
-            &std::fs::metadata(dir.join(first.writes[0].file_name.clone()))
-                .unwrap()
-                .permissions(),
-        );
-        assert_eq!(mode & 0o777, 0o644);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-}
+mod tests;

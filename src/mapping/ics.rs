@@ -116,7 +116,7 @@ impl Property {
     }
 
     /// Splits one unfolded content line (RFC 5545 §3.1, §3.2).
-    fn parse_line(line: String) -> Result<Property, String> {
+    pub fn parse_line(line: String) -> Result<Property, String> {
         let bytes = line.as_bytes();
         let mut pos = bytes
             .iter()

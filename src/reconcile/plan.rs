@@ -420,6 +420,14 @@ pub struct GuardLimits {
 /// Deletions up to this many are never refused for their share alone.
 pub const GUARD_FLOOR: usize = 3;
 
+/// Whether `deletes` of `owned` things exceed the guard's bounds: more than `max_delete`, or
+/// above [`GUARD_FLOOR`] a share above `max_percent`. Calendars and feeds are held to the same
+/// rule.
+pub fn too_many_deletions(limits: GuardLimits, deletes: usize, owned: usize) -> bool {
+    deletes > limits.max_delete
+        || (deletes > GUARD_FLOOR && deletes * 100 > usize::from(limits.max_percent) * owned)
+}
+
 /// Refuses all of a plan's deletions when they look like a broken source rather than work done
 /// in Plane: more than `max_delete`, a share above `max_percent` (in one calendar or in total),
 /// or any deletion in a project Plane listed nothing for. Refused deletions move to `withheld`;
@@ -428,10 +436,7 @@ pub fn guard_deletions(plan: &mut Plan, jobs: &[CalendarJob], limits: GuardLimit
     if limits.force || plan.deletes() == 0 {
         return;
     }
-    let too_many = |deletes: usize, owned: usize| {
-        deletes > limits.max_delete
-            || (deletes > GUARD_FLOOR && deletes * 100 > usize::from(limits.max_percent) * owned)
-    };
+    let too_many = |deletes: usize, owned: usize| too_many_deletions(limits, deletes, owned);
     let mut reasons = Vec::new();
     for (job, tally) in jobs.iter().zip(&plan.tallies) {
         let name = job.target.displayname.as_deref().unwrap_or(&job.target.url);

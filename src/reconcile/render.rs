@@ -11,7 +11,7 @@
 use serde::Serialize;
 use similar::TextDiff;
 
-use crate::feed::FeedPlan;
+use crate::feed::Outcome as FeedOutcome;
 use crate::mapping::event::ManagedFields;
 use crate::reconcile::plan::{CalendarChange, Change, Plan};
 
@@ -178,49 +178,46 @@ pub fn plan_text(plan: &Plan) -> String {
     out
 }
 
-/// The feed target's plan as text: `+` a new feed, `~` a changed one (followed by a diff of its
-/// events), `-` a stale one removed, `!` stale feeds kept and why. Feeds are named by kind and
-/// calendar name, never by file name: a file name is a bearer secret.
-pub fn feed_plan_text(plan: &FeedPlan) -> String {
-    let e = escape_controls;
-    let mut out = String::new();
-    for write in &plan.writes {
-        let sign = if write.before.is_some() { '~' } else { '+' };
-        out.push_str(&format!(
-            "{sign} feed {} \"{}\" ({} event{})\n",
-            write.kind.name(),
-            e(&write.name),
-            write.events,
-            plural(write.events)
-        ));
-        if let Some(before) = &write.before {
-            out.push_str(&text_diff(before, &write.after));
-        }
-    }
-    for remove in &plan.removes {
-        out.push_str(&format!("- feed \"{}\"\n", e(&remove.name)));
-    }
-    if let Some(kept) = &plan.kept {
-        out.push_str(&format!("! feeds: {}\n", e(kept)));
-    }
-    out
+/// One line of the feed target's plan: `+` a new feed, `~` a changed one (a diff follows: see
+/// [`feed_diff`]). Feeds are named by kind and calendar name, never by file name: a file name
+/// is a bearer secret.
+pub fn feed_change_line(sign: char, kind: &str, name: &str, events: usize) -> String {
+    format!(
+        "{sign} feed {kind} \"{}\" ({events} event{})\n",
+        escape_controls(name),
+        plural(events)
+    )
+}
+
+/// `-` a feed removed: its subject is gone, or it is the old name of a rotated or revoked feed.
+pub fn feed_removal_line(kind: &str, name: &str, retired: bool) -> String {
+    let why = if retired {
+        " (old URL of a rotated or revoked feed)"
+    } else {
+        ""
+    };
+    format!("- feed {kind} \"{}\"{why}\n", escape_controls(name))
+}
+
+/// The diff of a changed feed, indented under its `~` line.
+pub fn feed_diff(before: &str, after: &str) -> String {
+    text_diff(before, after)
 }
 
 /// The feed target's one summary line.
-pub fn feed_summary_line(plan: &FeedPlan, dry_run: bool, failed: usize) -> String {
+pub fn feed_summary_line(outcome: &FeedOutcome, dry_run: bool) -> String {
     if dry_run {
         format!(
             "feeds, dry run: {} to write, {} to remove, {} unchanged (nothing written)",
-            plan.writes.len(),
-            plan.removes.len(),
-            plan.unchanged
+            outcome.written, outcome.removed, outcome.unchanged
         )
     } else {
         format!(
-            "feeds: {} written, {} removed, {} unchanged, {failed} failed",
-            plan.writes.len() - failed.min(plan.writes.len()),
-            plan.removes.len(),
-            plan.unchanged
+            "feeds: {} written, {} removed, {} unchanged, {} failed",
+            outcome.written,
+            outcome.removed,
+            outcome.unchanged,
+            outcome.failures.len()
         )
     }
 }
