@@ -157,6 +157,8 @@ struct RunCost {
     plane_bound: usize,
     caldav: BTreeMap<String, usize>,
     caldav_bound: usize,
+    /// The run's memory goal (MiB of peak RSS), when it has one.
+    rss_bound_mib: Option<f64>,
     /// The part of the CalDAV bound that is discovery (0 when the snapshot or the cache
     /// answered).
     caldav_discovery: usize,
@@ -223,7 +225,14 @@ struct Bounds {
     plane: usize,
     caldav: usize,
     discovery: usize,
+    /// Largest peak RSS the run may reach, when it has a memory goal (issue 20: the feed runs).
+    rss_mib: Option<f64>,
 }
+
+/// Issue 20's memory goals at the benchmark's size: a feeds-only run, first or with nothing
+/// changed, and a run with CalDAV and feeds.
+const FEEDS_ONLY_RSS_MIB: f64 = 48.0;
+const CALDAV_AND_FEEDS_RSS_MIB: f64 = 64.0;
 
 /// Turns the listing snapshot off for one run: the old behaviour, every calendar listed in full.
 const SNAPSHOT_OFF: (&str, &str) = ("CALPLANEBOT_FULL_LISTING_EVERY", "0");
@@ -251,6 +260,11 @@ fn bench_server(options: &Options, kind: ServerKind) -> Result<Value, Box<dyn st
         plane,
         caldav,
         discovery,
+        rss_mib: None,
+    };
+    let within = |rss_mib: f64, bounds: Bounds| Bounds {
+        rss_mib: Some(rss_mib),
+        ..bounds
     };
     // Snapshot on, after a run that left it valid: the home's PROPFIND and nothing else.
     let unchanged = bounds(pages, 1, 0);
@@ -274,7 +288,7 @@ fn bench_server(options: &Options, kind: ServerKind) -> Result<Value, Box<dyn st
         &["sync", "-q"],
         &[],
         None,
-        bounds(pages + 1, 0, 0),
+        within(FEEDS_ONLY_RSS_MIB, bounds(pages + 1, 0, 0)),
     )?);
     eprintln!("   feeds only, nothing changed…");
     runs.push(bench.run_command(
@@ -283,7 +297,7 @@ fn bench_server(options: &Options, kind: ServerKind) -> Result<Value, Box<dyn st
         &["sync", "-q"],
         &[],
         None,
-        bounds(pages + 1, 0, 0),
+        within(FEEDS_ONLY_RSS_MIB, bounds(pages + 1, 0, 0)),
     )?);
     eprintln!("   CalDAV and feeds, nothing changed…");
     // Nothing changed, but this is the first run of this configuration: the feed directory is
@@ -296,7 +310,10 @@ fn bench_server(options: &Options, kind: ServerKind) -> Result<Value, Box<dyn st
         &["sync", "-q"],
         &[],
         None,
-        bounds(pages + 1, full_listing(&sim), 2),
+        within(
+            CALDAV_AND_FEEDS_RSS_MIB,
+            bounds(pages + 1, full_listing(&sim), 2),
+        ),
     )?);
 
     let change = change_one_percent(&sim, 0);
@@ -422,6 +439,7 @@ fn first_sync_by_concurrency(
                 plane: pages,
                 caldav: 2 + 1 + p + dated_now + p,
                 discovery: 2,
+                rss_mib: None,
             },
         )?);
     }
@@ -549,6 +567,7 @@ impl Bench<'_> {
                 plane,
                 caldav: 2,
                 discovery: 0,
+                rss_mib: None,
             },
         )
     }
@@ -667,6 +686,7 @@ impl Bench<'_> {
             plane_bound: bounds.plane,
             caldav: self.proxy.counts().into_iter().collect(),
             caldav_bound: bounds.caldav,
+            rss_bound_mib: bounds.rss_mib,
             caldav_discovery: bounds.discovery,
             caldav_counted: counted,
             caldav_requests,
@@ -1058,6 +1078,11 @@ fn print_report(options: &Options, machine: &Value, results: &[Value], local: &V
             if missed {
                 misses.push(format!("{server}: {}", run.name()));
             }
+            let rss_bound = run.0["rss_bound_mib"].as_f64();
+            let over = rss_bound.is_some_and(|bound| run.f("peak_rss_mib") > bound);
+            if over {
+                misses.push(format!("{server}: {} (peak RSS)", run.name()));
+            }
             println!(
                 "{:<32} {:>8.2} {:>7.2} {:>8.1} {:>13} {:>15} {:>13} {:>9} {:>9}  {}{}{}",
                 run.name(),
@@ -1093,7 +1118,11 @@ fn print_report(options: &Options, machine: &Value, results: &[Value], local: &V
                 },
                 if missed { "  NOT THE BOUND" } else { "" }
             );
+            if over {
+                println!("{:<32} peak RSS above its goal", "");
+            }
         }
+        print_memory(result);
         let snapshot = &result["snapshot_file"];
         match snapshot["bytes"].as_u64() {
             Some(bytes) => println!(
@@ -1165,6 +1194,35 @@ fn print_report(options: &Options, machine: &Value, results: &[Value], local: &V
 }
 
 /// The short table of the same runs with the listing snapshot off (before issue 14) and on.
+/// Issue 20's memory rows: each feed run's peak RSS against its goal, beside the CalDAV-only
+/// runs of the same server.
+fn print_memory(result: &Value) {
+    let runs: Vec<&Value> = result["runs"].as_array().into_iter().flatten().collect();
+    let rss = |name: &str| {
+        runs.iter()
+            .find(|r| r["name"] == name)
+            .and_then(|r| r["peak_rss_mib"].as_f64())
+    };
+    println!("peak RSS, feed target (issue 20 goals) beside the CalDAV-only runs:");
+    for (name, goal) in [
+        ("feeds only, first run", Some(FEEDS_ONLY_RSS_MIB)),
+        ("feeds only, no change", Some(FEEDS_ONLY_RSS_MIB)),
+        ("CalDAV + feeds, no change", Some(CALDAV_AND_FEEDS_RSS_MIB)),
+        ("first sync", None),
+        ("no change", None),
+        ("no change, snapshot off", None),
+    ] {
+        let Some(value) = rss(name) else { continue };
+        match goal {
+            Some(goal) => println!(
+                "    {name:<28} {value:>6.1} MiB (goal ≤ {goal:.0} MiB{})",
+                if value <= goal { ", met" } else { ", NOT MET" }
+            ),
+            None => println!("    {name:<28} {value:>6.1} MiB (CalDAV only)"),
+        }
+    }
+}
+
 fn print_before_after(table: &Value) {
     let side = |side: &Value| {
         if side.is_null() {
