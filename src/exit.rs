@@ -76,10 +76,12 @@ pub const HELP_TABLE: &str = "\
 Exit status:
   0  success (with --dry-run: the plan was computed)
   1  partial failure: some projects, calendars or writes failed, the rest was synced
-  2  usage or configuration error
+  2  usage or configuration error (also: CALPLANEBOT_FEED_DIR is written by
+     another configuration or with another secret; nothing was changed)
   3  the deletion guard refused this run's deletions (the rest was synced);
      check Plane, then re-run with --force-delete if the deletions are right
-  4  another calplanebot run with this configuration holds the lock
+  4  another calplanebot run with this configuration holds the lock, or another
+     run is writing the feed directory
   5  a server could not be reached or refused the credentials; nothing was changed
   6  webhook: the delivery was rejected (missing or wrong signature, no
      PLANE_WEBHOOK_SECRET to check it, or not a Plane delivery); nothing was

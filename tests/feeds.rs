@@ -356,6 +356,30 @@ fn check_reports_the_feed_target_with_or_without_caldav() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(5), "{stdout}");
     assert!(stdout.contains("plain http://"), "{stdout}");
+
+    // Issue 20: once a run has written the directory, a configuration with another span (or
+    // another secret) is not its writer, and check says so, writing nothing.
+    assert_eq!(run(&env, &dir, false, &["sync"]).code, 0);
+    let before = files(&dir);
+    let mut command = env.command(
+        &["check"],
+        &[
+            ("CALPLANEBOT_FEED_DIR", dir.to_str().unwrap()),
+            ("CALPLANEBOT_FEED_SECRET", SECRET),
+            ("CALPLANEBOT_SPAN", "start-to-due"),
+        ],
+    );
+    command.env_remove("CALDAV_URL");
+    let output = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(5), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("✗") && l.contains("another configuration")),
+        "{stdout}"
+    );
+    assert_eq!(files(&dir), before, "check writes nothing");
 }
 
 /// A seed that exercises every row of the mapping table.

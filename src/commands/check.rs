@@ -170,7 +170,7 @@ pub fn run(connection: &ConnectionArgs, behaviour: &BehaviourArgs) -> Status {
                 record(caldav_checks(caldav, &dav));
             }
             if let Some(feeds) = &config.feeds {
-                record(vec![feed_check(feeds)]);
+                record(vec![feed_check(&config, feeds)]);
             }
         }
     }
@@ -507,7 +507,7 @@ pub fn workspace_failed(error: &PlaneError, slug: &str) -> CheckResult {
 /// The feed directory takes a file (one temporary file is created with `O_EXCL` and removed
 /// again: the only thing `check` writes), and the base URL is https:// (a feed URL is a bearer
 /// secret; plain http is accepted only to loopback).
-fn feed_check(feeds: &crate::config::Feeds) -> CheckResult {
+fn feed_check(config: &Config, feeds: &crate::config::Feeds) -> CheckResult {
     let probe = feeds
         .dir
         .join(format!(".calplanebot-check-{}", std::process::id()));
@@ -521,6 +521,21 @@ fn feed_check(feeds: &crate::config::Feeds) -> CheckResult {
             Check::Feeds,
             format!("cannot create a file in {}: {error}", feeds.dir.display()),
             "make CALPLANEBOT_FEED_DIR writable by the user calplanebot runs as (and readable by the web server)",
+        );
+    }
+    // The directory's record: is this configuration its writer, with its secret? (Read only:
+    // no lock, nothing recorded.)
+    if let Err(error) = crate::feed::FeedDirectory::open(
+        &feeds.dir,
+        &config.feed_identity(),
+        &feeds.secret,
+        crate::feed::Access::default(),
+        std::time::Duration::ZERO,
+    ) {
+        return CheckResult::failed(
+            Check::Feeds,
+            error.to_string(),
+            "see README, \"Subscription feeds\": one configuration writes a feed directory, with one secret",
         );
     }
     match &feeds.base_url {

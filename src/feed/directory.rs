@@ -182,6 +182,13 @@ impl FeedDirectory {
                     retired: BTreeSet::new(),
                 });
                 directory.dirty = true;
+                if access.new_secret {
+                    // `--rotate-secret` on a directory written before it kept a record (an
+                    // upgrade with a secret now too short): every feed of the workspace there
+                    // is under an old name.
+                    directory.retire_every_feed()?;
+                    directory.rotated = true;
+                }
             }
             None => {}
             Some(record) => directory.check(record, identity, access)?,
@@ -252,18 +259,32 @@ impl FeedDirectory {
         if new_secret {
             // Every feed of the workspace there now gets a new name: the old ones are retired,
             // and the revocations (nonces under the old secret) are moot.
-            for name in self.feed_files()?.into_iter().filter_map(|(name, found)| {
-                matches!(&found, Found::Calendar(head) if head.is_ours(&self.workspace))
-                    .then_some(name)
-            }) {
-                record.retired.insert(name_hash(&name));
-            }
             record.revoked.clear();
             record.secret = verifier(&self.secret, &record.salt);
+            self.record = Some(record);
+            self.retire_every_feed()?;
             self.dirty = true;
             self.rotated = true;
+            return Ok(());
         }
         self.record = Some(record);
+        Ok(())
+    }
+
+    /// Retires the name of every feed file of this workspace in the directory now.
+    fn retire_every_feed(&mut self) -> Result<(), DirectoryError> {
+        let names: Vec<String> = self
+            .feed_files()?
+            .into_iter()
+            .filter_map(|(name, found)| {
+                matches!(&found, Found::Calendar(head) if head.is_ours(&self.workspace))
+                    .then_some(name)
+            })
+            .collect();
+        if let Some(record) = self.record.as_mut() {
+            record.retired.extend(names.iter().map(|n| name_hash(n)));
+            self.dirty = true;
+        }
         Ok(())
     }
 
@@ -301,7 +322,8 @@ impl FeedDirectory {
         Ok(())
     }
 
-    /// Forgets the retired names no file of `present` has any more.
+    /// Forgets the retired names no file of `present` has any more (`present`: the old files
+    /// still there, without the names this run wrote).
     pub fn forget_retired(&mut self, present: &BTreeSet<String>) {
         let hashes: BTreeSet<String> = present.iter().map(|n| name_hash(n)).collect();
         if let Some(record) = self.record.as_mut() {
@@ -567,6 +589,26 @@ mod tests {
         again.forget_retired(&BTreeSet::new());
         again.save().unwrap();
         assert!(!again.is_retired(ours));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn rotating_on_a_directory_without_a_record_retires_the_feeds_already_there() {
+        // An upgrade: feeds written before the record existed, under a secret now too short.
+        let dir = scratch("upgrade");
+        let old = "0123456789abcdef0123456789abcdef.ics";
+        std::fs::write(
+            dir.join(old),
+            "BEGIN:VCALENDAR\r\nX-CALPLANEBOT-WORKSPACE:acme\r\nEND:VCALENDAR\r\n",
+        )
+        .unwrap();
+        let rotate = Access {
+            new_secret: true,
+            ..WRITE
+        };
+        let directory =
+            FeedDirectory::open(&dir, &identity(), &secret("new"), rotate, Duration::ZERO).unwrap();
+        assert!(directory.rotated && directory.is_retired(old));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -289,8 +289,17 @@ pub fn for_each_event(path: &Path, mut each: impl FnMut(Block)) -> io::Result<()
         if continued {
             logical.push_str(&line[1..]);
         } else if !logical.is_empty() {
-            // A logical line is complete: what does it do?
-            let property = Property::parse_line(std::mem::take(&mut logical)).ok();
+            // A logical line is complete: what does it do? Only the few names read here are
+            // parsed (a feed has hundreds of thousands of lines).
+            let line = std::mem::take(&mut logical);
+            let property = ["BEGIN", "END", "DTSTART", "UID", PROJECT_MARK]
+                .iter()
+                .any(|name| {
+                    line.get(..name.len())
+                        .is_some_and(|head| head.eq_ignore_ascii_case(name))
+                })
+                .then(|| Property::parse_line(line).ok())
+                .flatten();
             let (name, value) = property
                 .as_ref()
                 .map_or(("", ""), |p| (p.name(), p.value()));

@@ -693,11 +693,12 @@ pub fn write_all(
         }
     }
     if !options.dry_run {
+        // A retired name is remembered while an old file has it: not once removed, and not
+        // when a feed is (again) written under it.
         let present: BTreeSet<String> = files
             .keys()
-            .filter(|n| !removed.contains(*n))
+            .filter(|n| !removed.contains(*n) && !wanted_names.contains(*n))
             .cloned()
-            .chain(wanted_names)
             .collect();
         dir.forget_retired(&present);
         dir.save()?;
