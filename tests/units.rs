@@ -402,10 +402,11 @@ fn every_service_may_write_the_feed_directory_and_gets_the_feed_secret_as_a_cred
             values(&unit, "Service", "LoadCredential").contains(&format!("feed-secret:{secret}")),
             "{file}"
         );
-        // The default that makes the credential optional: a newline, an empty secret.
+        // The defaults that make the credentials optional: a newline, an empty secret (the
+        // CalDAV password too, for a configuration with feeds only).
         assert_eq!(
             values(&unit, "Service", "SetCredential"),
-            ["feed-secret:\\n"],
+            ["feed-secret:\\n", "caldav-password:\\n"],
             "{file}"
         );
         assert!(
