@@ -354,12 +354,94 @@ fn both_services_share_one_user_and_the_run_lock_directory() {
         user(&sync, "calplanebot"),
         user(&webhook, "calplanebot-webhook")
     );
-    for key in ["RuntimeDirectory", "CacheDirectory"] {
+    for key in [
+        "RuntimeDirectory",
+        "CacheDirectory",
+        "Group",
+        "ReadWritePaths",
+    ] {
         assert_eq!(
             value(&sync, "Service", key),
             value(&webhook, "Service", key),
             "{key}"
         );
+    }
+}
+
+/// Where the units let a feed directory be, and the group that may write it: what README.md's
+/// "Scheduling" has the operator create, and what the env example names.
+const FEED_DIR: &str = "/var/lib/calplanebot-feeds";
+const FEED_GROUP: &str = "calplanebot-feeds";
+
+/// Issue 20: every service that runs calplanebot may write the feed directory (through its
+/// group, since a dynamic user owns nothing that outlives a run) and nothing else of it, the web
+/// server reads it (not a StateDirectory=, whose /var/lib/private no one else enters), a unit
+/// without one still starts ("-"), and the feed secret arrives as an optional credential.
+#[test]
+fn every_service_may_write_the_feed_directory_and_gets_the_feed_secret_as_a_credential() {
+    for (file, secret) in [
+        ("calplanebot.service", "/etc/calplanebot/feed-secret"),
+        (
+            "calplanebot-webhook.service",
+            "/etc/calplanebot/feed-secret",
+        ),
+        ("calplanebot@.service", "/etc/calplanebot/%i.feed-secret"),
+    ] {
+        let unit = settings(&read(&format!("systemd/{file}")));
+        assert_eq!(value(&unit, "Service", "Group"), FEED_GROUP, "{file}");
+        assert_eq!(
+            values(&unit, "Service", "ReadWritePaths"),
+            [format!("-{FEED_DIR}")],
+            "{file}"
+        );
+        assert!(
+            values(&unit, "Service", "StateDirectory").is_empty(),
+            "{file}: a StateDirectory= of a dynamic user is unreadable to the web server"
+        );
+        assert!(
+            values(&unit, "Service", "LoadCredential").contains(&format!("feed-secret:{secret}")),
+            "{file}"
+        );
+        // The defaults that make the credentials optional: a newline, an empty secret (the
+        // CalDAV password too, for a configuration with feeds only).
+        assert_eq!(
+            values(&unit, "Service", "SetCredential"),
+            ["feed-secret:\\n", "caldav-password:\\n"],
+            "{file}"
+        );
+        assert!(
+            values(&unit, "Service", "Environment")
+                .contains(&"CALPLANEBOT_FEED_SECRET_FILE=%d/feed-secret".to_string()),
+            "{file}"
+        );
+    }
+
+    let example = read("systemd/calplanebot.env.example");
+    for line in [
+        format!("#CALPLANEBOT_FEED_DIR={FEED_DIR}"),
+        "#CALPLANEBOT_FEED_BASE_URL=https://cal.example.com/plane".to_string(),
+    ] {
+        assert!(
+            example.lines().any(|l| l == line),
+            "calplanebot.env.example: no line {line:?}"
+        );
+    }
+    assert!(
+        !example.lines().any(|l| l
+            .trim_start_matches('#')
+            .starts_with("CALPLANEBOT_FEED_SECRET")),
+        "calplanebot.env.example: the units set CALPLANEBOT_FEED_SECRET_FILE themselves"
+    );
+
+    // README.md has the operator make that directory with that group, writable by the group
+    // (the service), setgid (files keep the group), traversable but not listable by others
+    // (the web server).
+    let readme = read("README.md");
+    for command in [
+        format!("groupadd --system {FEED_GROUP}"),
+        format!("install -d -o root -g {FEED_GROUP} -m 2771 {FEED_DIR}"),
+    ] {
+        assert!(readme.contains(&command), "README.md: no `{command}`");
     }
 }
 
@@ -378,7 +460,8 @@ fn the_template_runs_each_configuration_under_its_own_lock_and_cache_and_the_sam
         values(&template, "Service", "LoadCredential"),
         [
             "plane-api-token:/etc/calplanebot/%i.plane-api-token",
-            "caldav-password:/etc/calplanebot/%i.caldav-password"
+            "caldav-password:/etc/calplanebot/%i.caldav-password",
+            "feed-secret:/etc/calplanebot/%i.feed-secret"
         ]
     );
     for key in ["RuntimeDirectory", "CacheDirectory"] {

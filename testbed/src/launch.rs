@@ -1,10 +1,10 @@
 //! What the server launchers (`radicale`, `xandikos`, `webhook_shim`, `digest_front`,
-//! `feed_server`) share: the one virtual environment both Python servers (and the `icalendar`
-//! feed reader) are installed into, the exclusive install lock, a free loopback port and the
-//! retry when another process grabs it, the wait until a fresh server is ready, the `sh` watchdog
-//! that stops a server when this process goes away, a private temp directory (removed on drop
-//! unless kept), the tail of a server's log, and the bounded wait for a short-lived helper
-//! process (pip, a feed reader, the certificate script).
+//! `feed_server`, `nginx`, `caddy`) share: the one virtual environment both Python servers (and
+//! the `icalendar` feed reader) are installed into, the exclusive install lock, a free loopback
+//! port and the retry when another process grabs it, the wait until a fresh server is ready, the
+//! `sh` watchdog that stops a server when this process goes away, a private temp directory
+//! (removed on drop unless kept), the tail of a server's log, and the bounded wait for a
+//! short-lived helper process (pip, a feed reader, a certificate maker).
 //!
 //! Why one installer for both Python servers: Radicale and Xandikos live in the same git-ignored
 //! `<workspace>/.venv`, so installing them separately would mean two pip runs fighting over one
