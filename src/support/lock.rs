@@ -36,12 +36,21 @@ pub fn acquire(path: &Path, wait: Duration) -> Result<RunLock, LockError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(io)?;
     }
-    let file = OpenOptions::new()
+    // A lock file another user made (a shared feed directory written by two services that run
+    // as different dynamic users) may not be writable: `flock` works on a descriptor opened for
+    // reading too.
+    let file = match OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(path)
-        .map_err(io)?;
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => OpenOptions::new()
+            .read(true)
+            .open(path)
+            .map_err(|_| io(e))?,
+        opened => opened.map_err(io)?,
+    };
     let started = Instant::now();
     let mut announced = false;
     loop {
@@ -87,6 +96,25 @@ mod tests {
         assert!(started.elapsed() >= Duration::from_millis(300));
         drop(first);
         assert!(acquire(&path, Duration::ZERO).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_lock_file_that_is_only_readable_still_locks() {
+        let dir = std::env::temp_dir().join(format!("calplanebot-lock-ro-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ro.lock");
+        std::fs::write(&path, "").unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
+        // Root may write any file: the fallback is then not needed, and the test shows only
+        // that the lock still works.
+        let first = acquire(&path, Duration::ZERO).expect("a read-only lock file locks");
+        assert!(matches!(
+            acquire(&path, Duration::ZERO),
+            Err(LockError::Busy { .. })
+        ));
+        drop(first);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
