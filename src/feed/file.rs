@@ -8,13 +8,14 @@
 //! the number of feeds that carry it (issue 20, point 8).
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead as _, BufReader, Read as _, Write as _};
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-use std::path::{Path, PathBuf};
+use std::io::{self, BufRead as _, BufReader, Read as _};
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::Path;
 
 use super::{FeedId, Kind};
 use crate::mapping::event::{self, PROJECT_MARK, WORKSPACE_MARK};
 use crate::mapping::ics::{self, Component, Property};
+use crate::support::atomic_file::{self, Temp};
 
 /// How often a subscriber should fetch a feed (RFC 7986 §5.7; `X-PUBLISHED-TTL` for Outlook).
 const REFRESH: &str = "PT15M";
@@ -418,44 +419,7 @@ pub fn write_pieces<'p>(
     pieces: impl Iterator<Item = &'p [u8]>,
     mode: u32,
 ) -> io::Result<()> {
-    let (file, temp) = create_temp(dir, mode)?;
-    let result = (|| {
-        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        let mut writer = io::BufWriter::with_capacity(64 * 1024, file);
-        for piece in pieces {
-            writer.write_all(piece)?;
-        }
-        let file = writer.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        drop(file);
-        std::fs::rename(&temp, dir.join(name))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
-        return result;
-    }
-    if let Ok(dir) = File::open(dir) {
-        let _ = dir.sync_all();
-    }
-    Ok(())
-}
-
-fn create_temp(dir: &Path, mode: u32) -> io::Result<(File, PathBuf)> {
-    let mut last = None;
-    for _ in 0..16 {
-        let temp = dir.join(format!("{TEMP_PREFIX}{}", super::random_hex(8)?));
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&temp)
-        {
-            Ok(file) => return Ok((file, temp)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
-            Err(e) => return Err(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| io::Error::from(io::ErrorKind::AlreadyExists)))
+    atomic_file::write_pieces(&dir.join(name), Temp::Named(TEMP_PREFIX), mode, pieces)
 }
 
 /// The kind of a feed for the plan's text: `feed` when the file does not say.
@@ -466,6 +430,7 @@ pub fn kind_name(feed: Option<&FeedId>) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn scratch(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!(

@@ -37,6 +37,27 @@ pub fn read(path: &Path, max: u64) -> Result<Option<Vec<u8>>, String> {
 /// Replaces `path` with `bytes`, with permissions `mode` whatever the umask, creating missing
 /// parent directories.
 pub fn write(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    write_pieces(path, Temp::Beside, mode, std::iter::once(bytes))
+}
+
+/// Where the temp file of a write goes, in the target's directory.
+#[derive(Clone, Copy, Debug)]
+pub enum Temp<'a> {
+    /// `{path}.{16 hex}.tmp`.
+    Beside,
+    /// `{prefix}{16 hex}`: a name that does not carry the target's (a feed's name is a bearer
+    /// secret, and a web server may serve the directory).
+    Named(&'a str),
+}
+
+/// Replaces `path` with the bytes of `pieces`, written one after the other (a large file is
+/// never held whole), like [`write`].
+pub fn write_pieces<'p>(
+    path: &Path,
+    temp: Temp<'_>,
+    mode: u32,
+    pieces: impl IntoIterator<Item = &'p [u8]>,
+) -> io::Result<()> {
     let dir = match path.parent().filter(|p| !p.as_os_str().is_empty()) {
         Some(parent) => {
             std::fs::create_dir_all(parent)?;
@@ -44,11 +65,15 @@ pub fn write(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
         }
         None => Path::new("."),
     };
-    let (mut file, temp) = create_temp(path, mode)?;
+    let (file, temp) = create_temp(path, temp, mode)?;
     let result = (|| {
         // The mode given at open is cut by the umask; this sets it exactly.
         file.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        file.write_all(bytes)?;
+        let mut writer = io::BufWriter::with_capacity(64 * 1024, file);
+        for piece in pieces {
+            writer.write_all(piece)?;
+        }
+        let file = writer.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         drop(file);
         std::fs::rename(&temp, path)
@@ -67,10 +92,10 @@ pub fn write(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
 
 /// Creates a new, empty temp file beside `path` (same directory, so the rename stays on one
 /// filesystem), trying fresh names while the drawn one exists.
-fn create_temp(path: &Path, mode: u32) -> io::Result<(File, PathBuf)> {
+fn create_temp(path: &Path, how: Temp<'_>, mode: u32) -> io::Result<(File, PathBuf)> {
     let mut last = None;
     for _ in 0..ATTEMPTS {
-        let temp = temp_name(path);
+        let temp = temp_name(path, how);
         match open_new(&temp, mode) {
             Ok(file) => return Ok((file, temp)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
@@ -92,7 +117,7 @@ fn open_new(path: &Path, mode: u32) -> io::Result<File> {
 
 /// `{path}.{16 hex digits}.tmp`: unpredictable to another user, from the process's random
 /// hasher keys (std's `RandomState`), the pid, the time and a counter; no crate needed.
-fn temp_name(path: &Path) -> PathBuf {
+fn temp_name(path: &Path, how: Temp<'_>) -> PathBuf {
     use std::hash::{BuildHasher as _, Hasher as _};
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -104,9 +129,14 @@ fn temp_name(path: &Path) -> PathBuf {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos()),
     );
-    let mut name = path.as_os_str().to_owned();
-    name.push(format!(".{:016x}.tmp", hasher.finish()));
-    PathBuf::from(name)
+    match how {
+        Temp::Beside => {
+            let mut name = path.as_os_str().to_owned();
+            name.push(format!(".{:016x}.tmp", hasher.finish()));
+            PathBuf::from(name)
+        }
+        Temp::Named(prefix) => path.with_file_name(format!("{prefix}{:016x}", hasher.finish())),
+    }
 }
 
 #[cfg(test)]
@@ -180,7 +210,10 @@ mod tests {
         assert!(!target.exists(), "the dangling link was not followed");
         // Names are drawn afresh every time, beside the target.
         let path = dir.join("cache.json");
-        let (a, b) = (temp_name(&path), temp_name(&path));
+        let (a, b) = (
+            temp_name(&path, Temp::Beside),
+            temp_name(&path, Temp::Beside),
+        );
         assert_ne!(a, b);
         assert_eq!(a.parent(), Some(dir.as_path()));
         assert!(a.to_string_lossy().starts_with(&*path.to_string_lossy()));
