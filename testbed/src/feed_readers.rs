@@ -20,10 +20,13 @@
 //!   give their values as written, backslash escapes included (`Plane: Web\, app`), while TEXT
 //!   properties (SUMMARY, DESCRIPTION, CATEGORIES, …) come back unescaped.
 //!
-//! Installation happens once per machine: ical.js into the git-ignored `<workspace>/.node` by
-//! `npm install --prefix` under an exclusive lock on `<workspace>/.node.lock`, `icalendar` by the
-//! venv installer under `<workspace>/.venv.lock`. A marker file per pinned version makes later
-//! calls skip npm and pip entirely, so the readers work offline after the first install.
+//! Installation happens once per machine: ical.js into the git-ignored `<workspace>/.node`, its
+//! pinned tarball fetched from the npm registry and checked against the registry's SHA-512
+//! integrity ([`ICALJS_INTEGRITY`]) before `tar` unpacks it (ical.js has no dependencies, so no
+//! npm is needed: Debian's `npm` package brings some 400 packages), under an exclusive lock on
+//! `<workspace>/.node.lock`; `icalendar` by the venv installer under `<workspace>/.venv.lock`. A
+//! marker file per pinned version makes later calls skip the download and pip entirely, so the
+//! readers work offline after the first install.
 
 use crate::launch::{self, install_lock, run_logged, workspace_root};
 use serde::{Deserialize, Serialize};
@@ -37,6 +40,23 @@ use std::time::Duration;
 /// The npm package `ical.js`, pinned exactly (2.2.1 has no `engines` field; it is an ES module
 /// using class fields, which Node.js 18 runs). Bumping it reinstalls into an existing `.node`.
 pub const ICALJS_VERSION: &str = "2.2.1";
+
+/// The npm registry's `dist.integrity` of [`ICALJS_VERSION`]'s tarball
+/// (`https://registry.npmjs.org/ical.js/2.2.1`): a download that does not match is refused.
+pub const ICALJS_INTEGRITY: &str = "sha512-yK/UlPbEs316igb/tjRgbFA8ZV75rCsBJp/hWOatpyaPNlgw0dGDmU+FoicOcwX4xXkeXOkYiOmCqNPFpNPkQg==";
+
+/// Where the tarball is fetched from (`$CALPLANEBOT_NPM_REGISTRY` overrides the registry, for a
+/// mirror).
+fn icaljs_tarball_url() -> String {
+    let registry = std::env::var("CALPLANEBOT_NPM_REGISTRY")
+        .ok()
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| "https://registry.npmjs.org".into());
+    format!(
+        "{}/ical.js/-/ical.js-{ICALJS_VERSION}.tgz",
+        registry.trim_end_matches('/')
+    )
+}
 
 /// The PyPI package `icalendar`, pinned exactly; within Xandikos's `icalendar>=6.1.0,<8`.
 pub const ICALENDAR_VERSION: &str = "7.3.2";
@@ -166,17 +186,15 @@ pub fn ensure_icaljs() -> io::Result<PathBuf> {
 
 /// Makes sure `prefix` holds `ical.js@ICALJS_VERSION` and returns its ES module's path.
 ///
-/// Writes a `package.json` pinning it and runs `npm install --prefix PREFIX` when the marker
-/// `PREFIX/.calplanebot-ical.js-VERSION` is missing, under an exclusive lock on `PREFIX.lock`
-/// (the check is repeated once the lock is held, so one caller installs). npm's output goes to
+/// When the marker `PREFIX/.calplanebot-ical.js-VERSION` is missing, fetches the pinned tarball,
+/// checks its SHA-512 against [`ICALJS_INTEGRITY`], and unpacks it with `tar` into
+/// `PREFIX/node_modules/ical.js`, under an exclusive lock on `PREFIX.lock` (the check is
+/// repeated once the lock is held, so one caller installs). `tar`'s output goes to
 /// `PREFIX/calplanebot-install.log`.
 pub fn install_icaljs_into(prefix: &Path) -> io::Result<PathBuf> {
     let marker = prefix.join(format!(".calplanebot-ical.js-{ICALJS_VERSION}"));
-    let module = prefix
-        .join("node_modules")
-        .join("ical.js")
-        .join("dist")
-        .join("ical.js");
+    let package = prefix.join("node_modules").join("ical.js");
+    let module = package.join("dist").join("ical.js");
     let present = || marker.is_file() && module.is_file();
     if present() {
         return Ok(module);
@@ -186,43 +204,34 @@ pub fn install_icaljs_into(prefix: &Path) -> io::Result<PathBuf> {
         return Ok(module);
     }
     fs::create_dir_all(prefix)?;
-    let manifest = serde_json::json!({
-        "name": "calplanebot-testbed-feed-readers",
-        "private": true,
-        "description": "Written by calplanebot-testbed (feed_readers.rs): the pinned iCalendar parser the feed tests run",
-        "dependencies": { "ical.js": ICALJS_VERSION },
-    });
-    fs::write(
-        prefix.join("package.json"),
-        serde_json::to_string_pretty(&manifest).map_err(io::Error::other)? + "\n",
-    )?;
+    let url = icaljs_tarball_url();
+    let tarball = download(&url)?;
+    let integrity = sha512_integrity(&tarball);
+    if integrity != ICALJS_INTEGRITY {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{url}: integrity {integrity}, expected {ICALJS_INTEGRITY}: not unpacked"),
+        ));
+    }
+    let archive = prefix.join(format!("ical.js-{ICALJS_VERSION}.tgz"));
+    fs::write(&archive, &tarball)?;
+    let _ = fs::remove_dir_all(&package);
+    fs::create_dir_all(&package)?;
     let log_path = prefix.join("calplanebot-install.log");
     let log = OpenOptions::new()
         .create(true)
         .append(true)
         .open(&log_path)?;
-    let step = format!("npm install ical.js@{ICALJS_VERSION}");
-    let mut npm = Command::new("npm");
-    npm.arg("install")
-        .arg("--prefix")
-        .arg(prefix)
-        .args([
-            "--no-audit",
-            "--no-fund",
-            "--ignore-scripts",
-            "--save-exact",
-        ])
-        .env("NO_UPDATE_NOTIFIER", "1");
-    run_logged(npm, &log, &step, &log_path).map_err(|e| {
-        if e.to_string().contains("could not be started") {
-            io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("{e}: install Node.js and npm (Debian packages `nodejs` and `npm`)"),
-            )
-        } else {
-            e
-        }
-    })?;
+    let step = format!("unpacking ical.js {ICALJS_VERSION}");
+    // npm tarballs hold everything under `package/`.
+    let mut tar = Command::new("tar");
+    tar.arg("-xzf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&package)
+        .args(["--strip-components=1", "--no-same-owner"]);
+    run_logged(tar, &log, &step, &log_path)?;
+    let _ = fs::remove_file(&archive);
     if !module.is_file() {
         return Err(io::Error::other(format!(
             "{step} succeeded but {} is missing; see {}",
@@ -233,6 +242,37 @@ pub fn install_icaljs_into(prefix: &Path) -> io::Result<PathBuf> {
     File::create(&marker)?;
     drop(lock); // Closing the file releases the lock.
     Ok(module)
+}
+
+/// The body of a GET of `url` (200 only), at most 16 MiB.
+fn download(url: &str) -> io::Result<Vec<u8>> {
+    // The system's trust store: the registry may be reached through a TLS proxy whose CA is
+    // installed there (and not among the roots ureq carries).
+    let tls = ureq::tls::TlsConfig::builder()
+        .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+        .build();
+    let agent: ureq::Agent = ureq::Agent::config_builder().tls_config(tls).build().into();
+    let mut response = agent
+        .get(url)
+        .call()
+        .map_err(|e| io::Error::other(format!("GET {url}: {e}")))?;
+    response
+        .body_mut()
+        .with_config()
+        .limit(16 * 1024 * 1024)
+        .read_to_vec()
+        .map_err(|e| io::Error::other(format!("GET {url}: {e}")))
+}
+
+/// npm's `integrity` of `bytes`: `sha512-` and the base64 of their SHA-512 (Subresource
+/// Integrity).
+fn sha512_integrity(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    use sha2::{Digest as _, Sha512};
+    format!(
+        "sha512-{}",
+        base64::engine::general_purpose::STANDARD.encode(Sha512::digest(bytes))
+    )
 }
 
 /// `$CALPLANEBOT_NODE` or `node`, checked to be Node.js 18 or later.
@@ -248,8 +288,8 @@ fn node_executable() -> io::Result<PathBuf> {
             io::Error::new(
                 e.kind(),
                 format!(
-                    "cannot run {}: {e}; install Node.js {NODE_MIN_MAJOR} or later (Debian \
-                     packages `nodejs` and `npm`; scripts/test does)",
+                    "cannot run {}: {e}; install Node.js {NODE_MIN_MAJOR} or later (the Debian \
+                     package `nodejs`; scripts/test does)",
                     node.display()
                 ),
             )
