@@ -216,7 +216,7 @@ fn assert_converged(env: &Env) {
     assert_eq!(dry.code, 0, "{}", dry.stderr);
     assert!(
         dry.stdout
-            .contains("dry run: 0 to create, 0 to update, 0 to delete"),
+            .contains("dry run: would create 0, update 0, delete 0"),
         "{}",
         dry.stdout
     );

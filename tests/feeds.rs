@@ -630,9 +630,34 @@ fn a_dry_run_shows_feed_changes_and_writes_nothing() {
     );
     assert!(
         dry.stdout
-            .contains("feeds, dry run: 6 to write, 0 to remove"),
+            .contains("feeds, dry run: would write 6, remove 0"),
         "{}",
         dry.stdout
+    );
+    // Issue 21: the closing log line says it was a dry run and what it would write, and so
+    // does the JSON document.
+    assert!(
+        dry.stderr.contains("dry run done, nothing written")
+            && dry.stderr.contains("would write 6 feeds, remove 0"),
+        "{}",
+        dry.stderr
+    );
+    assert!(!dry.stderr.contains("feeds written"), "{}", dry.stderr);
+    let json = run(
+        &env,
+        &dir,
+        false,
+        &["sync", "--dry-run", "--format", "json"],
+    );
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).expect("one JSON document");
+    assert_eq!(doc["report"]["dry_run"], true);
+    assert_eq!(doc["report"]["feeds_written"], 6);
+    assert!(doc["plan"].is_null(), "no CalDAV target: {doc}");
+    let summary = doc["report"]["feeds_summary"].as_str().unwrap();
+    assert!(
+        summary.contains("dry run: would write 6, remove 0"),
+        "{summary}"
     );
     assert!(files(&dir).is_empty(), "a dry run writes nothing");
     assert_eq!(run(&env, &dir, false, &["sync"]).code, 0);

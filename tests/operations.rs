@@ -257,7 +257,7 @@ fn dry_run_exit_code_says_whether_changes_are_pending(server: ServerKind) {
     let env = Env::start(server, seed());
     let run = env.sync(&["--dry-run", "--exit-code"]);
     assert_eq!(run.code, 7, "{}", run.stderr);
-    assert!(run.stdout.contains("3 to create"), "{}", run.stdout);
+    assert!(run.stdout.contains("would create 3,"), "{}", run.stdout);
     assert_eq!(env.writes(), 0);
     assert_eq!(env.sync(&[]).code, 0);
     let run = env.sync(&["--dry-run", "--exit-code"]);

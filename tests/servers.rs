@@ -193,7 +193,7 @@ fn a_calendar_url_means_single_calendar_mode(server: ServerKind) {
     assert_eq!(calendars(&env)[0].1.as_deref(), Some("Team"));
 
     let run = env.run_with(&["sync", "--dry-run"], &vars);
-    assert!(run.stdout.contains("0 to create, 0 to update, 0 to delete"));
+    assert!(run.stdout.contains("would create 0, update 0, delete 0"));
 }
 
 on_both_servers!(a_server_refusing_mkcalendar_gets_the_documented_message);

@@ -380,7 +380,7 @@ fn dry_run_prints_the_plan_with_a_diff_and_writes_nothing(server: ServerKind) {
     );
     assert!(
         run.stdout
-            .contains("dry run: 7 to create, 0 to update, 0 to delete, 0 unchanged"),
+            .contains("dry run: would create 7, update 0, delete 0; 0 unchanged"),
         "{}",
         run.stdout
     );
@@ -425,7 +425,7 @@ fn dry_run_prints_the_plan_with_a_diff_and_writes_nothing(server: ServerKind) {
         "unchanged fields are not in the diff: {out}"
     );
     assert!(
-        out.contains("dry run: 1 to create, 1 to update, 1 to delete, 5 unchanged"),
+        out.contains("dry run: would create 1, update 1, delete 1; 5 unchanged"),
         "{out}"
     );
     assert_eq!(env.writes(), 0, "{:?}", env.proxy.counts());
@@ -449,6 +449,16 @@ fn dry_run_prints_the_plan_with_a_diff_and_writes_nothing(server: ServerKind) {
     assert_eq!(sorted, ["create", "delete", "update"]);
     assert_eq!(doc["report"]["dry_run"], true);
     assert_eq!(doc["plan"]["unchanged"], 5);
+    // Issue 21: the summary says what would be written.
+    assert_eq!(
+        doc["report"]["summary"],
+        "dry run: would create 1, update 1, delete 1; 5 unchanged (nothing written)"
+    );
+    assert!(
+        run.stderr.contains("dry run: would create 1"),
+        "the closing log line: {}",
+        run.stderr
+    );
     assert_eq!(env.writes(), 0);
 }
 

@@ -434,7 +434,7 @@ fn check_and_dry_run_name_each_views_calendar(server: ServerKind) {
             "{line}: the member's calendar"
         );
     }
-    assert_summary(&run, "5 to create, 0 to update, 0 to delete");
+    assert_summary(&run, "would create 5, update 0, delete 0");
     assert_eq!(env.writes(), 0, "{:?}", env.proxy.counts());
     assert_eq!(env.caldav_count("MKCALENDAR"), 0);
     assert_eq!(env.caldav_count("PUT"), 0);

@@ -358,6 +358,7 @@ pub fn reconcile(config: &Config, options: &Options, selection: &Selection) -> O
     report.plane_requests = plane.requests.get();
     report.caldav_requests = dav.as_ref().map_or(0, |d| d.requests.get());
     report.seconds = started.elapsed().as_secs_f64();
+    print_json(options, &report);
     log_done(&report);
     Outcome {
         status,
@@ -365,24 +366,39 @@ pub fn reconcile(config: &Config, options: &Options, selection: &Selection) -> O
     }
 }
 
+/// With `--format json`, the run's one JSON document on stdout: the CalDAV plan and the report
+/// of both targets.
+pub fn print_json(options: &Options, report: &Report) {
+    if options.format == Format::Json {
+        let _ = std::io::stdout().write_all(render::json(report).as_bytes());
+    }
+}
+
 /// The one info line of a run: its summary (only when the log is read somewhere else than
 /// stdout: under systemd, on a terminal, or with `>> file 2>&1`, both are one destination),
 /// and its cost.
 pub fn log_done(report: &Report) {
+    let done = if report.dry_run {
+        "dry run done, nothing written,"
+    } else {
+        "run done"
+    };
     let summary = match &report.summary {
         Some(summary) if !render::stdout_is_stderr() => summary.as_str(),
-        _ => "run done",
+        _ => done,
     };
     let feeds = if report.feeds_written + report.feeds_removed + report.feeds_unchanged > 0 {
-        let (written, removed) = if report.dry_run {
-            ("to write", "to remove")
+        if report.dry_run {
+            format!(
+                ", would write {} feeds, remove {}",
+                report.feeds_written, report.feeds_removed
+            )
         } else {
-            ("written", "removed")
-        };
-        format!(
-            ", {} feeds {written}, {} {removed}",
-            report.feeds_written, report.feeds_removed
-        )
+            format!(
+                ", {} feeds written, {} removed",
+                report.feeds_written, report.feeds_removed
+            )
+        }
     } else {
         String::new()
     };
@@ -544,13 +560,11 @@ pub fn report_feeds(
     report.feeds_removed += outcome.removed;
     report.feeds_unchanged += outcome.unchanged;
     report.planned += outcome.written + outcome.removed;
+    let summary = render::feed_summary_line(outcome, options.dry_run);
     if options.format == Format::Text {
-        let _ = writeln!(
-            stdout,
-            "{}",
-            render::feed_summary_line(outcome, options.dry_run)
-        );
+        let _ = writeln!(stdout, "{summary}");
     }
+    report.feeds_summary = Some(summary);
     outcome.status()
 }
 
@@ -807,6 +821,7 @@ pub fn finish(
     report.plane_requests = plane.requests.get();
     report.caldav_requests = dav.requests.get();
     report.seconds = started.elapsed().as_secs_f64();
+    report.summary = Some(render::summary_line(&plan, &report));
     match options.format {
         Format::Text => {
             for failure in &report.failures {
@@ -820,11 +835,9 @@ pub fn finish(
             }
             let _ = writeln!(stdout, "{}", render::summary_line(&plan, &report));
         }
-        Format::Json => {
-            let _ = stdout.write_all(render::json(&plan, &report).as_bytes());
-        }
+        // Printed once at the end of the run, with the feeds' part of the report.
+        Format::Json => report.plan = serde_json::to_value(&plan).ok(),
     }
-    report.summary = Some(render::summary_line(&plan, &report));
     let status = if !report.failures.is_empty() || !report.errors.is_empty() {
         Status::PartialFailure
     } else if plan.refused.is_some() {

@@ -382,11 +382,11 @@ fn reconcile_issue(config: &Config, options: &Options, id: &str, project: Option
         );
     }
     let mut statuses = Vec::new();
+    let mut report = Report {
+        dry_run: options.dry_run,
+        ..Report::default()
+    };
     if let Some((settings, dav, cache)) = &mut caldav {
-        let report = Report {
-            dry_run: options.dry_run,
-            ..Report::default()
-        };
         let gathered = if config.assignees.is_empty() {
             gather_issue(
                 config,
@@ -427,10 +427,17 @@ fn reconcile_issue(config: &Config, options: &Options, id: &str, project: Option
                     discovered,
                     single,
                 } = gathered;
-                let (caldav_status, report) =
-                    sync::finish(config, options, &jobs, &plane, dav, report, started);
+                let (caldav_status, done) = sync::finish(
+                    config,
+                    options,
+                    &jobs,
+                    &plane,
+                    dav,
+                    std::mem::take(&mut report),
+                    started,
+                );
+                report = done;
                 statuses.push(caldav_status);
-                sync::log_done(&report);
                 let learned = discovered && !single;
                 remember(settings, cache, &jobs, learned, &report, options.dry_run);
             }
@@ -450,8 +457,14 @@ fn reconcile_issue(config: &Config, options: &Options, id: &str, project: Option
             id,
             issue.as_ref(),
             &project,
+            &mut report,
         ));
     }
+    report.plane_requests = plane.requests.get();
+    report.caldav_requests = caldav.as_ref().map_or(0, |(_, dav, _)| dav.requests.get());
+    report.seconds = started.elapsed().as_secs_f64();
+    sync::print_json(options, &report);
+    sync::log_done(&report);
     Status::combine(&statuses)
 }
 
@@ -535,6 +548,7 @@ fn patch_feeds(
     id: &str,
     issue: Option<&Issue>,
     project: &Project,
+    report: &mut Report,
 ) -> Status {
     let workspace = &config.workspace_slug;
     let mut into = vec![
@@ -573,9 +587,8 @@ fn patch_feeds(
         text: options.format == crate::cli::Format::Text,
     };
     let mut stdout = std::io::stdout().lock();
-    let mut report = Report::default();
     match feed::patch(dir, workspace, &patch, feed_options, &mut stdout) {
-        Ok(outcome) => sync::report_feeds(&outcome, options, &mut report, &mut stdout),
+        Ok(outcome) => sync::report_feeds(&outcome, options, report, &mut stdout),
         Err(error) => {
             log::error!("{error}; no feed was written");
             error.status()

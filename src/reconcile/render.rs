@@ -101,9 +101,16 @@ pub struct Report {
     pub plane_requests: u64,
     pub caldav_requests: u64,
     pub seconds: f64,
-    /// The CalDAV summary line, for the log (see `sync::log_done`).
-    #[serde(skip)]
+    /// The CalDAV summary line (also for the log: see `sync::log_done`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
+    /// The feeds' summary line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub feeds_summary: Option<String>,
+    /// The CalDAV plan, for `--format json` (printed once at the end of the run, with the
+    /// report of both targets).
+    #[serde(skip)]
+    pub plan: Option<serde_json::Value>,
     /// Feed files (re)written, removed as stale, and left as they were.
     pub feeds_written: usize,
     pub feeds_removed: usize,
@@ -208,7 +215,7 @@ pub fn feed_diff(before: &str, after: &str) -> String {
 pub fn feed_summary_line(outcome: &FeedOutcome, dry_run: bool) -> String {
     if dry_run {
         format!(
-            "feeds, dry run: {} to write, {} to remove, {} unchanged (nothing written)",
+            "feeds, dry run: would write {}, remove {}; {} unchanged (nothing written)",
             outcome.written, outcome.removed, outcome.unchanged
         )
     } else {
@@ -258,7 +265,7 @@ pub fn field_diff(before: &ManagedFields, after: &ManagedFields) -> String {
 pub fn summary_line(plan: &Plan, report: &Report) -> String {
     let mut line = if report.dry_run {
         format!(
-            "dry run: {} to create, {} to update, {} to delete, {} unchanged",
+            "dry run: would create {}, update {}, delete {}; {} unchanged",
             plan.creates(),
             plan.updates(),
             plan.deletes(),
@@ -286,20 +293,18 @@ pub fn summary_line(plan: &Plan, report: &Report) -> String {
     } else {
         (report.calendars_created, report.calendars_renamed)
     };
-    let verb = |dry: &'static str, done: &'static str| if report.dry_run { dry } else { done };
+    let count = |n: usize, dry: &str, done: &str| {
+        if report.dry_run {
+            format!(", {dry} {n} calendar{}", plural(n))
+        } else {
+            format!(", {n} calendar{} {done}", plural(n))
+        }
+    };
     if created > 0 {
-        line.push_str(&format!(
-            ", {created} calendar{} {}",
-            plural(created),
-            verb("to create", "created")
-        ));
+        line.push_str(&count(created, "would create", "created"));
     }
     if renamed > 0 {
-        line.push_str(&format!(
-            ", {renamed} calendar{} {}",
-            plural(renamed),
-            verb("to rename", "renamed")
-        ));
+        line.push_str(&count(renamed, "would rename", "renamed"));
     }
     let refused = plan.refused_deletions();
     if refused > 0 {
@@ -336,11 +341,16 @@ fn plural(n: usize) -> &'static str {
 }
 
 /// The plan and the report as one JSON document.
-pub fn json(plan: &Plan, report: &Report) -> String {
+pub fn json(report: &Report) -> String {
     #[derive(Serialize)]
     struct Document<'a> {
-        plan: &'a Plan,
+        /// The CalDAV plan (`null` without a CalDAV target, or when the run stopped before it).
+        plan: &'a Option<serde_json::Value>,
         report: &'a Report,
     }
-    serde_json::to_string_pretty(&Document { plan, report }).expect("plan serializes") + "\n"
+    let document = Document {
+        plan: &report.plan,
+        report,
+    };
+    serde_json::to_string_pretty(&document).expect("the report serializes") + "\n"
 }
