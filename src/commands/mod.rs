@@ -57,8 +57,11 @@ where
     }
     let config = match Config::from_args(&cli.connection, &cli.behaviour) {
         Ok(config) => config,
-        Err(err) => {
-            log::error!("{err}");
+        Err(errors) => {
+            // One log line per problem: the logger escapes line breaks.
+            for line in errors.to_string().lines() {
+                log::error!("{line}");
+            }
             return Status::Usage.into();
         }
     };
