@@ -206,3 +206,34 @@ fn config_and_help_config_print_every_setting_of_every_command() {
         );
     }
 }
+
+/// The README's quick start (the env-file block after `<!-- tests/help.rs: quick start -->`)
+/// sets exactly the settings an empty environment reports missing, in the same order.
+#[test]
+fn the_readme_quick_start_sets_exactly_what_an_empty_environment_misses() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let (_, after) = readme
+        .split_once("<!-- tests/help.rs: quick start -->\n```sh\n")
+        .expect("README.md: the quick start block");
+    let block = after.split("\n```").next().unwrap();
+    let set: Vec<&str> = block
+        .lines()
+        .filter_map(|line| line.split_once('=').map(|(name, _)| name))
+        .collect();
+    assert_eq!(set, REQUIRED, "{block}");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_calplanebot"))
+        .arg("sync")
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let missing: Vec<&str> = stderr
+        .lines()
+        .filter_map(|line| line.split_once("] - ")?.1.split_once(" is not set"))
+        .map(|(variable, _)| variable)
+        .collect();
+    assert_eq!(missing, set, "{stderr}");
+}
