@@ -163,6 +163,45 @@ pub enum ConfigError {
     WeakFeedSecret { length: usize },
 }
 
+/// Every problem of a configuration, in the order of the settings: `Config::from_args` checks
+/// each setting whatever became of the others, so an operator fixes them in one pass.
+#[derive(Debug)]
+pub struct ConfigErrors(Vec<ConfigError>);
+
+impl ConfigErrors {
+    pub fn problems(&self) -> &[ConfigError] {
+        &self.0
+    }
+}
+
+/// One problem as itself; several as a count, then one `- problem` line each.
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.as_slice() {
+            [one] => write!(f, "{one}"),
+            all => {
+                write!(
+                    f,
+                    "{} settings are missing or invalid (`calplanebot help config` lists them all):",
+                    all.len()
+                )?;
+                for problem in all {
+                    write!(f, "\n- {problem}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl From<Vec<ConfigError>> for ConfigErrors {
+    fn from(problems: Vec<ConfigError>) -> ConfigErrors {
+        ConfigErrors(problems)
+    }
+}
+
 /// The shortest feed secret accepted (`openssl rand -hex 32` gives 64 characters).
 pub const MIN_FEED_SECRET: usize = 32;
 
@@ -189,69 +228,109 @@ impl Config {
         }
     }
 
+    /// The configuration, or every problem with it: each setting is checked whatever became
+    /// of the others, so one pass names every variable to fix (issue 21).
     pub fn from_args(
         args: &ConnectionArgs,
         behaviour: &BehaviourArgs,
-    ) -> Result<Config, ConfigError> {
-        let plane_base_url = url(
-            "PLANE_BASE_URL",
-            required("PLANE_BASE_URL", "plane-base-url", &args.plane_base_url)?,
-        )?;
+    ) -> Result<Config, ConfigErrors> {
+        let mut problems = Problems::default();
+        let allow_insecure = behaviour.allow_insecure_http;
+        let plane_base_url = problems.check(
+            required("PLANE_BASE_URL", "plane-base-url", &args.plane_base_url)
+                .and_then(|value| url("PLANE_BASE_URL", value))
+                .and_then(|value| secure("PLANE_BASE_URL", value, allow_insecure)),
+        );
         let plane_web_url = match &args.plane_web_url {
-            Some(web) if !web.trim().is_empty() => url("PLANE_WEB_URL", web)?,
+            Some(web) if !web.trim().is_empty() => problems.check(url("PLANE_WEB_URL", web)),
             _ => plane_base_url.clone(),
         };
-        let plane_token = required_secret(
+        let plane_token = problems.check(required_secret(
             "PLANE_API_TOKEN",
             "plane-api-token",
             &args.plane_api_token,
             args.plane_api_token_file.as_deref(),
-        )?;
-        let workspace_slug = required(
-            "PLANE_WORKSPACE_SLUG",
-            "plane-workspace-slug",
-            &args.plane_workspace_slug,
-        )?
-        .trim()
-        .to_string();
-        if workspace_slug.is_empty()
-            || !workspace_slug
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            return Err(ConfigError::Slug(workspace_slug));
-        }
-        let webhook_secret = secret(
-            "PLANE_WEBHOOK_SECRET",
-            &args.plane_webhook_secret,
-            args.plane_webhook_secret_file.as_deref(),
-        )?;
-        let feeds = feeds(args)?;
+        ));
+        let workspace_slug = problems.check(
+            required(
+                "PLANE_WORKSPACE_SLUG",
+                "plane-workspace-slug",
+                &args.plane_workspace_slug,
+            )
+            .and_then(slug),
+        );
+        let webhook_secret = problems
+            .check(secret(
+                "PLANE_WEBHOOK_SECRET",
+                &args.plane_webhook_secret,
+                args.plane_webhook_secret_file.as_deref(),
+            ))
+            .flatten();
         // CalDAV is optional only when feeds are written: a configuration must have a target.
-        let caldav = match (&args.caldav_url, &feeds) {
-            (Some(url), _) if !url.trim().is_empty() => Some(caldav(args)?),
-            (_, Some(_)) => None,
-            (_, None) => Some(caldav(args)?),
+        // What is wanted follows from what is set, valid or not, so a broken feed directory
+        // does not also make every CalDAV setting "missing".
+        let feeds_wanted = args
+            .feed_dir
+            .as_ref()
+            .is_some_and(|dir| !dir.as_os_str().is_empty());
+        let caldav_wanted = args
+            .caldav_url
+            .as_deref()
+            .is_some_and(|url| !url.trim().is_empty())
+            || !feeds_wanted;
+        // `None` when not wanted, or when a problem was recorded.
+        let caldav = caldav_wanted
+            .then(|| caldav(args, allow_insecure, &mut problems))
+            .flatten();
+        let feeds = feeds_wanted.then(|| feeds(args, &mut problems)).flatten();
+        let timeout = problems.check(seconds(
+            "CALPLANEBOT_TIMEOUT (--timeout)",
+            behaviour.timeout,
+        ));
+        let connect_timeout = problems.check(seconds(
+            "CALPLANEBOT_CONNECT_TIMEOUT (--connect-timeout)",
+            behaviour.connect_timeout,
+        ));
+        let retry_delay = problems.check(seconds(
+            "CALPLANEBOT_RETRY_DELAY (--retry-delay)",
+            behaviour.retry_delay,
+        ));
+        let lock_wait = problems.check(seconds(
+            "CALPLANEBOT_LOCK_WAIT (--lock-wait)",
+            behaviour.lock_wait,
+        ));
+        let Problems(problems) = problems;
+        let (
+            Some(plane_base_url),
+            Some(plane_web_url),
+            Some(plane_token),
+            Some(workspace_slug),
+            Some(timeout),
+            Some(connect_timeout),
+            Some(retry_delay),
+            Some(lock_wait),
+        ) = (
+            plane_base_url,
+            plane_web_url,
+            plane_token,
+            workspace_slug,
+            timeout,
+            connect_timeout,
+            retry_delay,
+            lock_wait,
+        )
+        else {
+            debug_assert!(!problems.is_empty(), "a value is missing without a problem");
+            return Err(ConfigErrors(problems));
         };
-        if !behaviour.allow_insecure_http {
-            let caldav_url = caldav.as_ref().map(|c| &c.url);
-            let calendar_url = caldav.as_ref().and_then(|c| c.calendar_url.as_ref());
-            for (variable, url) in [
-                ("PLANE_BASE_URL", Some(&plane_base_url)),
-                ("CALDAV_URL", caldav_url),
-                ("CALDAV_CALENDAR_URL", calendar_url),
-            ] {
-                if url.is_some_and(|url| is_insecure(url)) {
-                    return Err(ConfigError::Insecure { variable });
-                }
-            }
+        if !problems.is_empty() {
+            return Err(ConfigErrors(problems));
         }
         let network = Network {
-            timeout: seconds("--timeout", behaviour.timeout)?.max(Duration::from_millis(1)),
-            connect_timeout: seconds("--connect-timeout", behaviour.connect_timeout)?
-                .max(Duration::from_millis(1)),
+            timeout: timeout.max(Duration::from_millis(1)),
+            connect_timeout: connect_timeout.max(Duration::from_millis(1)),
             retries: behaviour.retries,
-            retry_delay: seconds("--retry-delay", behaviour.retry_delay)?,
+            retry_delay,
             allow_insecure_http: behaviour.allow_insecure_http,
         };
         let feed_dir = feeds
@@ -310,7 +389,7 @@ impl Config {
         Ok(Config {
             network,
             lock_file,
-            lock_wait: seconds("--lock-wait", behaviour.lock_wait)?,
+            lock_wait,
             cache_file,
             concurrency: usize::from(behaviour.concurrency.max(1)),
             snapshot_file,
@@ -332,73 +411,100 @@ impl Config {
     }
 }
 
-/// The CalDAV settings, all required once CalDAV is configured.
-fn caldav(args: &ConnectionArgs) -> Result<CalDav, ConfigError> {
-    let url_ = url(
-        "CALDAV_URL",
-        required("CALDAV_URL", "caldav-url", &args.caldav_url)?,
-    )?;
-    let username =
-        required("CALDAV_USERNAME", "caldav-username", &args.caldav_username)?.to_string();
-    let password = required_secret(
+/// The problems found so far.
+#[derive(Default)]
+struct Problems(Vec<ConfigError>);
+
+impl Problems {
+    /// The value, or `None` with its problem recorded.
+    fn check<T>(&mut self, result: Result<T, ConfigError>) -> Option<T> {
+        result.map_err(|problem| self.0.push(problem)).ok()
+    }
+}
+
+/// The CalDAV settings, all required once CalDAV is configured; `None` when one of them has a
+/// problem (recorded).
+fn caldav(args: &ConnectionArgs, allow_insecure: bool, problems: &mut Problems) -> Option<CalDav> {
+    let url_ = problems.check(
+        required("CALDAV_URL", "caldav-url", &args.caldav_url)
+            .and_then(|value| url("CALDAV_URL", value))
+            .and_then(|value| secure("CALDAV_URL", value, allow_insecure)),
+    );
+    let username = problems.check(
+        required("CALDAV_USERNAME", "caldav-username", &args.caldav_username).map(str::to_string),
+    );
+    let password = problems.check(required_secret(
         "CALDAV_PASSWORD",
         "caldav-password",
         &args.caldav_password,
         args.caldav_password_file.as_deref(),
-    )?;
+    ));
     let calendar_url = match &args.caldav_calendar_url {
-        Some(calendar) if !calendar.trim().is_empty() => {
-            Some(url("CALDAV_CALENDAR_URL", calendar)?)
-        }
-        _ => None,
+        Some(calendar) if !calendar.trim().is_empty() => problems
+            .check(
+                url("CALDAV_CALENDAR_URL", calendar)
+                    .and_then(|value| secure("CALDAV_CALENDAR_URL", value, allow_insecure)),
+            )
+            .map(Some),
+        _ => Some(None),
     };
     let roots = match &args.caldav_ca_file {
-        Some(path) if !path.is_empty() => Some(ca_certificates(Path::new(path))?),
-        _ => None,
+        Some(path) if !path.is_empty() => {
+            problems.check(ca_certificates(Path::new(path))).map(Some)
+        }
+        _ => Some(None),
     };
-    Ok(CalDav {
-        url: url_,
-        username,
-        password,
-        calendar_url,
-        roots,
+    Some(CalDav {
+        url: url_?,
+        username: username?,
+        password: password?,
+        calendar_url: calendar_url?,
+        roots: roots?,
     })
 }
 
 /// The feed settings when `CALPLANEBOT_FEED_DIR` is set (an empty value means unset): the
-/// directory must exist, and a secret is required.
-fn feeds(args: &ConnectionArgs) -> Result<Option<Feeds>, ConfigError> {
-    let Some(dir) = args.feed_dir.as_ref().filter(|d| !d.as_os_str().is_empty()) else {
-        return Ok(None);
-    };
-    if !dir.is_dir() {
-        return Err(ConfigError::FeedDir {
+/// directory must exist, and a strong secret is required. `None` when unset, or when one of
+/// them has a problem (recorded).
+fn feeds(args: &ConnectionArgs, problems: &mut Problems) -> Option<Feeds> {
+    let dir = args
+        .feed_dir
+        .as_ref()
+        .filter(|d| !d.as_os_str().is_empty())?;
+    let dir = problems.check(if dir.is_dir() {
+        Ok(dir.clone())
+    } else {
+        Err(ConfigError::FeedDir {
             path: dir.display().to_string(),
-        });
-    }
-    let secret = required_secret(
-        "CALPLANEBOT_FEED_SECRET",
-        "feed-secret",
-        &args.feed_secret,
-        args.feed_secret_file.as_deref(),
-    )?;
-    let length = secret.expose().chars().count();
-    if length < MIN_FEED_SECRET {
-        return Err(ConfigError::WeakFeedSecret { length });
-    }
+        })
+    });
+    let secret = problems.check(
+        required_secret(
+            "CALPLANEBOT_FEED_SECRET",
+            "feed-secret",
+            &args.feed_secret,
+            args.feed_secret_file.as_deref(),
+        )
+        .and_then(|secret| {
+            let length = secret.expose().chars().count();
+            if length < MIN_FEED_SECRET {
+                Err(ConfigError::WeakFeedSecret { length })
+            } else {
+                Ok(secret)
+            }
+        }),
+    );
     let base_url = match &args.feed_base_url {
-        Some(base) if !base.trim().is_empty() => Some(
-            url("CALPLANEBOT_FEED_BASE_URL", base)?
-                .trim_end_matches('/')
-                .to_string(),
-        ),
-        _ => None,
+        Some(base) if !base.trim().is_empty() => problems
+            .check(url("CALPLANEBOT_FEED_BASE_URL", base))
+            .map(|base| Some(base.trim_end_matches('/').to_string())),
+        _ => Some(None),
     };
-    Ok(Some(Feeds {
-        dir: dir.clone(),
-        secret,
-        base_url,
-    }))
+    Some(Feeds {
+        dir: dir?,
+        secret: secret?,
+        base_url: base_url?,
+    })
 }
 
 /// The certificates of a PEM file, as DER. Anything else in the file (keys, text) is ignored;
@@ -517,6 +623,32 @@ fn required<'a>(
     }
 }
 
+/// A configured URL that may carry credentials: plain `http://` only to loopback, unless
+/// `--allow-insecure-http`.
+fn secure(
+    variable: &'static str,
+    url: String,
+    allow_insecure: bool,
+) -> Result<String, ConfigError> {
+    if !allow_insecure && is_insecure(&url) {
+        Err(ConfigError::Insecure { variable })
+    } else {
+        Ok(url)
+    }
+}
+
+/// A workspace slug: letters, digits, `-` and `_` (it becomes a path segment).
+fn slug(value: &str) -> Result<String, ConfigError> {
+    if value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        Ok(value.to_string())
+    } else {
+        Err(ConfigError::Slug(value.to_string()))
+    }
+}
+
 fn url(variable: &'static str, value: &str) -> Result<String, ConfigError> {
     let value = value.trim();
     let rest = value
@@ -623,8 +755,34 @@ mod tests {
     }
 
     impl Config {
-        fn from_test_args(args: &ConnectionArgs) -> Result<Config, ConfigError> {
+        fn from_test_args(args: &ConnectionArgs) -> Result<Config, ConfigErrors> {
             Config::from_args(args, &behaviour())
+        }
+    }
+
+    /// The variables a configuration misses, when that is all that is wrong with it.
+    fn missing(result: Result<Config, ConfigErrors>) -> Vec<&'static str> {
+        match result {
+            Ok(_) => panic!("the configuration was accepted"),
+            Err(errors) => errors
+                .problems()
+                .iter()
+                .map(|problem| match problem {
+                    ConfigError::Missing { variable, .. } => *variable,
+                    other => panic!("not a missing setting: {other}"),
+                })
+                .collect(),
+        }
+    }
+
+    /// The one problem of a configuration that has exactly one.
+    fn only_problem(result: Result<Config, ConfigErrors>) -> ConfigError {
+        match result {
+            Ok(_) => panic!("the configuration was accepted"),
+            Err(ConfigErrors(mut problems)) => {
+                assert_eq!(problems.len(), 1, "{problems:?}");
+                problems.remove(0)
+            }
         }
     }
 
@@ -755,11 +913,11 @@ mod tests {
         let mut b = behaviour();
         b.timeout = -1.0;
         assert!(matches!(
-            Config::from_args(&args(), &b),
-            Err(ConfigError::Seconds {
-                option: "--timeout",
+            only_problem(Config::from_args(&args(), &b)),
+            ConfigError::Seconds {
+                option: "CALPLANEBOT_TIMEOUT (--timeout)",
                 ..
-            })
+            }
         ));
         let mut b = behaviour();
         b.retry_delay = f64::NAN;
@@ -785,25 +943,22 @@ mod tests {
         feeds_only.caldav_url = None;
         feeds_only.caldav_username = None;
         feeds_only.caldav_password = None;
-        assert!(matches!(
-            Config::from_test_args(&feeds_only),
-            Err(ConfigError::Missing {
-                variable: "CALDAV_URL",
-                ..
-            })
-        ));
+        assert_eq!(
+            missing(Config::from_test_args(&feeds_only)),
+            ["CALDAV_URL", "CALDAV_USERNAME", "CALDAV_PASSWORD"]
+        );
         feeds_only.feed_dir = Some(dir.clone());
         assert!(matches!(
-            Config::from_test_args(&feeds_only),
-            Err(ConfigError::Missing {
+            only_problem(Config::from_test_args(&feeds_only)),
+            ConfigError::Missing {
                 variable: "CALPLANEBOT_FEED_SECRET",
                 ..
-            })
+            }
         ));
         // Issue 20, point 5: shorter than 32 characters is refused; 32 is enough.
         for weak in ["x", "s3cret-feed", &"y".repeat(31)] {
             feeds_only.feed_secret = Some(weak.to_string());
-            let error = Config::from_test_args(&feeds_only).err().unwrap();
+            let error = only_problem(Config::from_test_args(&feeds_only));
             assert!(
                 matches!(error, ConfigError::WeakFeedSecret { length } if length == weak.len()),
                 "{error}"
@@ -831,13 +986,10 @@ mod tests {
         both.feed_secret = feeds_only.feed_secret.clone();
         both.caldav_username = None;
         both.caldav_password = None;
-        assert!(matches!(
-            Config::from_test_args(&both),
-            Err(ConfigError::Missing {
-                variable: "CALDAV_USERNAME",
-                ..
-            })
-        ));
+        assert_eq!(
+            missing(Config::from_test_args(&both)),
+            ["CALDAV_USERNAME", "CALDAV_PASSWORD"]
+        );
         both.caldav_username = args().caldav_username;
         both.caldav_password = args().caldav_password;
         let config = Config::from_test_args(&both).unwrap();
@@ -845,8 +997,8 @@ mod tests {
         // A directory that does not exist.
         feeds_only.feed_dir = Some(dir.join("calplanebot-no-such-dir-for-feeds"));
         assert!(matches!(
-            Config::from_test_args(&feeds_only),
-            Err(ConfigError::FeedDir { .. })
+            only_problem(Config::from_test_args(&feeds_only)),
+            ConfigError::FeedDir { .. }
         ));
         feeds_only.feed_base_url = Some("ftp://x".into());
         feeds_only.feed_dir = Some(dir);
@@ -912,17 +1064,111 @@ mod tests {
         let mut a = args();
         a.caldav_url = Some("dav.example.com".into());
         assert!(matches!(
-            Config::from_test_args(&a),
-            Err(ConfigError::Url {
+            only_problem(Config::from_test_args(&a)),
+            ConfigError::Url {
                 variable: "CALDAV_URL",
                 ..
-            })
+            }
         ));
         let mut a = args();
         a.plane_workspace_slug = Some("acme/../x".into());
         assert!(matches!(
-            Config::from_test_args(&a),
-            Err(ConfigError::Slug(_))
+            only_problem(Config::from_test_args(&a)),
+            ConfigError::Slug(_)
         ));
+    }
+
+    /// Issue 21, point 5: an empty configuration names every required variable at once, in
+    /// the order of the settings; with a feed directory, the CalDAV ones are not required but
+    /// the feed secret is.
+    #[test]
+    fn every_missing_setting_is_reported_at_once() {
+        let empty = ConnectionArgs {
+            plane_base_url: None,
+            plane_api_token: None,
+            plane_workspace_slug: None,
+            caldav_url: None,
+            caldav_username: None,
+            caldav_password: None,
+            ..args()
+        };
+        let required = [
+            "PLANE_BASE_URL",
+            "PLANE_API_TOKEN",
+            "PLANE_WORKSPACE_SLUG",
+            "CALDAV_URL",
+            "CALDAV_USERNAME",
+            "CALDAV_PASSWORD",
+        ];
+        assert_eq!(missing(Config::from_test_args(&empty)), required);
+        let text = Config::from_test_args(&empty).unwrap_err().to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "6 settings are missing or invalid (`calplanebot help config` lists them all):"
+        );
+        for (line, variable) in lines[1..].iter().zip(required) {
+            assert!(
+                line.starts_with(&format!("- {variable} is not set")),
+                "{text}"
+            );
+        }
+        assert_eq!(lines.len(), 7, "{text}");
+
+        let feeds_only = ConnectionArgs {
+            feed_dir: Some(std::env::temp_dir()),
+            ..empty
+        };
+        assert_eq!(
+            missing(Config::from_test_args(&feeds_only)),
+            [
+                "PLANE_BASE_URL",
+                "PLANE_API_TOKEN",
+                "PLANE_WORKSPACE_SLUG",
+                "CALPLANEBOT_FEED_SECRET"
+            ]
+        );
+    }
+
+    /// Invalid settings are collected with the missing ones, each naming its variable: a
+    /// setting's problem never hides another's.
+    #[test]
+    fn invalid_and_missing_settings_are_reported_together() {
+        let mut a = args();
+        a.plane_base_url = Some("http://plane.example.com".into());
+        a.plane_workspace_slug = Some("acme/x".into());
+        a.plane_webhook_secret = Some("s".into());
+        a.plane_webhook_secret_file = Some("/nonexistent".into());
+        a.caldav_url = Some("dav.example.com".into());
+        a.caldav_password = None;
+        a.caldav_calendar_url = Some("http://dav.example.com/cal/".into());
+        a.feed_dir = Some(std::env::temp_dir().join("calplanebot-no-such-dir-for-feeds"));
+        a.feed_secret = Some("short".into());
+        let mut b = behaviour();
+        b.timeout = -1.0;
+        b.lock_wait = f64::INFINITY;
+        let errors = Config::from_args(&a, &b).unwrap_err();
+        let problems: Vec<String> = errors.problems().iter().map(|p| p.to_string()).collect();
+        let starts = [
+            "PLANE_BASE_URL is a plain http:// URL",
+            "PLANE_WORKSPACE_SLUG \"acme/x\" is not a workspace slug",
+            "set either PLANE_WEBHOOK_SECRET or PLANE_WEBHOOK_SECRET_FILE, not both",
+            "CALDAV_URL must be an http:// or https:// URL",
+            "CALDAV_PASSWORD is not set",
+            "CALDAV_CALENDAR_URL is a plain http:// URL",
+            "CALPLANEBOT_FEED_DIR (",
+            "CALPLANEBOT_FEED_SECRET is 5 characters long",
+            "CALPLANEBOT_TIMEOUT (--timeout) must be a number of seconds",
+            "CALPLANEBOT_LOCK_WAIT (--lock-wait) must be a number of seconds",
+        ];
+        assert_eq!(problems.len(), starts.len(), "{problems:#?}");
+        for (problem, start) in problems.iter().zip(starts) {
+            assert!(
+                problem.starts_with(start),
+                "{problem:?} does not start with {start:?}"
+            );
+        }
+        // No secret in any of them.
+        assert!(!errors.to_string().contains("short"), "{errors}");
     }
 }

@@ -244,6 +244,62 @@ fn a_missing_variable_exits_2_naming_it_and_contacts_no_server(server: ServerKin
     assert!(env.proxy.requests().is_empty());
 }
 
+/// Issue 21, point 5: `check` lists every missing setting on its configuration line, one per
+/// line, with their hints below; a feed directory replaces the CalDAV settings by the feed
+/// secret. No server is needed: nothing is contacted.
+#[test]
+fn check_lists_every_missing_setting() {
+    let run = |vars: &[(&str, &str)]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_calplanebot"));
+        command.arg("check").env_clear().envs(vars.iter().copied());
+        let output = command.output().unwrap();
+        assert_eq!(output.status.code(), Some(2));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let stdout = run(&[]);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines[..7],
+        [
+            "✗ configuration: 6 settings are missing or invalid:",
+            "  - PLANE_BASE_URL is not set (set it in the environment or pass --plane-base-url)",
+            "  - PLANE_API_TOKEN is not set (set it in the environment or pass --plane-api-token)",
+            "  - PLANE_WORKSPACE_SLUG is not set (set it in the environment or pass --plane-workspace-slug)",
+            "  - CALDAV_URL is not set (set it in the environment or pass --caldav-url)",
+            "  - CALDAV_USERNAME is not set (set it in the environment or pass --caldav-username)",
+            "  - CALDAV_PASSWORD is not set (set it in the environment or pass --caldav-password)",
+        ],
+        "{stdout}"
+    );
+    let hints: Vec<&&str> = lines.iter().filter(|l| l.starts_with("  hint: ")).collect();
+    assert_eq!(hints.len(), 4, "{stdout}");
+    assert!(stdout.contains("calplanebot help config"), "{stdout}");
+    assert!(stdout.contains("PLANE_API_TOKEN_FILE"), "{stdout}");
+    assert!(stdout.contains("Finding your CALDAV_URL"), "{stdout}");
+    assert!(
+        stdout.ends_with("1 of 7 checks failed, 6 skipped\n"),
+        "{stdout}"
+    );
+
+    // Feeds only: the CalDAV settings are not missing, the feed secret is; a bad URL is
+    // listed with the missing ones.
+    let dir = std::env::temp_dir();
+    let stdout = run(&[
+        ("CALPLANEBOT_FEED_DIR", dir.to_str().unwrap()),
+        ("PLANE_BASE_URL", "plane.example.com"),
+    ]);
+    let problems: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("  - "))
+        .collect();
+    assert_eq!(problems.len(), 4, "{stdout}");
+    assert!(problems[0].starts_with("PLANE_BASE_URL must be an http:// or https:// URL"));
+    assert!(problems[1].starts_with("PLANE_API_TOKEN is not set"));
+    assert!(problems[2].starts_with("PLANE_WORKSPACE_SLUG is not set"));
+    assert!(problems[3].starts_with("CALPLANEBOT_FEED_SECRET is not set"));
+    assert!(!stdout.contains("CALDAV_URL is not set"), "{stdout}");
+}
+
 on_both_servers!(single_calendar_mode_checks_that_calendar_instead_of_the_home);
 fn single_calendar_mode_checks_that_calendar_instead_of_the_home(server: ServerKind) {
     let env = Env::start(server, seed());

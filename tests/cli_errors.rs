@@ -37,16 +37,47 @@ fn assert_no_secret(env: &Env, run: &support::Run) {
     }
 }
 
+/// Issue 21, point 5: an empty environment is one error that names every setting a first run
+/// needs, one line each, and exits 2, for every command that needs a configuration.
 #[test]
-fn missing_configuration_names_the_variable_and_exits_2() {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_calplanebot"))
-        .arg("sync")
-        .env_clear()
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("PLANE_BASE_URL is not set"), "{stderr}");
+fn an_empty_environment_names_every_required_setting_at_once_and_exits_2() {
+    for command in ["sync", "webhook", "feeds"] {
+        let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_calplanebot"));
+        run.arg(command).env_clear();
+        for keep in ["PATH", "HOME"] {
+            if let Some(value) = std::env::var_os(keep) {
+                run.env(keep, value);
+            }
+        }
+        let output = run.output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{command}");
+        assert!(output.stdout.is_empty(), "{command}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 7, "{command}: {stderr}");
+        assert!(
+            lines[0].ends_with(
+                "6 settings are missing or invalid (`calplanebot help config` lists them all):"
+            ),
+            "{stderr}"
+        );
+        for (line, variable) in lines[1..].iter().zip([
+            "PLANE_BASE_URL",
+            "PLANE_API_TOKEN",
+            "PLANE_WORKSPACE_SLUG",
+            "CALDAV_URL",
+            "CALDAV_USERNAME",
+            "CALDAV_PASSWORD",
+        ]) {
+            let flag = variable.to_lowercase().replace('_', "-");
+            assert!(
+                line.ends_with(&format!(
+                    "] - {variable} is not set (set it in the environment or pass --{flag})"
+                )),
+                "{command}: {line}"
+            );
+        }
+    }
 }
 
 on_both_servers!(usage_errors_exit_2_and_help_lists_the_exit_statuses);

@@ -14,7 +14,7 @@ use std::io::Write as _;
 
 use crate::caldav::{self, CalDavError, Calendar, DavClient, Discovery, Target};
 use crate::cli::{BehaviourArgs, ConnectionArgs};
-use crate::config::{CalDav, Config, ConfigError};
+use crate::config::{CalDav, Config, ConfigError, ConfigErrors};
 use crate::exit::Status;
 use crate::plane::{PlaneClient, PlaneError};
 
@@ -200,13 +200,20 @@ pub fn render(results: &[CheckResult]) -> String {
     text
 }
 
-/// One check's line(s), newline-terminated.
+/// One check's line(s), newline-terminated: the outcome, then (for a failure) its problems
+/// and its `hint:` lines.
 pub fn result_text(result: &CheckResult) -> String {
     let label = result.check.label();
     match &result.outcome {
         Outcome::Passed(detail) if detail.is_empty() => format!("✓ {label}\n"),
         Outcome::Passed(detail) => format!("✓ {label}: {detail}\n"),
-        Outcome::Failed { error, hint } => format!("✗ {label}: {error}\n  hint: {hint}\n"),
+        Outcome::Failed { error, hint } => {
+            // Further lines of an error (a list of problems) are indented under it; each line
+            // of a hint is a hint of its own.
+            let error = error.replace('\n', "\n  ");
+            let hints: String = hint.lines().map(|h| format!("  hint: {h}\n")).collect();
+            format!("✗ {label}: {error}\n{hints}")
+        }
         Outcome::Skipped(reason) => format!("- {label}: skipped ({reason})\n"),
     }
 }
@@ -240,12 +247,27 @@ pub fn summary_line(results: &[CheckResult]) -> String {
 // Configuration
 // ---------------------------------------------------------------------------------------------
 
-/// The configuration check failed: nothing else can run.
-pub fn configuration_failed(error: &ConfigError, single_calendar: bool) -> Vec<CheckResult> {
+/// The configuration check failed: nothing else can run. Every problem is listed, each naming
+/// its variable, with the hints for them below (each hint once).
+pub fn configuration_failed(errors: &ConfigErrors, single_calendar: bool) -> Vec<CheckResult> {
+    let problems = errors.problems();
+    let error = match problems {
+        [one] => one.to_string(),
+        all => std::iter::once(format!("{} settings are missing or invalid:", all.len()))
+            .chain(all.iter().map(|problem| format!("- {problem}")))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    };
+    let mut hints: Vec<String> = Vec::new();
+    for hint in problems.iter().map(configuration_hint) {
+        if !hints.contains(&hint) {
+            hints.push(hint);
+        }
+    }
     let mut results = vec![CheckResult::failed(
         Check::Configuration,
-        error.to_string(),
-        configuration_hint(error),
+        error,
+        hints.join("\n"),
     )];
     for check in &Check::all(single_calendar)[1..] {
         results.push(CheckResult::needs(*check, Check::Configuration));
@@ -259,10 +281,14 @@ fn configuration_hint(error: &ConfigError) -> String {
             if matches!(*variable, "PLANE_API_TOKEN" | "CALDAV_PASSWORD") =>
         {
             format!(
-                "set {variable}, or put the secret in a file and set {variable}_FILE (e.g. a systemd credential); `calplanebot --help` lists every variable"
+                "set {variable}, or put the secret in a file and set {variable}_FILE (e.g. a systemd credential)"
             )
         }
-        ConfigError::Missing { .. } => "`calplanebot --help` lists every variable; under systemd, check the unit's Environment= and EnvironmentFile= lines".into(),
+        ConfigError::Missing {
+            variable: "CALDAV_URL",
+            ..
+        } => "any URL of the CalDAV service will do (README, \"Finding your CALDAV_URL\"); for subscription feeds only, set CALPLANEBOT_FEED_DIR instead of the CALDAV_* settings".into(),
+        ConfigError::Missing { .. } => "`calplanebot help config` lists every setting; under systemd, check the unit's Environment= and EnvironmentFile= lines".into(),
         ConfigError::Both { variable } => {
             format!("unset {variable} or {variable}_FILE: calplanebot will not guess which one is meant")
         }
@@ -896,7 +922,7 @@ mod tests {
             variable: "CALDAV_PASSWORD",
             flag: "caldav-password",
         };
-        let results = configuration_failed(&error, true);
+        let results = configuration_failed(&vec![error].into(), true);
         assert_eq!(results.len(), 7);
         assert_eq!(results[6].check, Check::SingleCalendar);
         let text = render(&results);
@@ -905,6 +931,43 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("hint: set CALDAV_PASSWORD, or put the secret in a file and set CALDAV_PASSWORD_FILE"), "{text}");
+        assert!(
+            text.ends_with("1 of 7 checks failed, 6 skipped\n"),
+            "{text}"
+        );
+        assert_eq!(status(&results), Status::Usage);
+    }
+
+    /// Issue 21, point 5: every problem is listed under the one failed line, each naming its
+    /// variable, and each hint is given once.
+    #[test]
+    fn several_configuration_errors_are_listed_under_one_line_with_their_hints_once() {
+        let missing = |variable, flag| ConfigError::Missing { variable, flag };
+        let errors = vec![
+            missing("PLANE_BASE_URL", "plane-base-url"),
+            missing("PLANE_WORKSPACE_SLUG", "plane-workspace-slug"),
+            missing("CALDAV_PASSWORD", "caldav-password"),
+        ]
+        .into();
+        let results = configuration_failed(&errors, false);
+        let text = render(&results);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[..6],
+            [
+                "✗ configuration: 3 settings are missing or invalid:",
+                "  - PLANE_BASE_URL is not set (set it in the environment or pass --plane-base-url)",
+                "  - PLANE_WORKSPACE_SLUG is not set (set it in the environment or pass --plane-workspace-slug)",
+                "  - CALDAV_PASSWORD is not set (set it in the environment or pass --caldav-password)",
+                "  hint: `calplanebot help config` lists every setting; under systemd, check the unit's Environment= and EnvironmentFile= lines",
+                "  hint: set CALDAV_PASSWORD, or put the secret in a file and set CALDAV_PASSWORD_FILE (e.g. a systemd credential)",
+            ],
+            "{text}"
+        );
+        assert!(
+            lines[6].starts_with("- Plane API and token: skipped"),
+            "{text}"
+        );
         assert!(
             text.ends_with("1 of 7 checks failed, 6 skipped\n"),
             "{text}"

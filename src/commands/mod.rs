@@ -1,12 +1,12 @@
 //! The commands a person or a scheduler runs: `sync` (the whole pipeline), `webhook` (one Plane
 //! delivery → one targeted reconcile), `check` (configuration and reachability, writes
 //! nothing) and `feeds` (the subscription URLs to hand out). Each is glue over the rooms below;
-//! `main` dispatches to them.
+//! `main` dispatches to them. `config`, `completions` and `man` print what `cli` defines.
 
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use clap::Parser as _;
+use clap::FromArgMatches as _;
 
 use crate::cli::{self, Cli, Command};
 use crate::config::Config;
@@ -24,7 +24,10 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
+    let cli = match cli::command()
+        .try_get_matches_from(args)
+        .and_then(|matches| Cli::from_arg_matches(&matches))
+    {
         Ok(cli) => cli,
         Err(err) => {
             // --help and --version are "errors" to clap that exit 0.
@@ -39,7 +42,7 @@ where
     cli::init_logging(cli.verbose, cli.quiet);
     match &cli.command {
         Command::Completions { shell } => {
-            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut command = cli::command();
             clap_complete::generate(*shell, &mut command, "calplanebot", &mut std::io::stdout());
             return ExitCode::SUCCESS;
         }
@@ -52,13 +55,20 @@ where
                 }
             };
         }
+        Command::Config => {
+            print!("{}", cli::settings_table(&cli::command()));
+            return ExitCode::SUCCESS;
+        }
         Command::Check => return check::run(&cli.connection, &cli.behaviour).into(),
         Command::Sync(_) | Command::Webhook(_) | Command::Feeds { .. } => {}
     }
     let config = match Config::from_args(&cli.connection, &cli.behaviour) {
         Ok(config) => config,
-        Err(err) => {
-            log::error!("{err}");
+        Err(errors) => {
+            // One log line per problem: the logger escapes line breaks.
+            for line in errors.to_string().lines() {
+                log::error!("{line}");
+            }
             return Status::Usage.into();
         }
     };
@@ -79,7 +89,7 @@ where
                 take_over: *take_over,
             },
         ),
-        Command::Check | Command::Completions { .. } | Command::Man => {
+        Command::Check | Command::Config | Command::Completions { .. } | Command::Man => {
             unreachable!("handled before the configuration is built")
         }
     };
