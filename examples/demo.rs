@@ -1,190 +1,80 @@
-//! The demo: a whole calplanebot sync on a machine with no Plane or CalDAV server of your own.
+//! The demo: a whole calplanebot sync on a machine with no Plane or CalDAV server of your own,
+//! told as a guided tour in one or two screens.
 //!
-//! It starts the project's Plane simulator (seeded from `examples/demo-workspace.json`) and a
-//! real Radicale (installed into `./.venv` on first use) behind a request-counting proxy, and a
-//! real lighttpd (the tests' feed server) serving a temporary feed directory. Then it runs
-//! calplanebot's real `sync` with both targets, CalDAV and subscription feeds, lists the feeds
-//! with their `http://` and `webcal://` URLs (`calplanebot feeds`), syncs again, changes a few
-//! issues in "Plane", previews the change with `--dry-run`, and applies it. After each run it
-//! prints the requests made to Plane and to CalDAV, the feed files written, and the wall time.
+//! It starts the project's Plane simulator (seeded from `examples/demo-workspace.json`), a real
+//! Radicale (installed into `./.venv` on first use) and a real lighttpd serving a temporary feed
+//! directory, then runs calplanebot's real `sync` with both targets, CalDAV and subscription
+//! feeds: the first sync, the feeds to hand out, a sync with nothing changed, three edits in
+//! "Plane" previewed with `--dry-run`, and the sync that applies them. The tour itself lives in
+//! `calplanebot_testbed::demo`, where `tests/demo.rs` runs it too.
 //!
-//! Run: `cargo run --example demo` (add `-- --serve` to keep the servers running so you can
-//! point a calendar app at Radicale or subscribe to a feed). Without lighttpd (the Debian
+//! Each calplanebot run is a child process running the real binary's code: this program started
+//! again with `calplanebot` as its first argument, which hands the rest to
+//! `calplanebot::commands::main`.
+//!
+//! Run: `scripts/demo` (installs what is missing first), or `cargo run --example demo`.
+//! `--serve` keeps the servers running so you can point a calendar app at Radicale or subscribe
+//! to a feed; `--verbose` prints each calplanebot run's full output. Without lighttpd (the Debian
 //! package `lighttpd`) the feeds are written but not served.
 
-use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::process::{Command, ExitCode};
 
-use calplanebot_testbed::feed_server::FeedServer;
-use calplanebot_testbed::plane_sim::{PlaneSim, Seed};
-use calplanebot_testbed::proxy::CountingProxy;
-use calplanebot_testbed::radicale::Radicale;
+use calplanebot_testbed::demo::{self, Options};
 
-/// The demo's feed secret: the feed URLs are the same on every run of the demo.
-const FEED_SECRET: &str = "calplanebot-demo-feed-secret-0123456789abcdef";
+const USAGE: &str = "usage: scripts/demo [--serve] [--verbose]
+  --serve    keep the servers running after the tour, until Ctrl-C
+  --verbose  print each calplanebot run's full output (plan with field diffs, feed diffs, log)";
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let serve = std::env::args().any(|a| a == "--serve");
-    let seed_path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/demo-workspace.json");
-    let sim = PlaneSim::start(Seed::from_file(seed_path)?)?;
-    eprintln!("starting Radicale (the first time installs it into ./.venv from PyPI)…");
-    let radicale = Radicale::start()?;
-    let proxy = CountingProxy::start(radicale.addr())?;
-    let feeds = FeedDir::create()?;
-    let feed_server = match FeedServer::start(&feeds.0) {
-        Ok(server) => Some(server),
+fn main() -> ExitCode {
+    let mut args = std::env::args_os().skip(1).peekable();
+    if args.peek().is_some_and(|first| first == "calplanebot") {
+        // One of the tour's calplanebot runs.
+        return calplanebot::commands::main(args);
+    }
+    let mut options = Options {
+        seed: concat!(env!("CARGO_MANIFEST_DIR"), "/examples/demo-workspace.json").into(),
+        verbose: false,
+        serve: false,
+    };
+    for arg in args {
+        match arg.to_str() {
+            Some("--serve") => options.serve = true,
+            Some("--verbose") => options.verbose = true,
+            Some("-h" | "--help") => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            _ => {
+                eprintln!("demo: unknown argument {arg:?}\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
         Err(error) => {
-            eprintln!("the feeds are written but not served: {error}");
-            None
+            eprintln!("demo: cannot find this program to run it as calplanebot: {error}");
+            return ExitCode::FAILURE;
         }
     };
-    println!(
-        "Plane simulator: {}  (workspace {:?})",
-        sim.base_url(),
-        sim.workspace_slug()
-    );
-    println!(
-        "Radicale:        {}  (user {:?}, password {:?})",
-        radicale.url(),
-        radicale.username(),
-        radicale.password()
-    );
-    match &feed_server {
-        Some(server) => println!(
-            "Feeds:           {}  (lighttpd serving {})",
-            server.base_url(),
-            feeds.0.display()
-        ),
-        None => println!("Feeds:           {}", feeds.0.display()),
-    }
-
-    let demo = Demo {
-        sim: &sim,
-        proxy: &proxy,
-        radicale: &radicale,
-        feed_dir: &feeds.0,
-        feed_base_url: feed_server.as_ref().map(FeedServer::base_url),
+    let calplanebot = || {
+        let mut command = Command::new(&exe);
+        command.arg("calplanebot");
+        command
     };
-    demo.run("first sync, CalDAV and feeds", &["sync"]);
-    demo.run("the feeds to hand out", &["feeds"]);
-    demo.run("second sync, nothing changed in Plane", &["sync"]);
-
-    // Change the workspace the way people do: move a date, close an issue, drop a date.
-    sim.with_world(|world| {
-        let mut dated = world.issues.iter_mut().filter(|i| {
-            i.target_date.is_some() && i.deleted_at.is_none() && i.archived_at.is_none()
-        });
-        if let Some(issue) = dated.next() {
-            issue.target_date = Some("2027-01-15".into());
-            issue.name = format!("{} (moved)", issue.name);
+    match demo::run(&options, &calplanebot, &mut std::io::stdout()) {
+        Ok(servers) => {
+            if options.serve {
+                let _running = servers;
+                loop {
+                    std::thread::park();
+                }
+            }
+            ExitCode::SUCCESS
         }
-        if let Some(issue) = dated.next() {
-            issue.priority = "urgent".into();
+        Err(error) => {
+            eprintln!("demo: {error}");
+            ExitCode::FAILURE
         }
-        if let Some(issue) = dated.next() {
-            issue.target_date = None;
-        }
-    });
-    demo.run(
-        "dry run after three changes in Plane",
-        &["sync", "--dry-run"],
-    );
-    demo.run("sync after three changes in Plane", &["sync"]);
-
-    if serve {
-        println!(
-            "\nServers keep running; point a CalDAV client at {} — Ctrl-C to stop.",
-            radicale.url()
-        );
-        if feed_server.is_some() {
-            println!(
-                "The feed server keeps running too: subscribe a calendar app on this machine to a URL listed by `calplanebot feeds` above."
-            );
-        }
-        loop {
-            std::thread::park();
-        }
-    }
-    Ok(())
-}
-
-/// The demo's feed directory, a fresh temporary directory removed at the end of the demo.
-struct FeedDir(PathBuf);
-
-impl FeedDir {
-    fn create() -> std::io::Result<FeedDir> {
-        let dir =
-            std::env::temp_dir().join(format!("calplanebot-demo-feeds-{}", std::process::id()));
-        std::fs::create_dir(&dir)?;
-        Ok(FeedDir(dir))
-    }
-}
-
-impl Drop for FeedDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-struct Demo<'a> {
-    sim: &'a PlaneSim,
-    proxy: &'a CountingProxy,
-    radicale: &'a Radicale,
-    feed_dir: &'a Path,
-    /// The feed server's `http://127.0.0.1:PORT`, when it runs.
-    feed_base_url: Option<String>,
-}
-
-impl Demo<'_> {
-    fn run(&self, title: &str, args: &[&str]) {
-        println!("\n=== {title}: calplanebot {}", args.join(" "));
-        self.sim.reset_requests();
-        self.proxy.reset();
-        let token = self.sim.token();
-        let plane_url = self.sim.base_url();
-        let caldav_url = format!("{}/", self.proxy.url());
-        let slug = self.sim.workspace_slug();
-        let feed_dir = self.feed_dir.display().to_string();
-        let mut argv = vec!["calplanebot"];
-        argv.extend_from_slice(args);
-        argv.extend_from_slice(&[
-            "--plane-base-url",
-            &plane_url,
-            "--plane-api-token",
-            &token,
-            "--plane-workspace-slug",
-            &slug,
-            "--caldav-url",
-            &caldav_url,
-            "--caldav-username",
-            self.radicale.username(),
-            "--caldav-password",
-            self.radicale.password(),
-            "--feed-dir",
-            &feed_dir,
-            "--feed-secret",
-            FEED_SECRET,
-        ]);
-        if let Some(base_url) = &self.feed_base_url {
-            argv.extend_from_slice(&["--feed-base-url", base_url]);
-        }
-        let before = calplanebot_testbed::feed_server::file_stamps(self.feed_dir);
-        let started = Instant::now();
-        let status = calplanebot::commands::main(argv);
-        let seconds = started.elapsed().as_secs_f64();
-        let after = calplanebot_testbed::feed_server::file_stamps(self.feed_dir);
-        let written = after
-            .iter()
-            .filter(|(name, stamp)| before.get(*name) != Some(stamp))
-            .count();
-        let plane = self.sim.requests();
-        let caldav = self.proxy.counts();
-        println!(
-            "--- exit status {status:?}; wall time {seconds:.2} s; Plane: {} requests; CalDAV: {} requests {:?}; feeds: {written} of {} files written",
-            plane.len(),
-            caldav.values().sum::<usize>(),
-            caldav,
-            after.len()
-        );
     }
 }

@@ -6,6 +6,7 @@
 //! - [`xandikos`]: installs Xandikos there too and starts it with its own TLS and Basic auth.
 //! - [`proxy`]: a counting HTTP(S) proxy placed in front of a CalDAV server.
 //! - [`calendar_user`]: the calendar app's view, to look at what calplanebot left behind.
+//! - [`demo`]: the demo's guided tour, run by `examples/demo.rs` and checked by `tests/demo.rs`.
 //! - [`webhook_shim`]: starts the real `webhook` server with the repository's hooks file.
 //! - [`digest_front`]: lighttpd demanding HTTP Digest (MD5, SHA-256) in front of a CalDAV server.
 //! - [`feed_server`]: lighttpd serving a feed directory as static files, as a deployment would.
@@ -20,6 +21,7 @@
 pub mod caddy;
 pub mod caldav_server;
 pub mod calendar_user;
+pub mod demo;
 pub mod digest_front;
 pub mod downgrade;
 pub mod feed_readers;

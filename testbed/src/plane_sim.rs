@@ -20,7 +20,7 @@
 //! in `tests/fixtures/plane/README.md`.
 
 mod api;
-mod clock;
+pub(crate) mod clock;
 pub mod json;
 mod server;
 mod shapes;
