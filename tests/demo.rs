@@ -107,7 +107,7 @@ fn the_verbose_tour_keeps_each_runs_full_output() {
         "-DTSTART: 2026-12-08",
         "+DTSTART: 2026-12-15",
         "~ feed project \"Plane: Website Relaunch\"",
-        "dry run: 0 to create, 2 to update, 1 to delete, 24 unchanged (nothing written)",
+        "dry run: would create 0, update 2, delete 1; 24 unchanged (nothing written)",
         "--- exit 0 in ",
         "36 CalDAV requests (3 MKCALENDAR, 3 PROPFIND, 27 PUT, 3 REPORT)",
     ] {

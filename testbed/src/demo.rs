@@ -403,14 +403,12 @@ impl Tour<'_> {
         for change in array(&plan["changes"]) {
             writeln!(self.out, "   {}", change_line(change, &projects))?;
         }
+        // calplanebot's own summary line, from its JSON report.
         writeln!(
             self.out,
-            "   {}: {} to create, {} to update, {} to delete, {} unchanged (nothing written)",
+            "   {}: {}",
             run.outcome(),
-            changes(plan, "create").len(),
-            changes(plan, "update").len(),
-            changes(plan, "delete").len(),
-            plan["unchanged"].as_u64().unwrap_or(0)
+            doc["report"]["summary"].as_str().unwrap_or("no summary")
         )
     }
 
