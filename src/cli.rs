@@ -927,7 +927,7 @@ pub fn init_logging(verbose: u8, quiet: u8) {
         use std::io::Write as _;
         let style = buf.default_level_style(record.level());
         let message = record.args().to_string();
-        let message = crate::reconcile::render::escape_controls(&message);
+        let message = crate::support::text::escape_controls(&message);
         if stamped {
             let time = buf.timestamp_seconds();
             writeln!(

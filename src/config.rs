@@ -61,7 +61,7 @@ pub struct Config {
     /// How often every calendar is listed in full; zero: every run, no snapshot.
     pub full_listing_every: Duration,
     /// Which days an issue's event covers (`--span`).
-    pub span: crate::mapping::event::Span,
+    pub span: Span,
     /// Whose assignee views this configuration writes (`--assignee`); empty: the team view.
     pub assignees: Vec<String>,
     /// The name of the assignee views' calendars (`--calendar-name`).
@@ -89,31 +89,18 @@ pub struct Feeds {
     pub base_url: Option<String>,
 }
 
-/// Timeouts and retries, for both servers, and whether plain HTTP may carry credentials.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Network {
-    pub timeout: Duration,
-    pub connect_timeout: Duration,
-    pub retries: u32,
-    pub retry_delay: Duration,
-    /// `--allow-insecure-http`: plain `http://` to a host that is not loopback may carry
-    /// credentials. The configured URLs are checked once here ([`Config::from_args`]); the
-    /// CalDAV client applies the same rule to every URL a request goes to, since a server can
-    /// hand back URLs of its own (a redirect, an href).
-    pub allow_insecure_http: bool,
+/// Which days an issue's event covers (`CALPLANEBOT_SPAN`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Span {
+    /// The due date only (the seed rule).
+    #[default]
+    Due,
+    /// From the start date to the due date, inclusive, when the issue has a start date on or
+    /// before its due date; else the due date only.
+    StartToDue,
 }
 
-impl Default for Network {
-    fn default() -> Network {
-        Network {
-            timeout: Duration::from_secs(30),
-            connect_timeout: Duration::from_secs(10),
-            retries: 3,
-            retry_delay: Duration::from_millis(500),
-            allow_insecure_http: false,
-        }
-    }
-}
+pub use crate::support::http::Network;
 
 /// A configuration problem, worded for the operator: it names the variable to fix.
 #[derive(Debug, thiserror::Error)]
@@ -206,28 +193,6 @@ impl From<Vec<ConfigError>> for ConfigErrors {
 pub const MIN_FEED_SECRET: usize = 32;
 
 impl Config {
-    /// Who this configuration is as the writer of a feed directory: what decides the feeds'
-    /// content and names (`feed::directory`). CalDAV settings are not part of it.
-    pub fn feed_identity(&self) -> crate::feed::Identity {
-        let mut assignees: Vec<String> = self
-            .assignees
-            .iter()
-            .map(|a| a.trim().to_lowercase())
-            .collect();
-        assignees.sort();
-        crate::feed::Identity {
-            plane_url: self.plane_base_url.clone(),
-            workspace: self.workspace_slug.clone(),
-            plane_key: self.plane_token.clone(),
-            content: format!(
-                "span={:?}\nassignees={}\nweb={}",
-                self.span,
-                assignees.join(","),
-                self.plane_web_url
-            ),
-        }
-    }
-
     /// The configuration, or every problem with it: each setting is checked whatever became
     /// of the others, so one pass names every variable to fix (issue 21).
     pub fn from_args(
@@ -395,8 +360,8 @@ impl Config {
             snapshot_file,
             full_listing_every: behaviour.full_listing_every,
             span: match behaviour.span {
-                crate::cli::SpanArg::Due => crate::mapping::event::Span::Due,
-                crate::cli::SpanArg::StartToDue => crate::mapping::event::Span::StartToDue,
+                crate::cli::SpanArg::Due => Span::Due,
+                crate::cli::SpanArg::StartToDue => Span::StartToDue,
             },
             assignees,
             calendar_name,

@@ -306,14 +306,7 @@ fn string_field(value: &Value, key: &str) -> String {
         .to_string()
 }
 
-/// A Plane UUID as it may appear in a URL path and a calendar resource name.
-pub fn is_uuid(s: &str) -> bool {
-    s.len() == 36
-        && s.char_indices().all(|(i, c)| match i {
-            8 | 13 | 18 | 23 => c == '-',
-            _ => c.is_ascii_hexdigit(),
-        })
-}
+pub use crate::support::text::is_uuid;
 
 /// What one project entry of the projects list means for the sync.
 #[derive(Debug, PartialEq, Eq)]

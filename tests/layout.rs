@@ -34,8 +34,8 @@ const MAX_LONG_FUNCTIONS: usize = 3;
 const FLOOR_PLAN: &[&[&str]] = &[
     &["commands"],
     &["engine"],
-    &["reconcile"],
     &["feed"],
+    &["reconcile"],
     &["mapping"],
     &["caldav"],
     &["plane"],

@@ -540,8 +540,11 @@ impl DavClient {
         }
     }
 
-    /// The objects of `calendar` whose VEVENT has exactly this UID (calendar-query,
-    /// RFC 4791 §7.8): how a UID conflict on create finds the object that holds the UID.
+    /// The objects of `calendar` the server says hold this UID (calendar-query, RFC 4791
+    /// §7.8): how a UID conflict on create finds the object that holds the UID. The server's
+    /// text-match may be a substring or a case-insensitive match, so the caller reads each
+    /// object's UID (`mapping::event::holds_uid`): the client hands back resources and does not
+    /// read events.
     pub fn find_uid(&self, calendar: &str, uid: &str) -> Result<Vec<StoredEvent>, CalDavError> {
         let responses = self.report(calendar, xml::calendar_query_uid_body(uid, true))?;
         let mut found = Vec::new();
@@ -549,14 +552,11 @@ impl DavClient {
             let Some(data) = r.calendar_data else {
                 continue;
             };
-            // The server's text-match may be a substring or case-insensitive match.
-            if crate::mapping::event::read_event(&data).is_ok_and(|fields| fields.uid == uid) {
-                found.push(StoredEvent {
-                    url: follow_link(calendar, "holds the event at", &r.href)?,
-                    etag: r.etag,
-                    data,
-                });
-            }
+            found.push(StoredEvent {
+                url: follow_link(calendar, "holds the event at", &r.href)?,
+                etag: r.etag,
+                data,
+            });
         }
         Ok(found)
     }

@@ -154,7 +154,7 @@ pub fn run(connection: &ConnectionArgs, behaviour: &BehaviourArgs) -> Status {
                 Check::Configuration,
                 configuration_summary(&config),
             )]);
-            let plane = crate::commands::sync::plane_client(&config);
+            let plane = crate::engine::run::plane_client(&config);
             let plane_results = plane_checks(&config, &plane);
             let plane_failed = plane_results.iter().any(CheckResult::is_failed);
             record(plane_results);
@@ -166,7 +166,7 @@ pub fn run(connection: &ConnectionArgs, behaviour: &BehaviourArgs) -> Status {
                 }]);
             }
             if let Some(caldav) = &config.caldav {
-                let dav = crate::commands::sync::dav_client(caldav, &config);
+                let dav = crate::engine::run::dav_client(caldav, &config);
                 record(caldav_checks(caldav, &dav));
             }
             if let Some(feeds) = &config.feeds {
@@ -329,8 +329,8 @@ fn configuration_summary(config: &Config) -> String {
         ""
     };
     let span = match config.span {
-        crate::mapping::event::Span::Due => "events on the due date",
-        crate::mapping::event::Span::StartToDue => {
+        crate::config::Span::Due => "events on the due date",
+        crate::config::Span::StartToDue => {
             "events from the start date to the due date (--span start-to-due)"
         }
     };
@@ -391,9 +391,9 @@ fn plane_checks(config: &Config, plane: &PlaneClient) -> Vec<CheckResult> {
 /// The assignee views: whom each `--assignee` names and how many dated issues each view
 /// holds now (a full read of the workspace's issues, as a sync makes).
 fn views_check(config: &Config, plane: &PlaneClient) -> CheckResult {
-    use crate::commands::sync::{self, Selection};
+    use crate::engine::{self, options::Selection};
     let mut report = crate::reconcile::render::Report::default();
-    let fetched = match sync::fetch(&Selection::All, plane, &mut report) {
+    let fetched = match engine::source::fetch(&Selection::All, plane, &mut report) {
         Ok(fetched) => fetched,
         Err(abort) => {
             return CheckResult::failed(
@@ -403,7 +403,7 @@ fn views_check(config: &Config, plane: &PlaneClient) -> CheckResult {
             );
         }
     };
-    let members = match sync::resolve_members(config, plane, &fetched.projects) {
+    let members = match engine::source::resolve_members(config, plane, &fetched.projects) {
         Ok(members) => members,
         Err(abort) => {
             return CheckResult::failed(
@@ -553,7 +553,7 @@ fn feed_check(config: &Config, feeds: &crate::config::Feeds) -> CheckResult {
     // no lock, nothing recorded.)
     if let Err(error) = crate::feed::FeedDirectory::open(
         &feeds.dir,
-        &config.feed_identity(),
+        &crate::feed::Identity::of(config),
         &feeds.secret,
         crate::feed::Access::default(),
         std::time::Duration::ZERO,

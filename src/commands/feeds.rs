@@ -13,8 +13,8 @@ use std::io::Write as _;
 use serde::Serialize;
 
 use crate::cli::Format;
-use crate::commands::sync::{self, Selection};
 use crate::config::Config;
+use crate::engine::{self, options::Selection, run};
 use crate::exit::Status;
 use crate::feed::{self, FeedDirectory, FeedId, Kind};
 use crate::plane::PlaneError;
@@ -64,7 +64,7 @@ fn hand_over(config: &Config, changes: &Changes) -> Status {
         new_secret: changes.rotate_secret,
         new_writer: changes.take_over,
     };
-    let dir = match sync::open_feed_dir_with(config, access) {
+    let dir = match engine::feed_target::open_feed_dir_with(config, access) {
         Ok(Some(dir)) => dir,
         Ok(None) => return Status::Usage,
         Err(status) => return status,
@@ -99,7 +99,7 @@ fn hand_over(config: &Config, changes: &Changes) -> Status {
 /// lists); an unknown or ambiguous one changes nothing. Then each gets a new name in the
 /// directory's record; the next `sync` writes it there and removes the old file.
 fn revoke(config: &Config, specs: &[String]) -> Status {
-    let plane = sync::plane_client(config);
+    let plane = run::plane_client(config);
     let mut feeds = Vec::new();
     for spec in specs {
         match resolve(config, &plane, spec) {
@@ -110,11 +110,11 @@ fn revoke(config: &Config, specs: &[String]) -> Status {
             }
             Err(Resolve::Plane(error)) => {
                 log::error!("--revoke {spec:?}: {error}; nothing was changed");
-                return sync::Abort::from(error).status();
+                return engine::options::Abort::from(error).status();
             }
         }
     }
-    let mut dir = match sync::open_feed_dir(config, false) {
+    let mut dir = match engine::feed_target::open_feed_dir(config, false) {
         Ok(Some(dir)) => dir,
         Ok(None) => return Status::Usage,
         Err(status) => return status,
@@ -226,26 +226,26 @@ fn list(config: &Config, format: Format) -> Status {
         return Status::Usage;
     };
     // Checked like a dry run: another writer or secret would list URLs that do not exist.
-    let dir: FeedDirectory = match sync::open_feed_dir(config, true) {
+    let dir: FeedDirectory = match engine::feed_target::open_feed_dir(config, true) {
         Ok(Some(dir)) => dir,
         Ok(None) => return Status::Usage,
         Err(status) => return status,
     };
     let namer = dir.namer();
-    let plane = sync::plane_client(config);
+    let plane = run::plane_client(config);
     let mut report = Report::default();
-    let fetched = match sync::fetch(&Selection::All, &plane, &mut report) {
+    let fetched = match engine::source::fetch(&Selection::All, &plane, &mut report) {
         Ok(fetched) => fetched,
         Err(abort) => {
             log::error!("{abort}");
             return abort.status();
         }
     };
-    let source = match sync::feed_source(config, &plane, &fetched) {
+    let source = match engine::feed_target::feed_source(config, &plane, &fetched) {
         Ok((source, _)) => source,
         Err(error) => {
             log::error!("{error}");
-            return sync::Abort::from(error).status();
+            return engine::options::Abort::from(error).status();
         }
     };
     let listed: Vec<Listed> = feed::wanted_feeds(&source)

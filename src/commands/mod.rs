@@ -14,7 +14,6 @@ use crate::exit::Status;
 
 pub mod check;
 pub mod feeds;
-pub mod listing;
 pub mod sync;
 pub mod webhook;
 

@@ -17,8 +17,10 @@ use sha2::Sha256;
 
 use crate::caldav::{self, DavClient, StoredEvent};
 use crate::cli::WebhookArgs;
-use crate::commands::sync::{self, Abort, Options, Selection};
 use crate::config::{CalDav, Config, Secret};
+use crate::engine::cache::CalendarCache;
+use crate::engine::options::{Abort, Options, Selection};
+use crate::engine::{self, run};
 use crate::exit::Status;
 use crate::feed;
 use crate::mapping::event::{self, MappingContext};
@@ -29,7 +31,6 @@ use crate::reconcile::placement::{self, Layout, Wanted};
 use crate::reconcile::plan::{CalendarJob, CalendarState, CalendarTarget};
 use crate::reconcile::render::Report;
 use crate::reconcile::views::{self, View, ViewMember};
-use crate::support::cache::CalendarCache;
 
 /// Largest delivery accepted. Plane sends the whole issue, description included; a real one is
 /// a few kB.
@@ -261,7 +262,7 @@ pub fn run(config: &Config, args: &WebhookArgs) -> Status {
                 "delivery {delivery_id}: project {id} {}: reconciling the project",
                 action.name()
             );
-            sync::reconcile(config, &options, &Selection::Hinted(id)).status
+            run::reconcile(config, &options, &Selection::Hinted(id)).status
         }
         Delivery::Issue {
             action,
@@ -294,20 +295,20 @@ fn read_body(input: impl std::io::Read) -> Result<Vec<u8>, String> {
 /// the calendar (plan and apply, as `sync` does) and the feeds that hold it.
 fn reconcile_issue(config: &Config, options: &Options, id: &str, project: Option<&str>) -> Status {
     let started = Instant::now();
-    let _lock = match sync::lock(config, options.dry_run) {
+    let _lock = match run::lock(config, options.dry_run) {
         Ok(lock) => lock,
         Err(status) => return status,
     };
-    let mut feed_dir = match sync::open_feed_dir(config, options.dry_run) {
+    let mut feed_dir = match engine::feed_target::open_feed_dir(config, options.dry_run) {
         Ok(dir) => dir,
         Err(status) => return status,
     };
-    let plane = sync::plane_client(config);
+    let plane = run::plane_client(config);
     let mut caldav = config.caldav.as_ref().map(|settings| {
         (
             settings,
-            sync::dav_client(settings, config),
-            sync::load_cache(config, settings),
+            run::dav_client(settings, config),
+            run::load_cache(config, settings),
         )
     });
     let stop = |abort: Abort| {
@@ -325,7 +326,7 @@ fn reconcile_issue(config: &Config, options: &Options, id: &str, project: Option
         None => {
             let found = match &mut caldav {
                 Some((settings, dav, cache)) if !config.assignees.is_empty() => {
-                    let resolved = match sync::resolve_members(config, &plane, &[]) {
+                    let resolved = match engine::source::resolve_members(config, &plane, &[]) {
                         Ok(resolved) => resolved,
                         Err(abort) => return stop(abort),
                     };
@@ -404,7 +405,7 @@ fn reconcile_issue(config: &Config, options: &Options, id: &str, project: Option
                 ..ProjectIssues::default()
             };
             match members.take().map_or_else(
-                || sync::resolve_members(config, &plane, &[(project.clone(), seen)]),
+                || engine::source::resolve_members(config, &plane, &[(project.clone(), seen)]),
                 Ok,
             ) {
                 Ok(members) => gather_views(
@@ -427,7 +428,7 @@ fn reconcile_issue(config: &Config, options: &Options, id: &str, project: Option
                     discovered,
                     single,
                 } = gathered;
-                let (caldav_status, done) = sync::finish(
+                let (caldav_status, done) = run::finish(
                     config,
                     options,
                     &jobs,
@@ -463,8 +464,8 @@ fn reconcile_issue(config: &Config, options: &Options, id: &str, project: Option
     report.plane_requests = plane.requests.get();
     report.caldav_requests = caldav.as_ref().map_or(0, |(_, dav, _)| dav.requests.get());
     report.seconds = started.elapsed().as_secs_f64();
-    sync::print_json(options, &report);
-    sync::log_done(&report);
+    run::print_json(options, &report);
+    run::log_done(&report);
     Status::combine(&statuses)
 }
 
@@ -483,11 +484,11 @@ fn remember(
     }
     if report.failures.is_empty() {
         if learned {
-            sync::remember_calendars(cache, jobs, report);
+            engine::caldav_target::remember_calendars(cache, jobs, report);
         }
     } else {
         // The cached calendar may be gone: the next run discovers again.
-        for key in jobs.iter().flat_map(sync::cache_keys) {
+        for key in jobs.iter().flat_map(engine::caldav_target::cache_keys) {
             cache.remove(&key);
         }
         cache.set_single_calendar(None);
@@ -568,7 +569,7 @@ fn patch_feeds(
                 .iter()
                 .map(|a| feed::MemberRef::of_assignee(a).feed()),
         );
-        let fields = event::desired_event(issue, project, &sync::mapping_context(config));
+        let fields = event::desired_event(issue, project, &engine::source::mapping_context(config));
         event::vevent(
             &fields,
             issue
@@ -588,7 +589,7 @@ fn patch_feeds(
     };
     let mut stdout = std::io::stdout().lock();
     match feed::patch(dir, workspace, &patch, feed_options, &mut stdout) {
-        Ok(outcome) => sync::report_feeds(&outcome, options, report, &mut stdout),
+        Ok(outcome) => engine::feed_target::report_feeds(&outcome, options, report, &mut stdout),
         Err(error) => {
             log::error!("{error}; no feed was written");
             error.status()
@@ -647,7 +648,7 @@ fn gather_issue(
         Some(existing(calendar, &project))
     } else {
         discovered = true;
-        match sync::layout(caldav, dav)? {
+        match engine::listing::layout(caldav, dav)? {
             Layout::Single(url) => {
                 cache.set_single_calendar(Some(&url));
                 single = Some(url);
@@ -658,7 +659,7 @@ fn gather_issue(
                     project: &project,
                     issues: &fetched[0].1,
                 }];
-                let target = sync::place_projects(dav, &home, &wanted)?
+                let target = engine::caldav_target::place_projects(dav, &home, &wanted)?
                     .pop()
                     .expect("one target per project");
                 if target.state == CalendarState::Missing && issue.is_none() {
@@ -709,7 +710,12 @@ fn fill_stored(
             ))?
             .into_iter()
             .collect(),
-        None => dav.find_uid(&job.target.url, &event::uid_for(id, view))?,
+        None => {
+            let uid = event::uid_for(id, view);
+            let mut found = dav.find_uid(&job.target.url, &uid)?;
+            found.retain(|e| event::holds_uid(&e.data, &uid));
+            found
+        }
     };
     // An event still marked with the project the issue was in before a move is this issue's
     // event all the same (the issue id is unique in the workspace).
@@ -727,7 +733,7 @@ fn fill_stored(
             job.scopes.push(placement::scope_of(&moved_from, issues));
         }
     }
-    sync::fill_actual(job, stored);
+    engine::caldav_target::fill_actual(job, stored);
     Ok(())
 }
 
@@ -767,7 +773,7 @@ fn gather_views(
             .any(|v| cache.calendar(v.cache_key()).is_none());
     if needs_discovery {
         discovered = true;
-        match sync::layout(caldav, dav)? {
+        match engine::listing::layout(caldav, dav)? {
             Layout::Single(url) => {
                 cache.set_single_calendar(Some(&url));
                 single = Some(url);
@@ -847,7 +853,7 @@ fn locate_in_views(
         {
             None
         }
-        None => match sync::layout(caldav, dav)? {
+        None => match engine::listing::layout(caldav, dav)? {
             Layout::Single(url) => Some(url),
             Layout::Home(home) => {
                 for view in &people {
@@ -933,7 +939,7 @@ fn locate(
             return Ok(Some(found));
         }
     }
-    let home = match sync::layout(caldav, dav)? {
+    let home = match engine::listing::layout(caldav, dav)? {
         Layout::Single(url) => return look(&url),
         Layout::Home(home) => home,
     };

@@ -57,6 +57,29 @@ pub struct Identity {
     pub content: String,
 }
 
+impl Identity {
+    /// Who `config` is as the writer of a feed directory. CalDAV settings are not part of it.
+    pub fn of(config: &crate::config::Config) -> Identity {
+        let mut assignees: Vec<String> = config
+            .assignees
+            .iter()
+            .map(|a| a.trim().to_lowercase())
+            .collect();
+        assignees.sort();
+        Identity {
+            plane_url: config.plane_base_url.clone(),
+            workspace: config.workspace_slug.clone(),
+            plane_key: config.plane_token.clone(),
+            content: format!(
+                "span={:?}\nassignees={}\nweb={}",
+                config.span,
+                assignees.join(","),
+                config.plane_web_url
+            ),
+        }
+    }
+}
+
 /// Why the directory cannot be used by this run.
 #[derive(Debug, thiserror::Error)]
 pub enum DirectoryError {

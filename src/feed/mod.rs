@@ -450,11 +450,11 @@ fn put(
         }
     };
     if options.text {
-        let mut line = render::feed_change_line(sign, feed.kind, feed.name, feed.text.events.len());
+        let mut line = change_line(sign, feed.kind, feed.name, feed.text.events.len());
         if sign == '~'
             && let Ok(before) = file::read_text(&path)
         {
-            line.push_str(&render::feed_diff(&before, &feed.text.to_text()));
+            line.push_str(&render::text_diff(&before, &feed.text.to_text()));
         }
         let _ = out.write_all(line.as_bytes());
     }
@@ -658,7 +658,7 @@ pub fn write_all(
         let label = head.name.clone().unwrap_or_default();
         if options.text {
             let _ = out.write_all(
-                render::feed_removal_line(
+                removal_line(
                     file::kind_name(head.feed.as_ref()),
                     &label,
                     why == Removal::Retired,
@@ -880,6 +880,50 @@ pub fn project_of(
         found.is_none()
     })?;
     Ok(found)
+}
+
+// The plan's lines and summary (feeds are named by kind and calendar name, never by file).
+
+/// One line of the feed target's plan: `+` a new feed, `~` a changed one (a diff follows: see
+/// [`feed_diff`]). Feeds are named by kind and calendar name, never by file name: a file name
+/// is a bearer secret.
+fn change_line(sign: char, kind: &str, name: &str, events: usize) -> String {
+    format!(
+        "{sign} feed {kind} \"{}\" ({events} event{})\n",
+        crate::support::text::escape_controls(name),
+        if events == 1 { "" } else { "s" }
+    )
+}
+
+/// `-` a feed removed: its subject is gone, or it is the old name of a rotated or revoked feed.
+fn removal_line(kind: &str, name: &str, retired: bool) -> String {
+    let why = if retired {
+        " (old URL of a rotated or revoked feed)"
+    } else {
+        ""
+    };
+    format!(
+        "- feed {kind} \"{}\"{why}\n",
+        crate::support::text::escape_controls(name)
+    )
+}
+
+/// The feed target's one summary line.
+pub fn summary_line(outcome: &Outcome, dry_run: bool) -> String {
+    if dry_run {
+        format!(
+            "feeds, dry run: would write {}, remove {}; {} unchanged (nothing written)",
+            outcome.written, outcome.removed, outcome.unchanged
+        )
+    } else {
+        format!(
+            "feeds: {} written, {} removed, {} unchanged, {} failed",
+            outcome.written,
+            outcome.removed,
+            outcome.unchanged,
+            outcome.failures.len()
+        )
+    }
 }
 
 #[cfg(test)]

@@ -67,16 +67,7 @@ pub struct MappingContext<'a> {
     pub span: Span,
 }
 
-/// Which days an issue's event covers (`CALPLANEBOT_SPAN`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Span {
-    /// The due date only (the seed rule).
-    #[default]
-    Due,
-    /// From the start date to the due date, inclusive, when the issue has a start date on or
-    /// before its due date; else the due date only.
-    StartToDue,
-}
+pub use crate::config::Span;
 
 /// The first day of an issue's event: its start date under [`Span::StartToDue`] when that is on
 /// or before the due date, else the due date. `Err` carries the start date that was passed over
@@ -506,6 +497,12 @@ pub fn render_update(
             .insert(0, Property::new("VERSION", &[], "2.0"));
     }
     Ok(calendar.to_ics())
+}
+
+/// Whether the stored object `data` is the event with exactly this UID (a server's UID search
+/// may also answer substrings or other cases).
+pub fn holds_uid(data: &str, uid: &str) -> bool {
+    read_event(data).is_ok_and(|fields| fields.uid == uid)
 }
 
 /// The managed values of a stored object's master VEVENT (the first VEVENT without

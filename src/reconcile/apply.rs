@@ -125,34 +125,7 @@ pub fn apply(
 /// How one change went: what it turned out to be and what it left, or why it failed.
 type Outcome = Result<(Applied, Written), String>;
 
-/// What a write left on the server, for the listing snapshot (`snapshot`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Written {
-    /// `url` holds `data` under this ETag (`None`: the server sent none).
-    Stored {
-        url: String,
-        etag: Option<String>,
-        data: String,
-    },
-    Deleted {
-        url: String,
-    },
-    /// The write went another way than planned (a 412 and a re-read, an event found under
-    /// another name, a failure): what the calendar holds is not known without reading it.
-    Unknown {
-        url: String,
-    },
-}
-
-impl Written {
-    pub fn url(&self) -> &str {
-        match self {
-            Written::Stored { url, .. } | Written::Deleted { url } | Written::Unknown { url } => {
-                url
-            }
-        }
-    }
-}
+pub use super::render::Written;
 
 /// The calendar collection an event URL is in (everything up to the last `/`).
 pub fn calendar_of(url: &str) -> &str {
@@ -365,9 +338,10 @@ fn update_uid_holder(
     workspace: &str,
 ) -> Result<Applied, String> {
     let calendar = &url[..url.rfind('/').map_or(0, |i| i + 1)];
-    let holders = dav
+    let mut holders = dav
         .find_uid(calendar, &fields.uid)
         .map_err(|e| e.to_string())?;
+    holders.retain(|h| event::holds_uid(&h.data, &fields.uid));
     let [holder] = holders.as_slice() else {
         return Err(format!(
             "the server already holds UID {} in this calendar but calplanebot cannot find it ({} matches; a deleted copy in the server's trash bin can do this: empty the trash)",

@@ -36,16 +36,7 @@ pub fn calendar_displayname(project: &Project) -> String {
     server_text(&format!("Plane: {}", project.name))
 }
 
-/// A calendar name as a server stores it (see [`calendar_displayname`]).
-pub fn server_text(name: &str) -> String {
-    name.chars()
-        .map(|c| match c {
-            '\t' | '\n' | '\r' | '\u{b}' | '\u{c}' | '\u{85}' | '\u{2028}' | '\u{2029}' => ' ',
-            c if c.is_control() || c == '\u{fffe}' || c == '\u{ffff}' => '\u{fffd}',
-            c => c,
-        })
-        .collect()
-}
+pub use crate::support::text::server_text;
 
 /// One project to place, with the ids of the issues whose events may already be stored
 /// somewhere (its dated issues, and the ones Plane listed but calplanebot could not read).

@@ -11,7 +11,6 @@
 use serde::Serialize;
 use similar::TextDiff;
 
-use crate::feed::Outcome as FeedOutcome;
 use crate::mapping::event::ManagedFields;
 use crate::reconcile::plan::{CalendarChange, Change, Plan};
 
@@ -57,25 +56,35 @@ impl Serialize for Action {
     }
 }
 
-/// `text` with every control character (C0, DEL, C1: escape sequences, carriage returns, bell,
-/// line breaks) written as a visible escape (`\e`, `\r`, `\n`, `\u{9b}`), so it stays on one
-/// line and does nothing to a terminal.
-pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{1b}' => out.push_str("\\e"),
-            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => out.push(c),
+pub use crate::support::text::escape_controls;
+
+/// What a write left on the server, for the listing snapshot (`snapshot`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Written {
+    /// `url` holds `data` under this ETag (`None`: the server sent none).
+    Stored {
+        url: String,
+        etag: Option<String>,
+        data: String,
+    },
+    Deleted {
+        url: String,
+    },
+    /// The write went another way than planned (a 412 and a re-read, an event found under
+    /// another name, a failure): what the calendar holds is not known without reading it.
+    Unknown {
+        url: String,
+    },
+}
+
+impl Written {
+    pub fn url(&self) -> &str {
+        match self {
+            Written::Stored { url, .. } | Written::Deleted { url } | Written::Unknown { url } => {
+                url
+            }
         }
     }
-    std::borrow::Cow::Owned(out)
 }
 
 /// The outcome of a run, for the summary.
@@ -117,7 +126,7 @@ pub struct Report {
     pub feeds_unchanged: usize,
     /// What each event write left on the server, in plan order (for the listing snapshot).
     #[serde(skip)]
-    pub writes: Vec<crate::reconcile::apply::Written>,
+    pub writes: Vec<Written>,
 }
 
 impl Report {
@@ -185,52 +194,8 @@ pub fn plan_text(plan: &Plan) -> String {
     out
 }
 
-/// One line of the feed target's plan: `+` a new feed, `~` a changed one (a diff follows: see
-/// [`feed_diff`]). Feeds are named by kind and calendar name, never by file name: a file name
-/// is a bearer secret.
-pub fn feed_change_line(sign: char, kind: &str, name: &str, events: usize) -> String {
-    format!(
-        "{sign} feed {kind} \"{}\" ({events} event{})\n",
-        escape_controls(name),
-        plural(events)
-    )
-}
-
-/// `-` a feed removed: its subject is gone, or it is the old name of a rotated or revoked feed.
-pub fn feed_removal_line(kind: &str, name: &str, retired: bool) -> String {
-    let why = if retired {
-        " (old URL of a rotated or revoked feed)"
-    } else {
-        ""
-    };
-    format!("- feed {kind} \"{}\"{why}\n", escape_controls(name))
-}
-
-/// The diff of a changed feed, indented under its `~` line.
-pub fn feed_diff(before: &str, after: &str) -> String {
-    text_diff(before, after)
-}
-
-/// The feed target's one summary line.
-pub fn feed_summary_line(outcome: &FeedOutcome, dry_run: bool) -> String {
-    if dry_run {
-        format!(
-            "feeds, dry run: would write {}, remove {}; {} unchanged (nothing written)",
-            outcome.written, outcome.removed, outcome.unchanged
-        )
-    } else {
-        format!(
-            "feeds: {} written, {} removed, {} unchanged, {} failed",
-            outcome.written,
-            outcome.removed,
-            outcome.unchanged,
-            outcome.failures.len()
-        )
-    }
-}
-
 /// A unified diff of two iCalendar texts, unfolded, indented under the `~` line.
-fn text_diff(before: &str, after: &str) -> String {
+pub fn text_diff(before: &str, after: &str) -> String {
     let unfold = |text: &str| text.replace("\r\n ", "").replace("\r\n", "\n");
     indented_diff(&unfold(before), &unfold(after), "feed")
 }

@@ -56,8 +56,8 @@ impl View {
     /// `Plane: {display name}`.
     pub fn calendar_name(&self, configured: Option<&str>) -> String {
         match configured {
-            Some(name) => crate::reconcile::placement::server_text(name),
-            None => crate::reconcile::placement::server_text(&format!("Plane: {}", self.label())),
+            Some(name) => crate::support::text::server_text(name),
+            None => crate::support::text::server_text(&format!("Plane: {}", self.label())),
         }
     }
 

@@ -10,7 +10,31 @@ use std::time::Duration;
 
 use ureq::http;
 
-use crate::config::Network;
+/// Timeouts and retries, for both servers, and whether plain HTTP may carry credentials.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Network {
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub retries: u32,
+    pub retry_delay: Duration,
+    /// `--allow-insecure-http`: plain `http://` to a host that is not loopback may carry
+    /// credentials. The configured URLs are checked once here ([`Config::from_args`]); the
+    /// CalDAV client applies the same rule to every URL a request goes to, since a server can
+    /// hand back URLs of its own (a redirect, an href).
+    pub allow_insecure_http: bool,
+}
+
+impl Default for Network {
+    fn default() -> Network {
+        Network {
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            retries: 3,
+            retry_delay: Duration::from_millis(500),
+            allow_insecure_http: false,
+        }
+    }
+}
 
 /// The longest wait between two attempts (a server's `Retry-After` may ask for more, up to
 /// [`MAX_RETRY_AFTER`]).

@@ -1,12 +1,9 @@
-//! Plumbing that every room may use: HTTP retries and timeouts ([`http`]), the run lock
-//! ([`lock`]), the calendar-location cache ([`cache`]), whole-or-nothing file writes
-//! ([`atomic_file`]), the metrics file ([`metrics`]), progress bars ([`progress`]) and the listing snapshot
-//! ([`snapshot`]).
+//! Plumbing that every room may use and that knows nothing of Plane, CalDAV or feeds: HTTP
+//! retries and timeouts ([`http`]), the run lock ([`lock`]), whole-or-nothing file writes
+//! ([`atomic_file`]), progress bars ([`progress`]) and the small text rules ([`text`]).
 
 pub mod atomic_file;
-pub mod cache;
 pub mod http;
 pub mod lock;
-pub mod metrics;
 pub mod progress;
-pub mod snapshot;
+pub mod text;

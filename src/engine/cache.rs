@@ -198,7 +198,7 @@ fn check(found: Contents, expected: &Contents) -> Result<Contents, String> {
     }
     let origin = caldav::origin_of(&expected.caldav_url);
     for project in found.calendars.keys() {
-        if !crate::plane::is_uuid(project) {
+        if !crate::support::text::is_uuid(project) {
             return Err(format!("{project:?} is not a project id"));
         }
     }

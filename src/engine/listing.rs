@@ -8,13 +8,13 @@ use std::collections::HashMap;
 
 use crate::caldav::{self, CalDavError, Calendar, Claim, DavClient, StoredEvent, SyncOutcome};
 use crate::config::CalDav;
+use crate::engine::snapshot::{
+    self, CalendarRecord, Listing, PendingWrite, RecordedEvent, Snapshot, Validators,
+};
 use crate::mapping::event;
 use crate::reconcile::apply::Written;
 use crate::reconcile::placement::Layout;
 use crate::reconcile::plan::{CalendarJob, CalendarState};
-use crate::support::snapshot::{
-    self, CalendarRecord, Listing, PendingWrite, RecordedEvent, Snapshot, Validators,
-};
 
 /// Where the run's calendars are, and what the server reported about them.
 pub struct Survey {
@@ -70,7 +70,7 @@ pub fn survey(
         snapshot.forget_layout();
     }
     let now = snapshot.now();
-    let layout = crate::commands::sync::layout(settings, dav)?;
+    let layout = layout(settings, dav)?;
     match &layout {
         Layout::Home(home) => {
             let calendars = dav.calendars(home)?;
@@ -426,6 +426,25 @@ fn created_calendar(
     listed_calendar(&listed, events, Vec::new()).map(|record| CalendarRecord {
         listed_at: now,
         ..record
+    })
+}
+
+/// `CALDAV_CALENDAR_URL` when set; else what discovery finds at `CALDAV_URL`, where a calendar
+/// means single-calendar mode.
+pub fn layout(settings: &CalDav, dav: &DavClient) -> Result<Layout, CalDavError> {
+    if let Some(url) = &settings.calendar_url {
+        return Ok(Layout::Single(caldav::with_slash(url.clone())));
+    }
+    let discovery = dav.discover(&settings.url)?;
+    Ok(match discovery.target {
+        caldav::Target::Home(home) => Layout::Home(home),
+        caldav::Target::Calendar(calendar) => {
+            log::info!(
+                "CALDAV_URL is a calendar ({}): single-calendar mode, every project's events go into it",
+                calendar.displayname.as_deref().unwrap_or(&calendar.url)
+            );
+            Layout::Single(calendar.url)
+        }
     })
 }
 

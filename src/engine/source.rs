@@ -1,0 +1,249 @@
+//! The Plane side of a run: which projects, their dated issues, and Plane's word on an issue
+//! that left its project's list (asked once per run, whichever target needs it); who the
+//! `--assignee` people are.
+
+use std::collections::BTreeMap;
+
+use crate::config::Config;
+use crate::mapping::event::MappingContext;
+use crate::plane::{self, Issue, IssueItem, PlaneClient, PlaneError, Project, ProjectIssues};
+use crate::reconcile::plan::{self};
+use crate::reconcile::render::Report;
+use crate::reconcile::views::{self, ViewMember};
+
+use super::options::{Abort, Selection};
+
+/// The mapping settings of a run.
+pub fn mapping_context(config: &Config) -> MappingContext<'_> {
+    MappingContext {
+        workspace_slug: &config.workspace_slug,
+        web_url: &config.plane_web_url,
+        span: config.span,
+    }
+}
+
+/// Every assignee of the issues fetched, once each, by id: whom a key that may not read the
+/// members list knows of (for member feeds and `--assignee`).
+pub fn assignees_seen(fetched: &[(Project, ProjectIssues)]) -> Vec<plane::Assignee> {
+    let mut seen: BTreeMap<&str, &plane::Assignee> = BTreeMap::new();
+    for issue in fetched.iter().flat_map(|(_, issues)| &issues.issues) {
+        for assignee in &issue.assignees {
+            seen.entry(assignee.id.as_str()).or_insert(assignee);
+        }
+    }
+    seen.into_values().cloned().collect()
+}
+
+/// Plane's word on each issue of `missing` (issue id, project id) that left its project's
+/// completely read list, for any target that would drop its event: one detail request per
+/// issue, asked once per run whichever target asks ([`Fetched::confirm`]); `None` for an issue
+/// of a project not listed. When there are more than `--max-delete` of them, the guard refuses
+/// those deletions anyway: nobody is asked, and the answer is `None` (`what` says what the
+/// events would do, for the log).
+pub fn confirm_missing(
+    plane: &PlaneClient,
+    fetched: &Fetched,
+    missing: &[(String, String)],
+    guard: plan::GuardLimits,
+    what: &str,
+) -> Result<Option<Vec<Option<Answer>>>, Abort> {
+    if missing.len() > guard.max_delete && !guard.force {
+        log::info!(
+            "{} events of issues missing from Plane's lists would {what}, more than --max-delete {}: not confirming them one by one (the deletion guard keeps them)",
+            missing.len(),
+            guard.max_delete
+        );
+        return Ok(None);
+    }
+    if !missing.is_empty() {
+        log::debug!(
+            "confirming {} absences with Plane, one detail request each",
+            missing.len()
+        );
+    }
+    let mut answers = Vec::with_capacity(missing.len());
+    for (id, project_id) in missing {
+        answers.push(match fetched.listed.iter().find(|p| p.id == *project_id) {
+            Some(project) => Some(fetched.confirm(plane, project, id)?),
+            None => None,
+        });
+    }
+    Ok(Some(answers))
+}
+
+/// What Plane said this run: the selected projects with their dated issues (none for a project
+/// hint that names no syncable project: nothing to do).
+pub struct Fetched {
+    /// Every syncable project of the workspace, selected or not.
+    pub listed: Vec<Project>,
+    pub projects: Vec<(Project, ProjectIssues)>,
+    /// What Plane said, by id, of issues missing from their project's list: each is asked
+    /// once per run, whichever target needs the answer.
+    answers: std::cell::RefCell<BTreeMap<String, Answer>>,
+}
+
+/// Plane's word on an issue missing from its project's list (a detail GET).
+#[derive(Clone, Debug)]
+pub enum Answer {
+    /// 404 or no due date: its events may go.
+    Gone,
+    /// Dated after all: the walk skipped it.
+    Alive(Box<Issue>),
+    /// Plane answered with something calplanebot cannot read, or not at all: keep its events.
+    Unsure(String),
+}
+
+impl Fetched {
+    /// Asks Plane about issue `id` of `project`, once per run.
+    fn confirm(&self, plane: &PlaneClient, project: &Project, id: &str) -> Result<Answer, Abort> {
+        if let Some(answer) = self.answers.borrow().get(id) {
+            return Ok(answer.clone());
+        }
+        let answer = match plane.issue(project, id) {
+            Ok(None) | Ok(Some(IssueItem::Undated { .. })) => Answer::Gone,
+            Ok(Some(IssueItem::Dated(issue))) => {
+                log::warn!(
+                    "work item {id} of project {} was missing from Plane's list but exists (the list changed while it was read): its event is kept",
+                    plane::project_label(project)
+                );
+                Answer::Alive(Box::new(issue))
+            }
+            Ok(Some(IssueItem::Invalid { reason, .. })) => Answer::Unsure(reason),
+            Err(error) if error.is_fatal() => return Err(error.into()),
+            Err(error) => {
+                log::warn!("cannot confirm that work item {id} is gone: {error}");
+                Answer::Unsure(error.to_string())
+            }
+        };
+        self.answers
+            .borrow_mut()
+            .insert(id.to_string(), answer.clone());
+        Ok(answer)
+    }
+}
+
+/// The Plane side of a run: the selected projects and their dated issues.
+pub fn fetch(
+    selection: &Selection,
+    plane: &PlaneClient,
+    report: &mut Report,
+) -> Result<Fetched, Abort> {
+    let list = plane.projects()?;
+    for (name, reason) in &list.skipped {
+        log::info!("skipping project {name:?}: {reason}");
+    }
+    let listed = list.projects.clone();
+    let projects = match selection {
+        Selection::All => list.projects,
+        Selection::Named(wanted) => select_projects(list.projects, wanted)?,
+        Selection::Hinted(id) => {
+            let found: Vec<Project> = list.projects.into_iter().filter(|p| p.id == *id).collect();
+            if found.is_empty() {
+                log::info!(
+                    "project {id} is not a syncable project of the workspace (archived, deleted, or the token's user is not a member): nothing to do"
+                );
+            }
+            found
+        }
+    };
+    let mut fetched: Vec<(Project, ProjectIssues)> = Vec::with_capacity(projects.len());
+    let bar = crate::support::progress::bar(projects.len(), "Plane");
+    for project in projects {
+        bar.inc(1);
+        let mut issues = plane.dated_issues(&project);
+        report.issues_seen += issues.listed;
+        if let Some(error) = issues.error.take() {
+            if error.is_fatal() {
+                return Err(error.into());
+            }
+            let message = format!(
+                "{error}; nothing is deleted in project {}",
+                plane::project_label(&project)
+            );
+            log::error!("{message}");
+            report.errors.push(message);
+            issues.error = Some(error);
+        }
+        log::debug!(
+            "project {}: {} dated issues",
+            plane::project_label(&project),
+            issues.issues.len()
+        );
+        fetched.push((project, issues));
+    }
+    bar.finish_and_clear();
+    Ok(Fetched {
+        listed,
+        projects: fetched,
+        answers: Default::default(),
+    })
+}
+
+/// Resolves the configuration's `--assignee` values once per run (see `views`): `users/me/`
+/// when one is `me`, the workspace's members list for any other; a key that may not read the
+/// list names people by the assignees of the issues fetched. A value that names nobody is a
+/// usage error: nothing is written.
+pub fn resolve_members(
+    config: &Config,
+    plane: &PlaneClient,
+    fetched: &[(Project, ProjectIssues)],
+) -> Result<Vec<ViewMember>, Abort> {
+    if config.assignees.is_empty() {
+        return Ok(Vec::new());
+    }
+    let me = if config.assignees.iter().any(|w| views::is_me(w)) {
+        Some(plane.me()?)
+    } else {
+        None
+    };
+    let members = if config.assignees.iter().all(|w| views::is_me(w)) {
+        None
+    } else {
+        match plane.workspace_members() {
+            Ok(members) => Some(members),
+            Err(PlaneError::Forbidden { .. }) => {
+                log::info!(
+                    "the API key may not read the workspace's members: --assignee is matched against the assignees seen"
+                );
+                None
+            }
+            Err(error) => return Err(error.into()),
+        }
+    };
+    let seen = assignees_seen(fetched);
+    let directory = views::Directory {
+        me: me.as_ref(),
+        members: members.as_deref(),
+        seen: &seen,
+    };
+    let resolved = views::resolve(&config.assignees, directory).map_err(Abort::Usage)?;
+    for member in &resolved {
+        log::debug!("--assignee: {} (member {})", member.display_name, member.id);
+    }
+    Ok(resolved)
+}
+
+/// `--project` takes identifiers (case-insensitive) or UUIDs; an unknown one is a usage error.
+pub fn select_projects(projects: Vec<Project>, wanted: &[String]) -> Result<Vec<Project>, Abort> {
+    if wanted.is_empty() {
+        return Ok(projects);
+    }
+    for want in wanted {
+        let known = projects
+            .iter()
+            .any(|p| p.id == *want || p.identifier.eq_ignore_ascii_case(want));
+        if !known {
+            return Err(Abort::Usage(format!(
+                "--project {want:?} matches no syncable project of the workspace (give its identifier or UUID)"
+            )));
+        }
+    }
+    Ok(projects
+        .into_iter()
+        .filter(|p| {
+            wanted
+                .iter()
+                .any(|w| p.id == *w || p.identifier.eq_ignore_ascii_case(w))
+        })
+        .collect())
+}
