@@ -201,163 +201,37 @@ impl Config {
     ) -> Result<Config, ConfigErrors> {
         let mut problems = Problems::default();
         let allow_insecure = behaviour.allow_insecure_http;
-        let plane_base_url = problems.check(
-            required("PLANE_BASE_URL", "plane-base-url", &args.plane_base_url)
-                .and_then(|value| url("PLANE_BASE_URL", value))
-                .and_then(|value| secure("PLANE_BASE_URL", value, allow_insecure)),
-        );
-        let plane_web_url = match &args.plane_web_url {
-            Some(web) if !web.trim().is_empty() => problems.check(url("PLANE_WEB_URL", web)),
-            _ => plane_base_url.clone(),
-        };
-        let plane_token = problems.check(required_secret(
-            "PLANE_API_TOKEN",
-            "plane-api-token",
-            &args.plane_api_token,
-            args.plane_api_token_file.as_deref(),
-        ));
-        let workspace_slug = problems.check(
-            required(
-                "PLANE_WORKSPACE_SLUG",
-                "plane-workspace-slug",
-                &args.plane_workspace_slug,
-            )
-            .and_then(slug),
-        );
-        let webhook_secret = problems
-            .check(secret(
-                "PLANE_WEBHOOK_SECRET",
-                &args.plane_webhook_secret,
-                args.plane_webhook_secret_file.as_deref(),
-            ))
-            .flatten();
-        // CalDAV is optional only when feeds are written: a configuration must have a target.
-        // What is wanted follows from what is set, valid or not, so a broken feed directory
-        // does not also make every CalDAV setting "missing".
-        let feeds_wanted = args
-            .feed_dir
-            .as_ref()
-            .is_some_and(|dir| !dir.as_os_str().is_empty());
-        let caldav_wanted = args
-            .caldav_url
-            .as_deref()
-            .is_some_and(|url| !url.trim().is_empty())
-            || !feeds_wanted;
-        // `None` when not wanted, or when a problem was recorded.
-        let caldav = caldav_wanted
-            .then(|| caldav(args, allow_insecure, &mut problems))
-            .flatten();
-        let feeds = feeds_wanted.then(|| feeds(args, &mut problems)).flatten();
-        let timeout = problems.check(seconds(
-            "CALPLANEBOT_TIMEOUT (--timeout)",
-            behaviour.timeout,
-        ));
-        let connect_timeout = problems.check(seconds(
-            "CALPLANEBOT_CONNECT_TIMEOUT (--connect-timeout)",
-            behaviour.connect_timeout,
-        ));
-        let retry_delay = problems.check(seconds(
-            "CALPLANEBOT_RETRY_DELAY (--retry-delay)",
-            behaviour.retry_delay,
-        ));
+        let plane = plane_settings(args, allow_insecure, &mut problems);
+        let (caldav, feeds) = targets(args, allow_insecure, &mut problems);
+        let network = network(behaviour, &mut problems);
         let lock_wait = problems.check(seconds(
             "CALPLANEBOT_LOCK_WAIT (--lock-wait)",
             behaviour.lock_wait,
         ));
         let Problems(problems) = problems;
-        let (
-            Some(plane_base_url),
-            Some(plane_web_url),
-            Some(plane_token),
-            Some(workspace_slug),
-            Some(timeout),
-            Some(connect_timeout),
-            Some(retry_delay),
-            Some(lock_wait),
-        ) = (
-            plane_base_url,
-            plane_web_url,
-            plane_token,
-            workspace_slug,
-            timeout,
-            connect_timeout,
-            retry_delay,
-            lock_wait,
-        )
-        else {
+        let (Some(plane), Some(network), Some(lock_wait)) = (plane, network, lock_wait) else {
             debug_assert!(!problems.is_empty(), "a value is missing without a problem");
             return Err(ConfigErrors(problems));
         };
         if !problems.is_empty() {
             return Err(ConfigErrors(problems));
         }
-        let network = Network {
-            timeout: timeout.max(Duration::from_millis(1)),
-            connect_timeout: connect_timeout.max(Duration::from_millis(1)),
-            retries: behaviour.retries,
-            retry_delay,
-            allow_insecure_http: behaviour.allow_insecure_http,
-        };
-        let feed_dir = feeds
-            .as_ref()
-            .map(|f| f.dir.display().to_string())
-            .unwrap_or_default();
-        // Views are part of what a configuration is: two people's configurations on one
-        // machine keep their own lock, cache and snapshot.
-        let assignees: Vec<String> = behaviour
-            .assignees
-            .iter()
-            .map(|who| who.trim().to_string())
-            .filter(|who| !who.is_empty())
-            .collect();
-        let calendar_name = behaviour
-            .calendar_name
-            .as_deref()
-            .map(str::trim)
-            .filter(|name| !name.is_empty())
-            .map(str::to_string);
-        let views = format!(
-            "views:{}\n{}",
-            assignees.join(","),
-            calendar_name.as_deref().unwrap_or("")
+        let (assignees, calendar_name) = views(behaviour);
+        let files = StateFiles::of(
+            behaviour,
+            &plane,
+            caldav.as_ref(),
+            feeds.as_ref(),
+            &assignees,
+            calendar_name.as_deref(),
         );
-        let mut parts = vec![
-            plane_base_url.as_str(),
-            &workspace_slug,
-            caldav.as_ref().map_or("", |c| c.url.as_str()),
-            caldav.as_ref().map_or("", |c| c.username.as_str()),
-            caldav
-                .as_ref()
-                .and_then(|c| c.calendar_url.as_deref())
-                .unwrap_or(""),
-            &feed_dir,
-        ];
-        // Only a configuration with views hashes them: a team configuration keeps the files
-        // it had before views existed.
-        if !assignees.is_empty() {
-            parts.push(&views);
-        }
-        let hash = config_hash(&parts);
-        let lock_file = match &behaviour.lock_file {
-            Some(path) => path.clone(),
-            None => default_lock_file(hash),
-        };
-        let cache_file = match &behaviour.cache_dir {
-            Some(dir) if dir.is_empty() => None,
-            Some(dir) => Some(PathBuf::from(dir)),
-            None => default_cache_dir(),
-        }
-        .map(|dir| dir.join(format!("calendars-{hash:016x}.json")));
-        let snapshot_file = cache_file
-            .as_ref()
-            .map(|file| file.with_file_name(format!("listing-{hash:016x}.json")));
         Ok(Config {
             network,
-            lock_file,
+            lock_file: files.lock,
             lock_wait,
-            cache_file,
+            cache_file: files.cache,
             concurrency: usize::from(behaviour.concurrency.max(1)),
-            snapshot_file,
+            snapshot_file: files.snapshot,
             full_listing_every: behaviour.full_listing_every,
             span: match behaviour.span {
                 crate::cli::SpanArg::Due => Span::Due,
@@ -365,14 +239,195 @@ impl Config {
             },
             assignees,
             calendar_name,
-            plane_base_url: plane_base_url.trim_end_matches('/').to_string(),
-            plane_web_url: plane_web_url.trim_end_matches('/').to_string(),
-            plane_token,
-            workspace_slug,
-            webhook_secret,
+            plane_base_url: plane.base_url.trim_end_matches('/').to_string(),
+            plane_web_url: plane.web_url.trim_end_matches('/').to_string(),
+            plane_token: plane.token,
+            workspace_slug: plane.workspace_slug,
+            webhook_secret: plane.webhook_secret,
             caldav,
             feeds,
         })
+    }
+}
+
+/// The Plane settings, once each is valid.
+struct PlaneSettings {
+    base_url: String,
+    web_url: String,
+    token: Secret,
+    workspace_slug: String,
+    webhook_secret: Option<Secret>,
+}
+
+/// The Plane settings; `None` when one of them is a recorded problem.
+fn plane_settings(
+    args: &ConnectionArgs,
+    allow_insecure: bool,
+    problems: &mut Problems,
+) -> Option<PlaneSettings> {
+    let base_url = problems.check(
+        required("PLANE_BASE_URL", "plane-base-url", &args.plane_base_url)
+            .and_then(|value| url("PLANE_BASE_URL", value))
+            .and_then(|value| secure("PLANE_BASE_URL", value, allow_insecure)),
+    );
+    let web_url = match &args.plane_web_url {
+        Some(web) if !web.trim().is_empty() => problems.check(url("PLANE_WEB_URL", web)),
+        _ => base_url.clone(),
+    };
+    let token = problems.check(required_secret(
+        "PLANE_API_TOKEN",
+        "plane-api-token",
+        &args.plane_api_token,
+        args.plane_api_token_file.as_deref(),
+    ));
+    let workspace_slug = problems.check(
+        required(
+            "PLANE_WORKSPACE_SLUG",
+            "plane-workspace-slug",
+            &args.plane_workspace_slug,
+        )
+        .and_then(slug),
+    );
+    let webhook_secret = problems
+        .check(secret(
+            "PLANE_WEBHOOK_SECRET",
+            &args.plane_webhook_secret,
+            args.plane_webhook_secret_file.as_deref(),
+        ))
+        .flatten();
+    Some(PlaneSettings {
+        base_url: base_url?,
+        web_url: web_url?,
+        token: token?,
+        workspace_slug: workspace_slug?,
+        webhook_secret,
+    })
+}
+
+/// The targets: CalDAV and the feeds, each when wanted (`None` also when a problem was
+/// recorded). CalDAV is optional only when feeds are written: a configuration must have a
+/// target. What is wanted follows from what is set, valid or not, so a broken feed directory
+/// does not also make every CalDAV setting "missing".
+fn targets(
+    args: &ConnectionArgs,
+    allow_insecure: bool,
+    problems: &mut Problems,
+) -> (Option<CalDav>, Option<Feeds>) {
+    let feeds_wanted = args
+        .feed_dir
+        .as_ref()
+        .is_some_and(|dir| !dir.as_os_str().is_empty());
+    let caldav_wanted = args
+        .caldav_url
+        .as_deref()
+        .is_some_and(|url| !url.trim().is_empty())
+        || !feeds_wanted;
+    let caldav = caldav_wanted
+        .then(|| caldav(args, allow_insecure, problems))
+        .flatten();
+    let feeds = feeds_wanted.then(|| feeds(args, problems)).flatten();
+    (caldav, feeds)
+}
+
+/// Timeouts and retries; `None` when one of them is a recorded problem.
+fn network(behaviour: &BehaviourArgs, problems: &mut Problems) -> Option<Network> {
+    let timeout = problems.check(seconds(
+        "CALPLANEBOT_TIMEOUT (--timeout)",
+        behaviour.timeout,
+    ));
+    let connect_timeout = problems.check(seconds(
+        "CALPLANEBOT_CONNECT_TIMEOUT (--connect-timeout)",
+        behaviour.connect_timeout,
+    ));
+    let retry_delay = problems.check(seconds(
+        "CALPLANEBOT_RETRY_DELAY (--retry-delay)",
+        behaviour.retry_delay,
+    ));
+    Some(Network {
+        timeout: timeout?.max(Duration::from_millis(1)),
+        connect_timeout: connect_timeout?.max(Duration::from_millis(1)),
+        retries: behaviour.retries,
+        retry_delay: retry_delay?,
+        allow_insecure_http: behaviour.allow_insecure_http,
+    })
+}
+
+/// The assignee views' people and calendar name, trimmed, empty ones left out.
+fn views(behaviour: &BehaviourArgs) -> (Vec<String>, Option<String>) {
+    let assignees = behaviour
+        .assignees
+        .iter()
+        .map(|who| who.trim().to_string())
+        .filter(|who| !who.is_empty())
+        .collect();
+    let calendar_name = behaviour
+        .calendar_name
+        .as_deref()
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map(str::to_string);
+    (assignees, calendar_name)
+}
+
+/// Where a configuration keeps its run lock, calendar-location cache and listing snapshot:
+/// named by a hash of what makes the configuration, so two configurations on one machine
+/// never share them.
+struct StateFiles {
+    lock: PathBuf,
+    cache: Option<PathBuf>,
+    snapshot: Option<PathBuf>,
+}
+
+impl StateFiles {
+    fn of(
+        behaviour: &BehaviourArgs,
+        plane: &PlaneSettings,
+        caldav: Option<&CalDav>,
+        feeds: Option<&Feeds>,
+        assignees: &[String],
+        calendar_name: Option<&str>,
+    ) -> StateFiles {
+        let feed_dir = feeds
+            .map(|f| f.dir.display().to_string())
+            .unwrap_or_default();
+        let views = format!(
+            "views:{}\n{}",
+            assignees.join(","),
+            calendar_name.unwrap_or("")
+        );
+        let mut parts = vec![
+            plane.base_url.as_str(),
+            &plane.workspace_slug,
+            caldav.map_or("", |c| c.url.as_str()),
+            caldav.map_or("", |c| c.username.as_str()),
+            caldav.and_then(|c| c.calendar_url.as_deref()).unwrap_or(""),
+            &feed_dir,
+        ];
+        // Views are part of what a configuration is: two people's configurations on one
+        // machine keep their own lock, cache and snapshot. Only a configuration with views
+        // hashes them: a team configuration keeps the files it had before views existed.
+        if !assignees.is_empty() {
+            parts.push(&views);
+        }
+        let hash = config_hash(&parts);
+        let lock = match &behaviour.lock_file {
+            Some(path) => path.clone(),
+            None => default_lock_file(hash),
+        };
+        let cache = match &behaviour.cache_dir {
+            Some(dir) if dir.is_empty() => None,
+            Some(dir) => Some(PathBuf::from(dir)),
+            None => default_cache_dir(),
+        }
+        .map(|dir| dir.join(format!("calendars-{hash:016x}.json")));
+        let snapshot = cache
+            .as_ref()
+            .map(|file| file.with_file_name(format!("listing-{hash:016x}.json")));
+        StateFiles {
+            lock,
+            cache,
+            snapshot,
+        }
     }
 }
 

@@ -323,51 +323,18 @@ fn reconcile_issue(config: &Config, options: &Options, id: &str, project: Option
     let mut located = None;
     let project_id = match project {
         Some(project) => project.to_string(),
-        None => {
-            let found = match &mut caldav {
-                Some((settings, dav, cache)) if !config.assignees.is_empty() => {
-                    let resolved = match engine::source::resolve_members(config, &plane, &[]) {
-                        Ok(resolved) => resolved,
-                        Err(abort) => return stop(abort),
-                    };
-                    let found = match locate_in_views(config, settings, dav, cache, id, &resolved) {
-                        Ok(found) => found,
-                        Err(abort) => return stop(abort),
-                    };
-                    members = Some(resolved);
-                    found
-                }
-                Some((settings, dav, cache)) => match locate(config, settings, dav, cache, id) {
-                    Ok(found) => found,
-                    Err(abort) => return stop(abort),
-                },
-                None => None,
-            };
-            let from_feeds = || {
-                feed::project_of(
-                    feed_dir.as_ref()?,
-                    &config.workspace_slug,
-                    &event::uid_for(id, None),
-                )
-                .ok()
-                .flatten()
-            };
-            match found {
-                Some((calendar, stored, project)) => {
-                    located = Some((calendar, stored));
-                    project
-                }
-                None => match from_feeds() {
-                    Some(project) => project,
-                    None => {
-                        log::info!(
-                            "no event of work item {id} in any calendar or feed: nothing to do"
-                        );
-                        return Status::Success;
-                    }
-                },
+        None => match locate_issue(config, &plane, caldav.as_mut(), feed_dir.as_ref(), id) {
+            Ok(Some(found)) => {
+                members = found.members;
+                located = found.located;
+                found.project
             }
-        }
+            Ok(None) => {
+                log::info!("no event of work item {id} in any calendar or feed: nothing to do");
+                return Status::Success;
+            }
+            Err(abort) => return stop(abort),
+        },
     };
     let (issue, project) = match fresh_issue(&plane, &project_id, id) {
         Ok(Some(fresh)) => fresh,
@@ -387,67 +354,19 @@ fn reconcile_issue(config: &Config, options: &Options, id: &str, project: Option
         dry_run: options.dry_run,
         ..Report::default()
     };
-    if let Some((settings, dav, cache)) = &mut caldav {
-        let gathered = if config.assignees.is_empty() {
-            gather_issue(
-                config,
-                settings,
-                dav,
-                cache,
-                id,
-                located,
-                issue.as_ref(),
-                &project,
-            )
-        } else {
-            let seen = ProjectIssues {
-                issues: issue.iter().cloned().collect(),
-                ..ProjectIssues::default()
-            };
-            match members.take().map_or_else(
-                || engine::source::resolve_members(config, &plane, &[(project.clone(), seen)]),
-                Ok,
-            ) {
-                Ok(members) => gather_views(
-                    config,
-                    settings,
-                    dav,
-                    cache,
-                    id,
-                    issue.as_ref(),
-                    &project,
-                    members,
-                ),
-                Err(abort) => return stop(abort),
-            }
+    if let Some(target) = &mut caldav {
+        let issue_run = IssueRun {
+            config,
+            options,
+            plane: &plane,
+            id,
+            issue: issue.as_ref(),
+            project: &project,
+            started,
         };
-        match gathered {
-            Ok(gathered) => {
-                let Gathered {
-                    jobs,
-                    discovered,
-                    single,
-                } = gathered;
-                let (caldav_status, done) = run::finish(
-                    config,
-                    options,
-                    &jobs,
-                    &plane,
-                    dav,
-                    std::mem::take(&mut report),
-                    started,
-                );
-                report = done;
-                statuses.push(caldav_status);
-                let learned = discovered && !single;
-                remember(settings, cache, &jobs, learned, &report, options.dry_run);
-            }
-            Err(abort) if config.feeds.is_none() => return stop(abort),
-            Err(abort) => {
-                // The feeds are patched all the same.
-                log::error!("{abort}; no calendar was changed");
-                statuses.push(abort.status());
-            }
+        match issue_run.caldav(target, located, members.take(), &mut report) {
+            Ok(status) => statuses.push(status),
+            Err(abort) => return stop(abort),
         }
     }
     if let Some(dir) = &mut feed_dir {
@@ -467,6 +386,151 @@ fn reconcile_issue(config: &Config, options: &Options, id: &str, project: Option
     run::print_json(options, &report);
     run::log_done(&report);
     Status::combine(&statuses)
+}
+
+/// One issue of a webhook run, read fresh from Plane.
+struct IssueRun<'a> {
+    config: &'a Config,
+    options: &'a Options,
+    plane: &'a PlaneClient,
+    id: &'a str,
+    /// `None`: the issue has no date any more, or is gone.
+    issue: Option<&'a Issue>,
+    project: &'a Project,
+    started: Instant,
+}
+
+impl IssueRun<'_> {
+    /// The issue's event in the calendars: gather its calendar (the project's, or each assignee
+    /// view's), then plan, guard, apply and report as `sync` does (`run::finish`). `Err` when
+    /// the run must stop, nothing changed (no feeds to patch instead).
+    fn caldav(
+        &self,
+        target: &mut (&CalDav, DavClient, CalendarCache),
+        located: Option<(String, StoredEvent)>,
+        members: Option<Vec<ViewMember>>,
+        report: &mut Report,
+    ) -> Result<Status, Abort> {
+        let (config, id) = (self.config, self.id);
+        let (settings, dav, cache) = target;
+        let gathered = if config.assignees.is_empty() {
+            gather_issue(
+                config,
+                settings,
+                dav,
+                cache,
+                id,
+                located,
+                self.issue,
+                self.project,
+            )
+        } else {
+            let seen = ProjectIssues {
+                issues: self.issue.into_iter().cloned().collect(),
+                ..ProjectIssues::default()
+            };
+            let members = match members {
+                Some(members) => members,
+                None => engine::source::resolve_members(
+                    config,
+                    self.plane,
+                    &[(self.project.clone(), seen)],
+                )?,
+            };
+            gather_views(
+                config,
+                settings,
+                dav,
+                cache,
+                id,
+                self.issue,
+                self.project,
+                members,
+            )
+        };
+        match gathered {
+            Ok(Gathered {
+                jobs,
+                discovered,
+                single,
+            }) => {
+                let (status, done) = run::finish(
+                    config,
+                    self.options,
+                    &jobs,
+                    self.plane,
+                    dav,
+                    std::mem::take(report),
+                    self.started,
+                );
+                *report = done;
+                let learned = discovered && !single;
+                remember(
+                    settings,
+                    cache,
+                    &jobs,
+                    learned,
+                    report,
+                    self.options.dry_run,
+                );
+                Ok(status)
+            }
+            Err(abort) if config.feeds.is_none() => Err(abort),
+            Err(abort) => {
+                // The feeds are patched all the same.
+                log::error!("{abort}; no calendar was changed");
+                Ok(abort.status())
+            }
+        }
+    }
+}
+
+/// Where an issue's event is, found for a delivery that names no project (an issue deletion).
+struct Located {
+    project: String,
+    /// The calendar and the stored event, when a calendar holds it.
+    located: Option<(String, StoredEvent)>,
+    /// The assignee views' people, when they had to be resolved to look.
+    members: Option<Vec<ViewMember>>,
+}
+
+/// Looks for the event of issue `id` in the calendars (the project's, or each assignee view's)
+/// and then in the feeds; `None` when nothing holds it.
+fn locate_issue(
+    config: &Config,
+    plane: &PlaneClient,
+    caldav: Option<&mut (&CalDav, DavClient, CalendarCache)>,
+    feed_dir: Option<&feed::FeedDirectory>,
+    id: &str,
+) -> Result<Option<Located>, Abort> {
+    let mut members = None;
+    let found = match caldav {
+        Some((settings, dav, cache)) if !config.assignees.is_empty() => {
+            let resolved = engine::source::resolve_members(config, plane, &[])?;
+            let found = locate_in_views(config, settings, dav, cache, id, &resolved)?;
+            members = Some(resolved);
+            found
+        }
+        Some((settings, dav, cache)) => locate(config, settings, dav, cache, id)?,
+        None => None,
+    };
+    if let Some((calendar, stored, project)) = found {
+        return Ok(Some(Located {
+            project,
+            located: Some((calendar, stored)),
+            members,
+        }));
+    }
+    let in_feeds = feed_dir.and_then(|dir| {
+        feed::project_of(dir, &config.workspace_slug, &event::uid_for(id, None))
+            .ok()
+            .flatten()
+    });
+    Ok(in_feeds.map(|project| Located {
+        project,
+        located: None,
+        members,
+    }))
 }
 
 /// Keeps the calendar-location cache true after a webhook run: remembers the calendars this

@@ -21,7 +21,7 @@ use super::caldav_target::{CalDavJobs, caldav_jobs, remember_calendars};
 use super::feed_target::{open_feed_dir, write_feeds};
 use super::listing;
 use super::options::{Abort, Options, Outcome, Selection};
-use super::source::{fetch, resolve_members};
+use super::source::{Fetched, fetch, resolve_members};
 
 /// Takes the run lock (none for a dry run, which writes nothing and never waits for a real
 /// run); `Err` is the status to exit with.
@@ -155,9 +155,7 @@ pub fn reconcile(config: &Config, options: &Options, selection: &Selection) -> O
         if !options.dry_run {
             remember_per_page(config, &plane);
         }
-        report.plane_requests = plane.requests.get();
-        report.caldav_requests = dav.map_or(0, |d| d.requests.get());
-        report.seconds = started.elapsed().as_secs_f64();
+        account(&mut report, &plane, dav, started);
         report.errors.push(abort.to_string());
         Outcome {
             status: abort.status(),
@@ -176,66 +174,19 @@ pub fn reconcile(config: &Config, options: &Options, selection: &Selection) -> O
         );
     }
     if let Some(caldav) = &config.caldav {
-        let members = match resolve_members(config, &plane, &fetched.projects) {
-            Ok(members) => members,
-            Err(abort) => return aborted(abort, report, None),
-        };
         let client = dav_client(caldav, config);
-        let mut snapshot = load_snapshot(config, caldav);
-        match caldav_jobs(
+        let target = CalDavRun {
             config,
             caldav,
             options,
-            &plane,
-            &client,
-            &fetched,
-            &members,
-            &mut report,
-            &mut snapshot,
-        ) {
-            Ok(CalDavJobs {
-                jobs,
-                layout,
-                reads,
-            }) => {
-                let (caldav_status, done) =
-                    finish(config, options, &jobs, &plane, &client, report, started);
-                report = done;
-                statuses.push(caldav_status);
-                if caldav.calendar_url.is_none() && !options.dry_run {
-                    remember(config, caldav, selection, &layout, &jobs, &report);
-                }
-                if !options.dry_run {
-                    let failed: Vec<String> = report
-                        .failures
-                        .iter()
-                        .filter(|f| f.action == Action::CreateCalendar)
-                        .map(|f| f.url.clone())
-                        .collect();
-                    listing::record(
-                        &client,
-                        &mut snapshot,
-                        &jobs,
-                        &reads,
-                        &report.writes,
-                        &failed,
-                    );
-                    if *selection == Selection::All && report.errors.is_empty() {
-                        snapshot.retain(&|url| jobs.iter().any(|j| j.target.url == url));
-                    }
-                    snapshot.save();
-                }
-            }
-            Err(abort) if config.feeds.is_none() => {
-                return aborted(abort, report, Some(&client));
-            }
-            Err(abort) => {
-                // The feeds are written all the same: a failure on one target does not stop
-                // the other.
-                log::error!("{abort}; no calendar was changed");
-                report.errors.push(abort.to_string());
-                statuses.push(abort.status());
-            }
+            selection,
+            plane: &plane,
+            client: &client,
+            started,
+        };
+        match target.run(&fetched, &mut report) {
+            Ok(status) => statuses.push(status),
+            Err(abort) => return aborted(abort, report, Some(&client)),
         }
         dav = Some(client);
     }
@@ -260,14 +211,116 @@ pub fn reconcile(config: &Config, options: &Options, selection: &Selection) -> O
     if !options.dry_run {
         remember_per_page(config, &plane);
     }
-    report.plane_requests = plane.requests.get();
-    report.caldav_requests = dav.as_ref().map_or(0, |d| d.requests.get());
-    report.seconds = started.elapsed().as_secs_f64();
+    account(&mut report, &plane, dav.as_ref(), started);
     print_json(options, &report);
     log_done(&report);
     Outcome {
         status,
         report: Some(report),
+    }
+}
+
+/// Puts what the run cost into its report: the requests to each server, and the time.
+fn account(report: &mut Report, plane: &PlaneClient, dav: Option<&DavClient>, started: Instant) {
+    report.plane_requests = plane.requests.get();
+    report.caldav_requests = dav.map_or(0, |d| d.requests.get());
+    report.seconds = started.elapsed().as_secs_f64();
+}
+
+/// The CalDAV target of one run.
+struct CalDavRun<'a> {
+    config: &'a Config,
+    caldav: &'a CalDav,
+    options: &'a Options,
+    selection: &'a Selection,
+    plane: &'a PlaneClient,
+    client: &'a DavClient,
+    started: Instant,
+}
+
+impl CalDavRun<'_> {
+    /// Resolve the views, survey and list the calendars, plan, guard and apply (`finish`), and
+    /// keep what the run learned. `Err` when the run must stop there, nothing changed: a
+    /// failure to resolve the views, or to reach the server without feeds to write; a
+    /// failure the feeds can go on past is reported and gives the target's status.
+    fn run(&self, fetched: &Fetched, report: &mut Report) -> Result<Status, Abort> {
+        let (config, caldav, options) = (self.config, self.caldav, self.options);
+        let members = resolve_members(config, self.plane, &fetched.projects)?;
+        let mut snapshot = load_snapshot(config, caldav);
+        let gathered = caldav_jobs(
+            config,
+            caldav,
+            options,
+            self.plane,
+            self.client,
+            fetched,
+            &members,
+            report,
+            &mut snapshot,
+        );
+        match gathered {
+            Ok(CalDavJobs {
+                jobs,
+                layout,
+                reads,
+            }) => {
+                let (status, done) = finish(
+                    config,
+                    options,
+                    &jobs,
+                    self.plane,
+                    self.client,
+                    std::mem::take(report),
+                    self.started,
+                );
+                *report = done;
+                if !options.dry_run {
+                    self.keep_memory(&layout, &jobs, &reads, &mut snapshot, report);
+                }
+                Ok(status)
+            }
+            Err(abort) if config.feeds.is_none() => Err(abort),
+            Err(abort) => {
+                // The feeds are written all the same: a failure on one target does not stop
+                // the other.
+                log::error!("{abort}; no calendar was changed");
+                report.errors.push(abort.to_string());
+                Ok(abort.status())
+            }
+        }
+    }
+
+    /// Records where this run found or made each calendar (the cache), and what each calendar
+    /// holds now (the listing snapshot).
+    fn keep_memory(
+        &self,
+        layout: &Option<Layout>,
+        jobs: &[CalendarJob],
+        reads: &std::collections::HashMap<String, listing::Listed>,
+        snapshot: &mut Snapshot,
+        report: &Report,
+    ) {
+        if self.caldav.calendar_url.is_none() {
+            remember(
+                self.config,
+                self.caldav,
+                self.selection,
+                layout,
+                jobs,
+                report,
+            );
+        }
+        let failed: Vec<String> = report
+            .failures
+            .iter()
+            .filter(|f| f.action == Action::CreateCalendar)
+            .map(|f| f.url.clone())
+            .collect();
+        listing::record(self.client, snapshot, jobs, reads, &report.writes, &failed);
+        if *self.selection == Selection::All && report.errors.is_empty() {
+            snapshot.retain(&|url| jobs.iter().any(|j| j.target.url == url));
+        }
+        snapshot.save();
     }
 }
 

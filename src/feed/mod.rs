@@ -556,50 +556,16 @@ pub fn write_all(
     for wanted in wanted_feeds(source) {
         let file_name = namer.file_name(&wanted.feed);
         wanted_names.insert(file_name.clone());
-        // Carried events come from the feed's file: at its name, else under an old name
-        // (a rotation or revocation not yet written out).
-        let from = if ours.contains_key(file_name.as_str()) {
-            Some(file_name.as_str())
-        } else {
-            ours.iter()
-                .find(|(_, head)| head.feed.as_ref() == Some(&wanted.feed))
-                .map(|(name, _)| *name)
+        let existing = Existing {
+            dir: &dir.path,
+            files: &files,
+            ours: &ours,
         };
-        let carried = match from {
-            Some(from) => match carried_events(&dir.path.join(from), &wanted.carried) {
-                Ok(carried) => carried,
-                Err(e) => {
-                    fail(
-                        &mut outcome,
-                        &wanted.name,
-                        format!("cannot read the feed: {}", e.kind()),
-                    );
-                    continue;
-                }
-            },
-            None => Vec::new(),
-        };
-        let mut events: Vec<&EventText> = events_for(source, &wanted.feed)
-            .into_iter()
-            .map(|e| &e.event)
-            .chain(&carried)
-            .collect();
-        events.sort_by(|a, b| a.key.cmp(&b.key));
-        let text = FeedText {
-            head: file::head(&wanted.name, workspace, Some(&wanted.feed)),
-            events,
-        };
-        let feed = Put {
-            kind: wanted.feed.kind.name(),
-            name: &wanted.name,
-            file_name: &file_name,
-            text,
-        };
-        if put(
-            &dir.path,
-            workspace,
-            files.get(&file_name),
-            feed,
+        if write_wanted(
+            existing,
+            source,
+            &wanted,
+            &file_name,
             options,
             out,
             &mut outcome,
@@ -607,86 +573,21 @@ pub fn write_all(
             written.insert(wanted.feed);
         }
     }
-    // Removals.
-    let mut stale = Vec::new();
-    let mut retired = Vec::new();
-    let candidates = ours
+    let candidates: Vec<(&str, &Head)> = ours
         .iter()
-        .filter(|(n, _)| truth.may_remove && !wanted_names.contains(**n));
-    for (name, head) in candidates {
-        match removal(head, dir.is_retired(name), truth, &written) {
-            Some(Removal::Retired) => retired.push((*name, *head)),
-            Some(Removal::Stale) => stale.push((*name, *head)),
-            None => {}
-        }
-    }
-    if !outcome.failures.is_empty() && stale.len() + retired.len() > 0 {
-        outcome.kept.push(format!(
-            "a feed could not be written, so none of the {} feeds no longer wanted is removed this run (the next run finishes the job)",
-            stale.len() + retired.len()
-        ));
-        stale.clear();
-        retired.clear();
-    }
-    if truth.projects.is_none() && !stale.is_empty() {
-        outcome.kept.push(format!(
-            "Plane listed no project, so the {} feeds no longer wanted are kept",
-            stale.len()
-        ));
-        stale.clear();
-    }
-    if !stale.is_empty()
-        && plan::too_many_deletions(options.guard, stale.len(), ours.len())
-        && !options.guard.force
-    {
-        outcome.kept.push(format!(
-            "{} of the {} feeds of this workspace are no longer wanted, more than --max-delete {} or --max-delete-percent {}: kept (check Plane, then --force-delete removes them)",
-            stale.len(),
-            ours.len(),
-            options.guard.max_delete,
-            options.guard.max_percent
-        ));
-        outcome.refused = true;
-        stale.clear();
-    }
-    let mut removed = BTreeSet::new();
-    for (name, head, why) in retired
-        .into_iter()
-        .map(|(n, h)| (n, h, Removal::Retired))
-        .chain(stale.into_iter().map(|(n, h)| (n, h, Removal::Stale)))
-    {
-        let label = head.name.clone().unwrap_or_default();
-        if options.text {
-            let _ = out.write_all(
-                removal_line(
-                    file::kind_name(head.feed.as_ref()),
-                    &label,
-                    why == Removal::Retired,
-                )
-                .as_bytes(),
-            );
-        }
-        if options.dry_run {
-            outcome.removed += 1;
-            continue;
-        }
-        match std::fs::remove_file(dir.path.join(name)) {
-            Ok(()) => {
-                outcome.removed += 1;
-                removed.insert(name.to_string());
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                removed.insert(name.to_string());
-            }
-            Err(e) => {
-                fail(
-                    &mut outcome,
-                    &label,
-                    format!("cannot remove the old feed: {}", e.kind()),
-                );
-            }
-        }
-    }
+        .filter(|(n, _)| truth.may_remove && !wanted_names.contains(**n))
+        .map(|(n, h)| (*n, *h))
+        .collect();
+    let removals = removals(
+        dir,
+        candidates,
+        ours.len(),
+        truth,
+        &written,
+        options,
+        &mut outcome,
+    );
+    let removed = remove(&dir.path, removals, options, out, &mut outcome);
     if options.text {
         for kept in &outcome.kept {
             let _ = writeln!(out, "! feeds: {}", render::escape_controls(kept));
@@ -704,6 +605,163 @@ pub fn write_all(
         dir.save()?;
     }
     Ok(outcome)
+}
+
+/// The directory as a run found it.
+#[derive(Clone, Copy)]
+struct Existing<'a> {
+    dir: &'a Path,
+    files: &'a BTreeMap<String, Found>,
+    /// The feed files of this workspace, by name.
+    ours: &'a BTreeMap<&'a str, &'a Head>,
+}
+
+/// One wanted feed of a `sync`: its events (with those carried over from its file for
+/// projects not read completely), compared and written. Whether it holds what the run wants.
+fn write_wanted(
+    existing: Existing<'_>,
+    source: &Source,
+    wanted: &Wanted,
+    file_name: &str,
+    options: Options,
+    out: &mut dyn Write,
+    outcome: &mut Outcome,
+) -> bool {
+    // Carried events come from the feed's file: at its name, else under an old name (a
+    // rotation or revocation not yet written out).
+    let from = if existing.ours.contains_key(file_name) {
+        Some(file_name)
+    } else {
+        existing
+            .ours
+            .iter()
+            .find(|(_, head)| head.feed.as_ref() == Some(&wanted.feed))
+            .map(|(name, _)| *name)
+    };
+    let carried = match from {
+        Some(from) => match carried_events(&existing.dir.join(from), &wanted.carried) {
+            Ok(carried) => carried,
+            Err(e) => {
+                let error = format!("cannot read the feed: {}", e.kind());
+                return fail(outcome, &wanted.name, error);
+            }
+        },
+        None => Vec::new(),
+    };
+    let mut events: Vec<&EventText> = events_for(source, &wanted.feed)
+        .into_iter()
+        .map(|e| &e.event)
+        .chain(&carried)
+        .collect();
+    events.sort_by(|a, b| a.key.cmp(&b.key));
+    let feed = Put {
+        kind: wanted.feed.kind.name(),
+        name: &wanted.name,
+        file_name,
+        text: FeedText {
+            head: file::head(&wanted.name, &source.workspace, Some(&wanted.feed)),
+            events,
+        },
+    };
+    let found = existing.files.get(file_name);
+    put(
+        existing.dir,
+        &source.workspace,
+        found,
+        feed,
+        options,
+        out,
+        outcome,
+    )
+}
+
+/// Which of `candidates` (files of this workspace no wanted feed has at its name) go, and why:
+/// [`removal`] for each, then none at all after a failed write, no stale one when Plane listed
+/// no project, and no stale one above the deletion guard (`owned`: this workspace's files).
+fn removals<'a>(
+    dir: &FeedDirectory,
+    candidates: Vec<(&'a str, &'a Head)>,
+    owned: usize,
+    truth: &Truth,
+    written: &BTreeSet<FeedId>,
+    options: Options,
+    outcome: &mut Outcome,
+) -> Vec<(&'a str, &'a Head, Removal)> {
+    let mut stale = Vec::new();
+    let mut retired = Vec::new();
+    for (name, head) in candidates {
+        match removal(head, dir.is_retired(name), truth, written) {
+            Some(Removal::Retired) => retired.push((name, head, Removal::Retired)),
+            Some(Removal::Stale) => stale.push((name, head, Removal::Stale)),
+            None => {}
+        }
+    }
+    if !outcome.failures.is_empty() && stale.len() + retired.len() > 0 {
+        outcome.kept.push(format!(
+            "a feed could not be written, so none of the {} feeds no longer wanted is removed this run (the next run finishes the job)",
+            stale.len() + retired.len()
+        ));
+        return Vec::new();
+    }
+    if truth.projects.is_none() && !stale.is_empty() {
+        outcome.kept.push(format!(
+            "Plane listed no project, so the {} feeds no longer wanted are kept",
+            stale.len()
+        ));
+        stale.clear();
+    }
+    if !stale.is_empty()
+        && plan::too_many_deletions(options.guard, stale.len(), owned)
+        && !options.guard.force
+    {
+        outcome.kept.push(format!(
+            "{} of the {owned} feeds of this workspace are no longer wanted, more than --max-delete {} or --max-delete-percent {}: kept (check Plane, then --force-delete removes them)",
+            stale.len(),
+            options.guard.max_delete,
+            options.guard.max_percent
+        ));
+        outcome.refused = true;
+        stale.clear();
+    }
+    retired.extend(stale);
+    retired
+}
+
+/// Removes `removals` (prints them; a dry run only counts them). The names that are gone.
+fn remove(
+    dir: &Path,
+    removals: Vec<(&str, &Head, Removal)>,
+    options: Options,
+    out: &mut dyn Write,
+    outcome: &mut Outcome,
+) -> BTreeSet<String> {
+    let mut removed = BTreeSet::new();
+    for (name, head, why) in removals {
+        let label = head.name.clone().unwrap_or_default();
+        if options.text {
+            let kind = file::kind_name(head.feed.as_ref());
+            let line = removal_line(kind, &label, why == Removal::Retired);
+            let _ = out.write_all(line.as_bytes());
+        }
+        if options.dry_run {
+            outcome.removed += 1;
+            continue;
+        }
+        match std::fs::remove_file(dir.join(name)) {
+            Ok(()) => {
+                outcome.removed += 1;
+                removed.insert(name.to_string());
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                removed.insert(name.to_string());
+            }
+            Err(e) => {
+                let error = format!("cannot remove the old feed: {}", e.kind());
+                fail(outcome, &label, error);
+            }
+        }
+    }
+    removed
 }
 
 /// One issue's event, put into or taken out of the feeds (a webhook run): `event` is the new

@@ -307,6 +307,100 @@ pub enum Stored<'a> {
     NotOurs { event: &'a ActualEvent, why: String },
 }
 
+/// What a calendar itself needs: to be created, or renamed to its project's name.
+fn calendar_change(job: &CalendarJob) -> Option<CalendarChange> {
+    match (&job.target.state, &job.target.displayname) {
+        (CalendarState::Missing, Some(name)) => Some(CalendarChange::Create {
+            url: job.target.url.clone(),
+            displayname: name.clone(),
+        }),
+        (CalendarState::Exists { displayname }, Some(name))
+            if displayname.as_ref() != Some(name) =>
+        {
+            Some(CalendarChange::Rename {
+                url: job.target.url.clone(),
+                from: displayname.clone(),
+                to: name.clone(),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// One issue's event, decided: where it is (or goes) and what Plane wants.
+struct Decided<'a> {
+    calendar: &'a str,
+    url: String,
+    desired: Option<&'a ManagedFields>,
+}
+
+impl Decided<'_> {
+    /// Puts the decision into the plan: a change, an unchanged count, or a withheld line.
+    fn push(self, decision: Decision, stored: Stored<'_>, plan: &mut Plan, tally: &mut Tally) {
+        let Decided {
+            calendar,
+            url,
+            desired,
+        } = self;
+        let calendar = calendar.to_string();
+        match decision {
+            Decision::Create => plan.changes.push(Change::Create {
+                calendar,
+                url,
+                fields: Box::new(desired.expect("create has a desired event").clone()),
+            }),
+            Decision::Update => {
+                let Stored::Owned { event, fields, .. } = &stored else {
+                    unreachable!("update needs an owned event")
+                };
+                plan.changes.push(Change::Update {
+                    calendar,
+                    url,
+                    etag: event.etag.clone(),
+                    before: fields.clone(),
+                    after: Box::new(desired.expect("update has a desired event").clone()),
+                    existing: event.data.clone(),
+                });
+            }
+            Decision::Delete => {
+                let Stored::Owned {
+                    event,
+                    fields,
+                    project_id,
+                } = stored
+                else {
+                    unreachable!("delete needs an owned event")
+                };
+                tally.deletes += 1;
+                tally.deleted_projects.insert(project_id);
+                plan.changes.push(Change::Delete {
+                    calendar,
+                    url,
+                    etag: event.etag.clone(),
+                    before: fields,
+                });
+            }
+            Decision::Unchanged => plan.unchanged += 1,
+            Decision::Withhold(reason) => {
+                let summary = desired
+                    .map(|d| d.summary.clone())
+                    .or_else(|| match &stored {
+                        Stored::Owned { fields, .. } => Some(fields.summary.clone()),
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                plan.withheld.push(Withheld {
+                    calendar,
+                    url,
+                    summary,
+                    reason,
+                });
+            }
+            Decision::LeaveAlone => {}
+        }
+    }
+}
+
 /// The decision for one issue id.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Decision {
@@ -501,22 +595,7 @@ fn plan_calendar(job: &CalendarJob, workspace: &str, plan: &mut Plan) {
         .displayname
         .clone()
         .unwrap_or_else(|| job.target.url.clone());
-    match (&job.target.state, &job.target.displayname) {
-        (CalendarState::Missing, Some(name)) => plan.calendars.push(CalendarChange::Create {
-            url: job.target.url.clone(),
-            displayname: name.clone(),
-        }),
-        (CalendarState::Exists { displayname }, Some(name))
-            if displayname.as_ref() != Some(name) =>
-        {
-            plan.calendars.push(CalendarChange::Rename {
-                url: job.target.url.clone(),
-                from: displayname.clone(),
-                to: name.clone(),
-            })
-        }
-        _ => {}
-    }
+    plan.calendars.extend(calendar_change(job));
     let scope_of: HashMap<&str, &ProjectScope> = job
         .scopes
         .iter()
@@ -567,61 +646,12 @@ fn plan_calendar(job: &CalendarJob, workspace: &str, plan: &mut Plan) {
             }
             decision => decision,
         };
-        match decision {
-            Decision::Create => plan.changes.push(Change::Create {
-                calendar: calendar.clone(),
-                url,
-                fields: Box::new(desired.expect("create has a desired event").clone()),
-            }),
-            Decision::Update => {
-                let Stored::Owned { event, fields, .. } = &stored else {
-                    unreachable!("update needs an owned event")
-                };
-                plan.changes.push(Change::Update {
-                    calendar: calendar.clone(),
-                    url,
-                    etag: event.etag.clone(),
-                    before: fields.clone(),
-                    after: Box::new(desired.expect("update has a desired event").clone()),
-                    existing: event.data.clone(),
-                });
-            }
-            Decision::Delete => {
-                let Stored::Owned {
-                    event,
-                    fields,
-                    project_id,
-                } = stored
-                else {
-                    unreachable!("delete needs an owned event")
-                };
-                tally.deletes += 1;
-                tally.deleted_projects.insert(project_id);
-                plan.changes.push(Change::Delete {
-                    calendar: calendar.clone(),
-                    url,
-                    etag: event.etag.clone(),
-                    before: fields,
-                });
-            }
-            Decision::Unchanged => plan.unchanged += 1,
-            Decision::Withhold(reason) => {
-                let summary = desired
-                    .map(|d| d.summary.clone())
-                    .or_else(|| match &stored {
-                        Stored::Owned { fields, .. } => Some(fields.summary.clone()),
-                        _ => None,
-                    })
-                    .unwrap_or_default();
-                plan.withheld.push(Withheld {
-                    calendar: calendar.clone(),
-                    url,
-                    summary,
-                    reason,
-                });
-            }
-            Decision::LeaveAlone => {}
-        }
+        let change = Decided {
+            calendar: &calendar,
+            url,
+            desired,
+        };
+        change.push(decision, stored, plan, &mut tally);
     }
     // A second copy of an event: one calendar shows it twice. Ours → it goes (under the same
     // rules as any deletion); anything else is left alone.
