@@ -115,9 +115,12 @@ pub fn reconcile_issue(
             &mut report,
         ));
     }
-    report.plane_requests = plane.requests.get();
-    report.caldav_requests = caldav.as_ref().map_or(0, |(_, dav, _)| dav.requests.get());
-    report.seconds = started.elapsed().as_secs_f64();
+    run::account(
+        &mut report,
+        &plane,
+        caldav.as_ref().map(|(_, dav, _)| dav),
+        started,
+    );
     run::print_json(options, &report);
     run::log_done(&report);
     Status::combine(&statuses)

@@ -221,7 +221,12 @@ pub fn reconcile(config: &Config, options: &Options, selection: &Selection) -> O
 }
 
 /// Puts what the run cost into its report: the requests to each server, and the time.
-fn account(report: &mut Report, plane: &PlaneClient, dav: Option<&DavClient>, started: Instant) {
+pub fn account(
+    report: &mut Report,
+    plane: &PlaneClient,
+    dav: Option<&DavClient>,
+    started: Instant,
+) {
     report.plane_requests = plane.requests.get();
     report.caldav_requests = dav.map_or(0, |d| d.requests.get());
     report.seconds = started.elapsed().as_secs_f64();
@@ -435,9 +440,7 @@ pub fn finish(
             config.concurrency,
         );
     }
-    report.plane_requests = plane.requests.get();
-    report.caldav_requests = dav.requests.get();
-    report.seconds = started.elapsed().as_secs_f64();
+    account(&mut report, plane, Some(dav), started);
     report.summary = Some(render::summary_line(&plan, &report));
     match options.format {
         Format::Text => {

@@ -458,21 +458,14 @@ fn put(
         }
         let _ = out.write_all(line.as_bytes());
     }
+    if !options.dry_run
+        && let Err(e) = file::write(dir, feed.file_name, &feed.text)
+    {
+        let error = format!("cannot write the feed: {}", e.kind());
+        return fail(outcome, feed.name, error);
+    }
     outcome.written += 1;
-    if options.dry_run {
-        return true;
-    }
-    match file::write(dir, feed.file_name, &feed.text) {
-        Ok(()) => true,
-        Err(e) => {
-            outcome.written -= 1;
-            fail(
-                outcome,
-                feed.name,
-                format!("cannot write the feed: {}", e.kind()),
-            )
-        }
-    }
+    true
 }
 
 fn fail(outcome: &mut Outcome, name: &str, error: String) -> bool {
@@ -553,14 +546,14 @@ pub fn write_all(
     let mut outcome = Outcome::default();
     let mut wanted_names = BTreeSet::new();
     let mut written = BTreeSet::new();
+    let existing = Existing {
+        dir: &dir.path,
+        files: &files,
+        ours: &ours,
+    };
     for wanted in wanted_feeds(source) {
         let file_name = namer.file_name(&wanted.feed);
         wanted_names.insert(file_name.clone());
-        let existing = Existing {
-            dir: &dir.path,
-            files: &files,
-            ours: &ours,
-        };
         if write_wanted(
             existing,
             source,
