@@ -17,7 +17,7 @@ use sha2::Sha256;
 use crate::cli::WebhookArgs;
 use crate::config::{Config, Secret};
 use crate::engine::options::{Options, Selection};
-use crate::engine::{self, run};
+use crate::engine::run;
 use crate::exit::Status;
 use crate::plane::{self};
 
@@ -259,7 +259,8 @@ pub fn run(config: &Config, args: &WebhookArgs) -> Status {
             project,
         } => {
             log::info!("delivery {delivery_id}: work item {id} {}", action.name());
-            engine::issue::reconcile_issue(config, &options, &id, project.as_deref())
+            let selection = Selection::Issue { id, project };
+            run::reconcile(config, &options, &selection).status
         }
     }
 }

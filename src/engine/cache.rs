@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::{CalDav, Config};
 use crate::{caldav, plane};
 
 /// Largest cache file read; a real one holds one URL per project.
@@ -49,6 +50,20 @@ pub struct CalendarCache {
 }
 
 impl CalendarCache {
+    /// The calendar-location cache of this configuration.
+    pub fn of(config: &Config, caldav: &CalDav) -> CalendarCache {
+        match &config.cache_file {
+            Some(path) => log::debug!("calendar cache: {}", path.display()),
+            None => log::debug!("no calendar cache (CALPLANEBOT_CACHE_DIR is empty)"),
+        }
+        CalendarCache::load(
+            config.cache_file.as_deref(),
+            &caldav.url,
+            &caldav.username,
+            &config.workspace_slug,
+        )
+    }
+
     /// Reads the cache at `path` for this configuration; anything unusable gives an empty one.
     pub fn load(
         path: Option<&Path>,

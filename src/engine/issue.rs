@@ -1,225 +1,148 @@
-//! The pipeline narrowed to one issue (an issue webhook): the issue read fresh from Plane (one
-//! request), its event located (the cache's calendar, else one discovery; for a deleted issue,
-//! each calendar and feed that may hold it), then the engine's own plan, guard, apply and
-//! report (`run::finish`) for that one event, and the feeds that hold it patched.
-
-use std::time::Instant;
+//! The pipeline's steps narrowed to one issue (an issue webhook), where `sync`'s would cost
+//! too much for one event: selecting the project of a deletion by where its event is, reading
+//! its one event (the cache's calendar, else one discovery; one GET, not a listing), keeping
+//! the cache true afterwards, and patching the feeds that hold it. `run::reconcile` runs them
+//! in place of their full forms; fetch, plan, guard, apply and report are the same steps.
 
 use crate::caldav::{self, DavClient, StoredEvent};
 use crate::config::{CalDav, Config};
 use crate::engine::cache::CalendarCache;
 use crate::engine::options::{Abort, Options};
-use crate::engine::run;
 use crate::exit::Status;
 use crate::feed;
-use crate::mapping::event::{self, MappingContext};
-use crate::plane::{
-    self, Issue, IssueItem, PlaneClient, PlaneError, Project, ProjectEntry, ProjectIssues,
-};
+use crate::mapping::event;
+use crate::plane::{self, Issue, PlaneClient, Project, ProjectIssues};
 use crate::reconcile::placement::{self, Layout, Wanted};
 use crate::reconcile::plan::{CalendarJob, CalendarState, CalendarTarget};
 use crate::reconcile::render::Report;
 use crate::reconcile::views::{self, View, ViewMember};
 
-/// One issue: read it fresh (one Plane request), then change its one event in each target:
-/// the calendar (plan and apply, as `sync` does) and the feeds that hold it.
-pub fn reconcile_issue(
+use super::caldav_target::CalDavJobs;
+use super::source::{Fetched, mapping_context};
+
+/// A run narrowed to one issue: which, in which project, and what selecting it learned.
+pub struct Narrowed {
+    pub id: String,
+    pub project: String,
+    /// The calendar and the stored event, when a delivery without project found it there.
+    located: Option<(String, StoredEvent)>,
+    /// The assignee views' people, when they had to be resolved to look for the event.
+    pub members: Option<Vec<ViewMember>>,
+    /// The calendar-location cache (with CalDAV), read once and kept true at the end.
+    cache: Option<CalendarCache>,
+}
+
+/// Selects the issue's project: the one the delivery names, else the one whose calendar or
+/// feed holds its event (an issue deletion); `None` when nothing holds it.
+pub fn select(
     config: &Config,
-    options: &Options,
+    plane: &PlaneClient,
+    dav: Option<&DavClient>,
+    feed_dir: Option<&feed::FeedDirectory>,
     id: &str,
     project: Option<&str>,
-) -> Status {
-    let started = Instant::now();
-    let _lock = match run::lock(config, options.dry_run) {
-        Ok(lock) => lock,
-        Err(status) => return status,
+) -> Result<Option<Narrowed>, Abort> {
+    let mut cache = config
+        .caldav
+        .as_ref()
+        .map(|settings| CalendarCache::of(config, settings));
+    let target = config.caldav.as_ref().zip(dav).zip(cache.as_mut());
+    let mut narrowed = Narrowed {
+        id: id.to_string(),
+        project: String::new(),
+        located: None,
+        members: None,
+        cache: None,
     };
-    let mut feed_dir = match super::feed_target::open_feed_dir(config, options.dry_run) {
-        Ok(dir) => dir,
-        Err(status) => return status,
-    };
-    let plane = run::plane_client(config);
-    let mut caldav = config.caldav.as_ref().map(|settings| {
-        (
-            settings,
-            run::dav_client(settings, config),
-            run::load_cache(config, settings),
-        )
-    });
-    let stop = |abort: Abort| {
-        log::error!("{abort}");
-        log::error!("nothing was changed");
-        abort.status()
-    };
-    // Assignee views: whom they are for, resolved before an issue that is gone is looked for
-    // (its assignees are unknown then), else once the issue is read.
-    let mut members: Option<Vec<ViewMember>> = None;
-    // Where the event is, when the delivery does not say (an issue deletion).
-    let mut located = None;
-    let project_id = match project {
-        Some(project) => project.to_string(),
-        None => match locate_issue(config, &plane, caldav.as_mut(), feed_dir.as_ref(), id) {
-            Ok(Some(found)) => {
-                members = found.members;
-                located = found.located;
-                found.project
+    match project {
+        Some(project) => narrowed.project = project.to_string(),
+        None => match locate_issue(config, plane, target, feed_dir, id)? {
+            Some(found) => {
+                narrowed.project = found.project;
+                narrowed.located = found.located;
+                narrowed.members = found.members;
             }
-            Ok(None) => {
-                log::info!("no event of work item {id} in any calendar or feed: nothing to do");
-                return Status::Success;
-            }
-            Err(abort) => return stop(abort),
+            None => return Ok(None),
         },
-    };
-    let (issue, project) = match fresh_issue(&plane, &project_id, id) {
-        Ok(Some(fresh)) => fresh,
-        Ok(None) => return Status::Success,
-        Err(abort) => return stop(abort),
-    };
-    if let Some(issue) = &issue
-        && let Err(start) = event::first_day(issue, config.span)
-    {
-        log::info!(
-            "work item {id} starts on {start}, after its due date {}: its event covers the due date only (--span start-to-due needs a start on or before the due date)",
-            issue.target_date
-        );
     }
-    let mut statuses = Vec::new();
-    let mut report = Report {
-        dry_run: options.dry_run,
-        ..Report::default()
-    };
-    if let Some(target) = &mut caldav {
-        let issue_run = IssueRun {
-            config,
-            options,
-            plane: &plane,
-            id,
-            issue: issue.as_ref(),
-            project: &project,
-            started,
-        };
-        match issue_run.caldav(target, located, members.take(), &mut report) {
-            Ok(status) => statuses.push(status),
-            Err(abort) => return stop(abort),
+    narrowed.cache = cache;
+    Ok(Some(narrowed))
+}
+
+impl Narrowed {
+    /// Logs what `--span start-to-due` cannot do for this issue.
+    pub fn note_span(&self, config: &Config, fetched: &Fetched) {
+        let issue = fetched.projects.iter().flat_map(|(_, i)| &i.issues).next();
+        if let Some(issue) = issue
+            && let Err(start) = event::first_day(issue, config.span)
+        {
+            log::info!(
+                "work item {} starts on {start}, after its due date {}: its event covers the due date only (--span start-to-due needs a start on or before the due date)",
+                self.id,
+                issue.target_date
+            );
         }
     }
-    if let Some(dir) = &mut feed_dir {
-        statuses.push(patch_feeds(
+
+    /// Survey and list, narrowed: the issue's calendar (the project's, or each assignee
+    /// view's) from the cache, the delivery's search or one discovery, and its one event in
+    /// each. The layout is `Some` when this run discovered it.
+    pub fn caldav_jobs(
+        &mut self,
+        config: &Config,
+        settings: &CalDav,
+        dav: &DavClient,
+        fetched: &Fetched,
+        members: Vec<ViewMember>,
+    ) -> Result<CalDavJobs, Abort> {
+        let Some((project, issues)) = fetched.projects.first() else {
+            return Ok(CalDavJobs::default());
+        };
+        let Some(cache) = self.cache.as_mut() else {
+            return Ok(CalDavJobs::default());
+        };
+        let one = Issue1 {
             config,
-            dir,
-            options,
-            id,
-            issue.as_ref(),
-            &project,
-            &mut report,
-        ));
-    }
-    run::account(
-        &mut report,
-        &plane,
-        caldav.as_ref().map(|(_, dav, _)| dav),
-        started,
-    );
-    run::print_json(options, &report);
-    run::log_done(&report);
-    Status::combine(&statuses)
-}
-
-/// One issue of a webhook run, read fresh from Plane.
-struct IssueRun<'a> {
-    config: &'a Config,
-    options: &'a Options,
-    plane: &'a PlaneClient,
-    id: &'a str,
-    /// `None`: the issue has no date any more, or is gone.
-    issue: Option<&'a Issue>,
-    project: &'a Project,
-    started: Instant,
-}
-
-impl IssueRun<'_> {
-    /// The issue's event in the calendars: gather its calendar (the project's, or each assignee
-    /// view's), then plan, guard, apply and report as `sync` does (`run::finish`). `Err` when
-    /// the run must stop, nothing changed (no feeds to patch instead).
-    fn caldav(
-        &self,
-        target: &mut (&CalDav, DavClient, CalendarCache),
-        located: Option<(String, StoredEvent)>,
-        members: Option<Vec<ViewMember>>,
-        report: &mut Report,
-    ) -> Result<Status, Abort> {
-        let (config, id) = (self.config, self.id);
-        let (settings, dav, cache) = target;
-        let gathered = if config.assignees.is_empty() {
-            gather_issue(
-                config,
-                settings,
-                dav,
-                cache,
-                id,
-                located,
-                self.issue,
-                self.project,
-            )
+            dav,
+            id: &self.id,
+            project,
+            issues,
+        };
+        if config.assignees.is_empty() {
+            one.project_job(settings, cache, self.located.take())
         } else {
-            let seen = ProjectIssues {
-                issues: self.issue.into_iter().cloned().collect(),
-                ..ProjectIssues::default()
-            };
-            let members = match members {
-                Some(members) => members,
-                None => super::source::resolve_members(
-                    config,
-                    self.plane,
-                    &[(self.project.clone(), seen)],
-                )?,
-            };
-            gather_views(
-                config,
-                settings,
-                dav,
-                cache,
-                id,
-                self.issue,
-                self.project,
-                members,
-            )
-        };
-        match gathered {
-            Ok(Gathered {
-                jobs,
-                discovered,
-                single,
-            }) => {
-                let (status, done) = run::finish(
-                    config,
-                    self.options,
-                    &jobs,
-                    self.plane,
-                    dav,
-                    std::mem::take(report),
-                    self.started,
-                );
-                *report = done;
-                let learned = discovered && !single;
-                remember(
-                    settings,
-                    cache,
-                    &jobs,
-                    learned,
-                    report,
-                    self.options.dry_run,
-                );
-                Ok(status)
-            }
-            Err(abort) if config.feeds.is_none() => Err(abort),
-            Err(abort) => {
-                // The feeds are patched all the same.
-                log::error!("{abort}; no calendar was changed");
-                Ok(abort.status())
-            }
+            one.view_jobs(settings, cache, members)
         }
+    }
+
+    /// Keeps the calendar-location cache true after the run: remembers the calendars this run
+    /// found by discovery, or forgets what a failure may have made stale.
+    pub fn remember(
+        &mut self,
+        settings: &CalDav,
+        jobs: &[CalendarJob],
+        layout: &Option<Layout>,
+        report: &Report,
+        dry_run: bool,
+    ) {
+        let Some(cache) = self.cache.as_mut() else {
+            return;
+        };
+        if settings.calendar_url.is_some() || dry_run {
+            return;
+        }
+        if report.failures.is_empty() {
+            if matches!(layout, Some(Layout::Home(_))) {
+                super::caldav_target::remember_calendars(cache, jobs, report);
+            }
+        } else {
+            // The cached calendar may be gone: the next run discovers again.
+            for key in jobs.iter().flat_map(super::caldav_target::cache_keys) {
+                cache.remove(&key);
+            }
+            cache.set_single_calendar(None);
+        }
+        cache.save();
     }
 }
 
@@ -237,19 +160,19 @@ struct Located {
 fn locate_issue(
     config: &Config,
     plane: &PlaneClient,
-    caldav: Option<&mut (&CalDav, DavClient, CalendarCache)>,
+    caldav: Option<((&CalDav, &DavClient), &mut CalendarCache)>,
     feed_dir: Option<&feed::FeedDirectory>,
     id: &str,
 ) -> Result<Option<Located>, Abort> {
     let mut members = None;
     let found = match caldav {
-        Some((settings, dav, cache)) if !config.assignees.is_empty() => {
+        Some(((settings, dav), cache)) if !config.assignees.is_empty() => {
             let resolved = super::source::resolve_members(config, plane, &[])?;
             let found = locate_in_views(config, settings, dav, cache, id, &resolved)?;
             members = Some(resolved);
             found
         }
-        Some((settings, dav, cache)) => locate(config, settings, dav, cache, id)?,
+        Some(((settings, dav), cache)) => locate(config, settings, dav, cache, id)?,
         None => None,
     };
     if let Some((calendar, stored, project)) = found {
@@ -271,88 +194,21 @@ fn locate_issue(
     }))
 }
 
-/// Keeps the calendar-location cache true after a webhook run: remembers the calendars this
-/// run `learned` by discovery, or forgets what a failure may have made stale.
-fn remember(
-    settings: &CalDav,
-    cache: &mut CalendarCache,
-    jobs: &[CalendarJob],
-    learned: bool,
-    report: &Report,
-    dry_run: bool,
-) {
-    if settings.calendar_url.is_some() || dry_run {
-        return;
-    }
-    if report.failures.is_empty() {
-        if learned {
-            super::caldav_target::remember_calendars(cache, jobs, report);
-        }
-    } else {
-        // The cached calendar may be gone: the next run discovers again.
-        for key in jobs.iter().flat_map(super::caldav_target::cache_keys) {
-            cache.remove(&key);
-        }
-        cache.set_single_calendar(None);
-    }
-    cache.save();
-}
-
-/// What Plane says of the issue now, in one request: the issue (`None` when it has no date or
-/// is gone) and its project; `Ok(None)` when its project is not synced, so nothing is changed.
-fn fresh_issue(
-    plane: &PlaneClient,
-    project_id: &str,
-    id: &str,
-) -> Result<Option<(Option<Issue>, Project)>, Abort> {
-    Ok(Some(match plane.issue_with_project(project_id, id)? {
-        Some((IssueItem::Dated(issue), project)) => (Some(issue), project),
-        Some((IssueItem::Undated { .. }, project)) => (None, project),
-        Some((IssueItem::Invalid { reason, .. }, _)) => {
-            return Err(Abort::Unreadable(format!(
-                "work item {id} of project {project_id} could not be read ({reason}); its event is kept"
-            )));
-        }
-        // 404: the issue is deleted or archived — or its project is archived, which Plane
-        // does not tell apart (plane-api.md §9). `sync` deletes nothing of a project it
-        // cannot sync, so the project decides.
-        None => match plane.project_entry(project_id) {
-            Ok(ProjectEntry::Syncable(project)) => {
-                log::info!(
-                    "Plane answers 404 for work item {id} of project {} (deleted or archived): its event goes",
-                    plane::project_label(&project)
-                );
-                (None, project)
-            }
-            Ok(ProjectEntry::Skipped { name, reason }) => {
-                log::info!(
-                    "work item {id} is gone with its project {name:?}, which is not synced ({reason}): calplanebot deletes nothing for it, as sync does"
-                );
-                return Ok(None);
-            }
-            Err(PlaneError::NotFound { .. } | PlaneError::Forbidden { .. }) => {
-                log::info!(
-                    "work item {id} is gone with its project {project_id}, which the token cannot read any more: calplanebot deletes nothing for it, as sync does"
-                );
-                return Ok(None);
-            }
-            Err(other) => return Err(other.into()),
-        },
-    }))
-}
-
-/// The feeds of one issue: its VEVENT leaves every feed that holds it and goes into its
-/// project's, the workspace's and its assignees' feeds (when it is dated). A patch never
-/// removes a feed.
-fn patch_feeds(
+/// The feed step narrowed to one issue: its VEVENT leaves every feed that holds it and goes
+/// into its project's, the workspace's and its assignees' feeds (when it is dated). A patch
+/// never removes a feed.
+pub fn patch_feeds(
     config: &Config,
     dir: &mut feed::FeedDirectory,
     options: &Options,
     id: &str,
-    issue: Option<&Issue>,
-    project: &Project,
+    fetched: &Fetched,
     report: &mut Report,
 ) -> Status {
+    let Some((project, issues)) = fetched.projects.first() else {
+        return Status::Success;
+    };
+    let issue = issues.issues.first();
     let workspace = &config.workspace_slug;
     let mut into = vec![
         (
@@ -371,7 +227,7 @@ fn patch_feeds(
                 .iter()
                 .map(|a| feed::MemberRef::of_assignee(a).feed()),
         );
-        let fields = event::desired_event(issue, project, &super::source::mapping_context(config));
+        let fields = event::desired_event(issue, project, &mapping_context(config));
         event::vevent(
             &fields,
             issue
@@ -399,222 +255,209 @@ fn patch_feeds(
     }
 }
 
-/// The calendar jobs of a webhook run: the project's calendar or each assignee view's (none
-/// when there is nothing to look at).
-struct Gathered {
-    jobs: Vec<CalendarJob>,
-    /// The calendar was found by discovery (not the cache): remember it.
-    discovered: bool,
-    /// Single-calendar mode: the project → calendar entries of the cache do not apply.
-    single: bool,
+/// One issue's calendar jobs, as Plane told of it this run.
+struct Issue1<'a> {
+    config: &'a Config,
+    dav: &'a DavClient,
+    id: &'a str,
+    project: &'a Project,
+    /// The issue (when it is dated), listed completely: it was read by id.
+    issues: &'a ProjectIssues,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn gather_issue(
-    config: &Config,
-    caldav: &CalDav,
-    dav: &DavClient,
-    cache: &mut CalendarCache,
-    id: &str,
-    mut located: Option<(String, StoredEvent)>,
-    issue: Option<&Issue>,
-    project: &Project,
-) -> Result<Gathered, Abort> {
-    let nothing = Gathered {
-        jobs: Vec::new(),
-        discovered: false,
-        single: false,
-    };
-    let project_id = &project.id;
-    let issue = issue.cloned();
-    let project = project.clone();
-    let issues = ProjectIssues {
-        // The issue was read by id just now: Plane's answer is complete for it.
-        listed: 1,
-        issues: issue.iter().cloned().collect(),
-        ..ProjectIssues::default()
-    };
-    let ctx = MappingContext {
-        workspace_slug: &config.workspace_slug,
-        web_url: &config.plane_web_url,
-        span: config.span,
-    };
-    let fetched = [(project.clone(), issues)];
-    let mut discovered = false;
-    let mut single = single_calendar(caldav, cache);
-    let target = if single.is_some() {
-        None
-    } else if let Some((calendar, _)) = &located {
-        Some(existing(calendar, &project))
-    } else if let Some(calendar) = cache.calendar(&project.id) {
-        Some(existing(calendar, &project))
-    } else {
-        discovered = true;
-        match super::listing::layout(caldav, dav)? {
-            Layout::Single(url) => {
-                cache.set_single_calendar(Some(&url));
-                single = Some(url);
-                None
-            }
-            Layout::Home(home) => {
-                let wanted = [Wanted {
-                    project: &project,
-                    issues: &fetched[0].1,
-                }];
-                let target = super::caldav_target::place_projects(dav, &home, &wanted)?
-                    .pop()
-                    .expect("one target per project");
-                if target.state == CalendarState::Missing && issue.is_none() {
-                    log::info!(
-                        "no calendar for project {project_id} and no event wanted: nothing to do"
-                    );
-                    return Ok(nothing);
-                }
-                Some(target)
-            }
-        }
-    };
-    let mut job = match (target, &single) {
-        (Some(target), _) => placement::project_job(target, &project, &fetched[0].1, &ctx),
-        (None, Some(url)) => placement::single_calendar_job(url, &fetched, &ctx, None),
-        (None, None) => unreachable!("no calendar target outside single-calendar mode"),
-    };
-    let stored = located.take().map(|(_, stored)| stored);
-    fill_stored(dav, &mut job, id, stored, &fetched[0].1)?;
-    Ok(Gathered {
-        jobs: vec![job],
-        discovered,
-        single: single.is_some(),
-    })
-}
-
-/// Reads the issue's event into `job`: where the delivery's search found it (`located`); at
-/// the job's resource name when an event is wanted (a create that meets our UID elsewhere
-/// updates that object); under any name when it is not, so that an event a client moved still
-/// goes.
-fn fill_stored(
-    dav: &DavClient,
-    job: &mut CalendarJob,
-    id: &str,
-    located: Option<StoredEvent>,
-    issues: &ProjectIssues,
-) -> Result<(), Abort> {
-    let view = job.view.clone();
-    let view = view.as_deref();
-    let stored: Vec<StoredEvent> = match located {
-        Some(stored) => vec![stored],
-        None if job.target.state == CalendarState::Missing => Vec::new(),
-        None if job.desired.contains_key(id) => dav
-            .get(&format!(
-                "{}{}",
-                job.target.url,
-                event::resource_name(id, view)
-            ))?
-            .into_iter()
-            .collect(),
-        None => {
-            let uid = event::uid_for(id, view);
-            let mut found = dav.find_uid(&job.target.url, &uid)?;
-            found.retain(|e| event::holds_uid(&e.data, &uid));
-            found
-        }
-    };
-    // An event still marked with the project the issue was in before a move is this issue's
-    // event all the same (the issue id is unique in the workspace).
-    for mark in stored
-        .iter()
-        .filter_map(|s| event::read_event(&s.data).ok()?.project)
-        .filter(|mark| plane::is_uuid(mark))
-    {
-        if job.scopes.iter().all(|s| s.project.id != mark) {
-            let moved_from = Project {
-                id: mark,
-                identifier: String::new(),
-                name: String::new(),
-            };
-            job.scopes.push(placement::scope_of(&moved_from, issues));
-        }
+impl Issue1<'_> {
+    fn issue(&self) -> Option<&Issue> {
+        self.issues.issues.first()
     }
-    super::caldav_target::fill_actual(job, stored);
-    Ok(())
-}
 
-/// The jobs of the assignee views for one issue: each view's calendar (the single calendar, or
-/// `plane-member-{id}/` from the cache or, failing that, the home), wanting the issue's event
-/// when it is assigned to one of the view's members. A view whose calendar does not exist and
-/// that wants nothing is left out.
-#[allow(clippy::too_many_arguments)]
-fn gather_views(
-    config: &Config,
-    caldav: &CalDav,
-    dav: &DavClient,
-    cache: &mut CalendarCache,
-    id: &str,
-    issue: Option<&Issue>,
-    project: &Project,
-    members: Vec<ViewMember>,
-) -> Result<Gathered, Abort> {
-    let ctx = MappingContext {
-        workspace_slug: &config.workspace_slug,
-        web_url: &config.plane_web_url,
-        span: config.span,
-    };
-    let issues = ProjectIssues {
-        listed: 1,
-        issues: issue.into_iter().cloned().collect(),
-        ..ProjectIssues::default()
-    };
-    let fetched = [(project.clone(), issues)];
-    let mut single = single_calendar(caldav, cache);
-    let mut discovered = false;
-    let mut home: Option<(String, Vec<caldav::Calendar>)> = None;
-    // Discovery only when a member's calendar is not in the cache.
-    let needs_discovery = single.is_none()
-        && views::views(members.clone(), false)
-            .iter()
-            .any(|v| cache.calendar(v.cache_key()).is_none());
-    if needs_discovery {
-        discovered = true;
-        match super::listing::layout(caldav, dav)? {
-            Layout::Single(url) => {
-                cache.set_single_calendar(Some(&url));
-                single = Some(url);
-            }
-            Layout::Home(url) => {
-                let calendars = dav.calendars(&url)?;
-                home = Some((url, calendars));
-            }
-        }
-    }
-    let mut jobs = Vec::new();
-    for view in views::views(members, single.is_some()) {
-        let target = match (&single, cache.calendar(view.cache_key()), &home) {
-            (Some(url), _, _) => placement::single_calendar_target(url),
-            (None, Some(url), _) => {
-                let name = Some(view.calendar_name(config.calendar_name.as_deref()));
-                CalendarTarget {
-                    url: url.to_string(),
-                    displayname: name.clone(),
-                    state: CalendarState::Exists { displayname: name },
-                }
-            }
-            (None, None, Some((url, calendars))) => {
-                placement::view_target(url, calendars, &view, config.calendar_name.as_deref())
-            }
-            (None, None, None) => unreachable!("discovery ran for a view not in the cache"),
+    /// The project and its issue, as the placement functions take a run's projects.
+    fn as_fetched(&self) -> [(Project, ProjectIssues); 1] {
+        let issues = ProjectIssues {
+            listed: self.issues.listed,
+            issues: self.issues.issues.clone(),
+            ..ProjectIssues::default()
         };
-        let mut job = placement::view_job(target, &fetched, &ctx, Some(&view));
-        if job.target.state == CalendarState::Missing && job.desired.is_empty() {
-            continue;
-        }
-        fill_stored(dav, &mut job, id, None, &fetched[0].1)?;
-        jobs.push(job);
+        [(self.project.clone(), issues)]
     }
-    Ok(Gathered {
-        jobs,
-        discovered,
-        single: single.is_some(),
-    })
+
+    /// The project's calendar job: the single calendar, else the calendar where the delivery's
+    /// search found the event, else the cache's, else one found by discovery (none when the
+    /// project has no calendar and no event is wanted).
+    fn project_job(
+        &self,
+        settings: &CalDav,
+        cache: &mut CalendarCache,
+        located: Option<(String, StoredEvent)>,
+    ) -> Result<CalDavJobs, Abort> {
+        let (project, dav) = (self.project, self.dav);
+        let mut discovered = None;
+        let mut single = single_calendar(settings, cache);
+        let target = if single.is_some() {
+            None
+        } else if let Some((calendar, _)) = &located {
+            Some(existing(calendar, project))
+        } else if let Some(calendar) = cache.calendar(&project.id) {
+            Some(existing(calendar, project))
+        } else {
+            match super::listing::layout(settings, dav)? {
+                Layout::Single(url) => {
+                    cache.set_single_calendar(Some(&url));
+                    single = Some(url.clone());
+                    discovered = Some(Layout::Single(url));
+                    None
+                }
+                Layout::Home(home) => {
+                    let wanted = [Wanted {
+                        project,
+                        issues: self.issues,
+                    }];
+                    let target = super::caldav_target::place_projects(dav, &home, &wanted)?
+                        .pop()
+                        .expect("one target per project");
+                    if target.state == CalendarState::Missing && self.issue().is_none() {
+                        log::info!(
+                            "no calendar for project {} and no event wanted: nothing to do",
+                            project.id
+                        );
+                        return Ok(CalDavJobs::default());
+                    }
+                    discovered = Some(Layout::Home(home));
+                    Some(target)
+                }
+            }
+        };
+        let ctx = mapping_context(self.config);
+        let mut job = match (target, &single) {
+            (Some(target), _) => placement::project_job(target, project, self.issues, &ctx),
+            (None, Some(url)) => {
+                placement::single_calendar_job(url, &self.as_fetched(), &ctx, None)
+            }
+            (None, None) => unreachable!("no calendar target outside single-calendar mode"),
+        };
+        self.fill_stored(&mut job, located.map(|(_, stored)| stored))?;
+        Ok(CalDavJobs {
+            jobs: vec![job],
+            layout: discovered,
+            reads: Default::default(),
+        })
+    }
+
+    /// The jobs of the assignee views: each view's calendar (the single calendar, or
+    /// `plane-member-{id}/` from the cache or, failing that, the home), wanting the issue's
+    /// event when it is assigned to one of the view's members. A view whose calendar does not
+    /// exist and that wants nothing is left out.
+    fn view_jobs(
+        &self,
+        settings: &CalDav,
+        cache: &mut CalendarCache,
+        members: Vec<ViewMember>,
+    ) -> Result<CalDavJobs, Abort> {
+        let (config, dav) = (self.config, self.dav);
+        let ctx = mapping_context(config);
+        let fetched = self.as_fetched();
+        let mut single = single_calendar(settings, cache);
+        let mut discovered = None;
+        let mut home: Option<(String, Vec<caldav::Calendar>)> = None;
+        // Discovery only when a member's calendar is not in the cache.
+        let needs_discovery = single.is_none()
+            && views::views(members.clone(), false)
+                .iter()
+                .any(|v| cache.calendar(v.cache_key()).is_none());
+        if needs_discovery {
+            match super::listing::layout(settings, dav)? {
+                Layout::Single(url) => {
+                    cache.set_single_calendar(Some(&url));
+                    single = Some(url.clone());
+                    discovered = Some(Layout::Single(url));
+                }
+                Layout::Home(url) => {
+                    let calendars = dav.calendars(&url)?;
+                    discovered = Some(Layout::Home(url.clone()));
+                    home = Some((url, calendars));
+                }
+            }
+        }
+        let mut jobs = Vec::new();
+        for view in views::views(members, single.is_some()) {
+            let target = match (&single, cache.calendar(view.cache_key()), &home) {
+                (Some(url), _, _) => placement::single_calendar_target(url),
+                (None, Some(url), _) => {
+                    let name = Some(view.calendar_name(config.calendar_name.as_deref()));
+                    CalendarTarget {
+                        url: url.to_string(),
+                        displayname: name.clone(),
+                        state: CalendarState::Exists { displayname: name },
+                    }
+                }
+                (None, None, Some((url, calendars))) => {
+                    placement::view_target(url, calendars, &view, config.calendar_name.as_deref())
+                }
+                (None, None, None) => unreachable!("discovery ran for a view not in the cache"),
+            };
+            let mut job = placement::view_job(target, &fetched, &ctx, Some(&view));
+            if job.target.state == CalendarState::Missing && job.desired.is_empty() {
+                continue;
+            }
+            self.fill_stored(&mut job, None)?;
+            jobs.push(job);
+        }
+        Ok(CalDavJobs {
+            jobs,
+            layout: discovered,
+            reads: Default::default(),
+        })
+    }
+
+    /// Reads the issue's event into `job`: where the delivery's search found it (`located`);
+    /// at the job's resource name when an event is wanted (a create that meets our UID
+    /// elsewhere updates that object); under any name when it is not, so that an event a
+    /// client moved still goes.
+    fn fill_stored(
+        &self,
+        job: &mut CalendarJob,
+        located: Option<StoredEvent>,
+    ) -> Result<(), Abort> {
+        let (dav, id) = (self.dav, self.id);
+        let view = job.view.clone();
+        let view = view.as_deref();
+        let stored: Vec<StoredEvent> = match located {
+            Some(stored) => vec![stored],
+            None if job.target.state == CalendarState::Missing => Vec::new(),
+            None if job.desired.contains_key(id) => dav
+                .get(&format!(
+                    "{}{}",
+                    job.target.url,
+                    event::resource_name(id, view)
+                ))?
+                .into_iter()
+                .collect(),
+            None => {
+                let uid = event::uid_for(id, view);
+                let mut found = dav.find_uid(&job.target.url, &uid)?;
+                found.retain(|e| event::holds_uid(&e.data, &uid));
+                found
+            }
+        };
+        // An event still marked with the project the issue was in before a move is this
+        // issue's event all the same (the issue id is unique in the workspace).
+        for mark in stored
+            .iter()
+            .filter_map(|s| event::read_event(&s.data).ok()?.project)
+            .filter(|mark| plane::is_uuid(mark))
+        {
+            if job.scopes.iter().all(|s| s.project.id != mark) {
+                let moved_from = Project {
+                    id: mark,
+                    identifier: String::new(),
+                    name: String::new(),
+                };
+                job.scopes
+                    .push(placement::scope_of(&moved_from, self.issues));
+            }
+        }
+        super::caldav_target::fill_actual(job, stored);
+        Ok(())
+    }
 }
 
 /// [`locate`] for assignee views: the issue's event in each view's calendar (the single one,

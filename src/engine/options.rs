@@ -55,7 +55,7 @@ impl From<&SyncArgs> for Options {
     }
 }
 
-/// Which projects a run reconciles.
+/// Which projects (or which one work item) a run reconciles.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Selection {
     /// Every syncable project (a full sync: the cache is rewritten from scratch).
@@ -65,10 +65,23 @@ pub enum Selection {
     /// A project webhook: a project that is not syncable (archived, deleted, not a member)
     /// means nothing to do.
     Hinted(String),
+    /// An issue webhook: one work item, read by id, in the project the delivery names (`None`
+    /// for a deletion, which names none: the run selects the project that holds its event).
+    Issue { id: String, project: Option<String> },
 }
 
 /// How a reconcile ended: its status, and its report when it got as far as planning.
 pub struct Outcome {
     pub status: Status,
     pub report: Option<Report>,
+}
+
+impl Outcome {
+    /// A run that ended before it had anything to report.
+    pub fn early(status: Status) -> Outcome {
+        Outcome {
+            status,
+            report: None,
+        }
+    }
 }

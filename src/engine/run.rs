@@ -1,7 +1,8 @@
 //! One run of the pipeline, start to end: the run lock and the feed directory first, then the
 //! Plane side (`source`), each target (`caldav_target`, `feed_target`), the plan, the guard and
 //! the writes (`finish`), and the report. `sync` runs it over every project; a project webhook
-//! narrows it to one project; an issue webhook reuses its steps for one issue.
+//! narrows it to one project; an issue webhook to one issue, with `issue`'s narrow forms of
+//! the steps that would cost too much for one event.
 
 use std::io::Write as _;
 use std::time::Instant;
@@ -19,6 +20,7 @@ use crate::reconcile::render::{self, Action, Report};
 
 use super::caldav_target::{CalDavJobs, caldav_jobs, remember_calendars};
 use super::feed_target::{open_feed_dir, write_feeds};
+use super::issue::{self, Narrowed};
 use super::listing;
 use super::options::{Abort, Options, Outcome, Selection};
 use super::source::{Fetched, fetch, resolve_members};
@@ -76,7 +78,7 @@ pub fn remember_per_page(config: &Config, plane: &PlaneClient) {
 /// with feeds only one with empty CalDAV fields (its file name hashes the whole configuration).
 pub fn plane_cache(config: &Config) -> CalendarCache {
     match &config.caldav {
-        Some(caldav) => load_cache(config, caldav),
+        Some(caldav) => CalendarCache::of(config, caldav),
         None => CalendarCache::load(config.cache_file.as_deref(), "", "", &config.workspace_slug),
     }
 }
@@ -88,20 +90,6 @@ pub fn dav_client(caldav: &CalDav, config: &Config) -> DavClient {
         &caldav.password,
         &config.network,
         caldav.roots.as_deref(),
-    )
-}
-
-/// The calendar-location cache of this configuration (see `cache`).
-pub fn load_cache(config: &Config, caldav: &CalDav) -> CalendarCache {
-    match &config.cache_file {
-        Some(path) => log::debug!("calendar cache: {}", path.display()),
-        None => log::debug!("no calendar cache (CALPLANEBOT_CACHE_DIR is empty)"),
-    }
-    CalendarCache::load(
-        config.cache_file.as_deref(),
-        &caldav.url,
-        &caldav.username,
-        &config.workspace_slug,
     )
 }
 
@@ -119,89 +107,98 @@ pub fn load_snapshot(config: &Config, caldav: &CalDav) -> Snapshot {
     )
 }
 
-/// A sync of the selected projects: lock, fetch from Plane, then each configured target —
-/// CalDAV ([`caldav_jobs`], then [`finish`]) and the feeds. A target that fails does not stop
-/// the other.
+/// The pipeline: lock, select and fetch from Plane, then each configured target — CalDAV
+/// ([`CalDavRun::run`]: survey, list, then plan, guard, apply and report in [`finish`]) and
+/// the feeds — and the run's report. Over the selected projects, or narrowed to one issue
+/// (`issue`: its event read instead of a listing, the feeds patched instead of written). A
+/// target that fails does not stop the other.
 pub fn reconcile(config: &Config, options: &Options, selection: &Selection) -> Outcome {
     let started = Instant::now();
     let _lock = match lock(config, options.dry_run) {
         Ok(lock) => lock,
-        Err(status) => {
-            return Outcome {
-                status,
-                report: None,
-            };
-        }
+        Err(status) => return Outcome::early(status),
     };
     // The feed directory is checked (and locked) before anything is read or written: a run
     // of another configuration or with another secret changes nothing anywhere.
     let mut feed_dir = match open_feed_dir(config, options.dry_run) {
         Ok(dir) => dir,
-        Err(status) => {
-            return Outcome {
-                status,
-                report: None,
-            };
-        }
+        Err(status) => return Outcome::early(status),
     };
     let plane = plane_client(config);
+    let client = config
+        .caldav
+        .as_ref()
+        .map(|caldav| dav_client(caldav, config));
     let mut report = Report {
         dry_run: options.dry_run,
         ..Report::default()
     };
-    let aborted = |abort: Abort, mut report: Report, dav: Option<&DavClient>| {
+    let aborted = |abort: Abort, mut report: Report| {
         log::error!("{abort}");
         log::error!("nothing was changed");
         if !options.dry_run {
             remember_per_page(config, &plane);
         }
-        account(&mut report, &plane, dav, started);
+        account(&mut report, &plane, client.as_ref(), started);
         report.errors.push(abort.to_string());
         Outcome {
             status: abort.status(),
             report: Some(report),
         }
     };
+    let (selection, mut narrowed) =
+        match select(config, &plane, client.as_ref(), &feed_dir, selection) {
+            Ok(Some(selected)) => selected,
+            Ok(None) => return Outcome::early(Status::Success),
+            Err(abort) => return aborted(abort, report),
+        };
+    let selection = &selection;
     let fetched = match fetch(selection, &plane, &mut report) {
         Ok(fetched) => fetched,
-        Err(abort) => return aborted(abort, report, None),
+        Err(abort) => return aborted(abort, report),
     };
+    if let Some(narrowed) = &narrowed {
+        if fetched.projects.is_empty() {
+            // The issue's project is not synced: nothing to do, as `sync` would do nothing.
+            return Outcome::early(Status::Success);
+        }
+        narrowed.note_span(config, &fetched);
+    }
     let mut statuses = Vec::new();
-    let mut dav = None;
     if config.caldav.is_none() && !config.assignees.is_empty() {
         log::warn!(
             "--assignee applies to CalDAV calendars; this configuration writes feeds only, which already have one feed per member"
         );
     }
-    if let Some(caldav) = &config.caldav {
-        let client = dav_client(caldav, config);
+    if let (Some(caldav), Some(client)) = (&config.caldav, &client) {
         let target = CalDavRun {
             config,
             caldav,
             options,
             selection,
             plane: &plane,
-            client: &client,
+            client,
             started,
         };
-        match target.run(&fetched, &mut report) {
+        match target.run(&fetched, narrowed.as_mut(), &mut report) {
             Ok(status) => statuses.push(status),
-            Err(abort) => return aborted(abort, report, Some(&client)),
+            Err(abort) => return aborted(abort, report),
         }
-        dav = Some(client);
     }
     if let Some(dir) = &mut feed_dir {
-        let removals = !matches!(selection, Selection::Hinted(_));
-        statuses.push(write_feeds(
-            config,
-            dir,
-            options,
-            &plane,
-            &fetched,
-            selection,
-            removals,
-            &mut report,
-        ));
+        statuses.push(match &narrowed {
+            Some(one) => issue::patch_feeds(config, dir, options, &one.id, &fetched, &mut report),
+            None => write_feeds(
+                config,
+                dir,
+                options,
+                &plane,
+                &fetched,
+                selection,
+                !matches!(selection, Selection::Hinted(_)),
+                &mut report,
+            ),
+        });
     }
     let mut status = Status::combine(&statuses);
     // A project that could not be read fails the run whichever targets there are.
@@ -211,13 +208,44 @@ pub fn reconcile(config: &Config, options: &Options, selection: &Selection) -> O
     if !options.dry_run {
         remember_per_page(config, &plane);
     }
-    account(&mut report, &plane, dav.as_ref(), started);
+    account(&mut report, &plane, client.as_ref(), started);
     print_json(options, &report);
     log_done(&report);
     Outcome {
         status,
         report: Some(report),
     }
+}
+
+/// The select step: which projects, or which one issue in which project (for a deletion, the
+/// project whose calendar or feed holds its event); `None` when an issue's event is nowhere.
+fn select(
+    config: &Config,
+    plane: &PlaneClient,
+    client: Option<&DavClient>,
+    feed_dir: &Option<crate::feed::FeedDirectory>,
+    selection: &Selection,
+) -> Result<Option<(Selection, Option<Narrowed>)>, Abort> {
+    let Selection::Issue { id, project } = selection else {
+        return Ok(Some((selection.clone(), None)));
+    };
+    let found = issue::select(
+        config,
+        plane,
+        client,
+        feed_dir.as_ref(),
+        id,
+        project.as_deref(),
+    )?;
+    let Some(found) = found else {
+        log::info!("no event of work item {id} in any calendar or feed: nothing to do");
+        return Ok(None);
+    };
+    let selection = Selection::Issue {
+        id: id.clone(),
+        project: Some(found.project.clone()),
+    };
+    Ok(Some((selection, Some(found))))
 }
 
 /// Puts what the run cost into its report: the requests to each server, and the time.
@@ -248,21 +276,35 @@ impl CalDavRun<'_> {
     /// keep what the run learned. `Err` when the run must stop there, nothing changed: a
     /// failure to resolve the views, or to reach the server without feeds to write; a
     /// failure the feeds can go on past is reported and gives the target's status.
-    fn run(&self, fetched: &Fetched, report: &mut Report) -> Result<Status, Abort> {
+    fn run(
+        &self,
+        fetched: &Fetched,
+        mut narrowed: Option<&mut Narrowed>,
+        report: &mut Report,
+    ) -> Result<Status, Abort> {
         let (config, caldav, options) = (self.config, self.caldav, self.options);
-        let members = resolve_members(config, self.plane, &fetched.projects)?;
-        let mut snapshot = load_snapshot(config, caldav);
-        let gathered = caldav_jobs(
-            config,
-            caldav,
-            options,
-            self.plane,
-            self.client,
-            fetched,
-            &members,
-            report,
-            &mut snapshot,
-        );
+        let members = match narrowed.as_mut().and_then(|one| one.members.take()) {
+            Some(members) => members,
+            None => resolve_members(config, self.plane, &fetched.projects)?,
+        };
+        let mut snapshot = None;
+        let gathered = match narrowed.as_mut() {
+            Some(one) => one.caldav_jobs(config, caldav, self.client, fetched, members),
+            None => {
+                let snapshot = snapshot.insert(load_snapshot(config, caldav));
+                caldav_jobs(
+                    config,
+                    caldav,
+                    options,
+                    self.plane,
+                    self.client,
+                    fetched,
+                    &members,
+                    report,
+                    snapshot,
+                )
+            }
+        };
         match gathered {
             Ok(CalDavJobs {
                 jobs,
@@ -279,8 +321,14 @@ impl CalDavRun<'_> {
                     self.started,
                 );
                 *report = done;
-                if !options.dry_run {
-                    self.keep_memory(&layout, &jobs, &reads, &mut snapshot, report);
+                match (narrowed, snapshot) {
+                    (Some(one), _) => {
+                        one.remember(caldav, &jobs, &layout, report, options.dry_run);
+                    }
+                    (None, Some(mut snapshot)) if !options.dry_run => {
+                        self.keep_memory(&layout, &jobs, &reads, &mut snapshot, report);
+                    }
+                    (None, _) => {}
                 }
                 Ok(status)
             }
@@ -383,7 +431,7 @@ pub fn remember(
     jobs: &[CalendarJob],
     report: &Report,
 ) {
-    let mut cache = load_cache(config, caldav);
+    let mut cache = CalendarCache::of(config, caldav);
     if *selection == Selection::All && report.errors.is_empty() {
         cache.clear();
     }

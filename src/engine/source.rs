@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 
 use crate::config::Config;
 use crate::mapping::event::MappingContext;
-use crate::plane::{self, Issue, IssueItem, PlaneClient, PlaneError, Project, ProjectIssues};
+use crate::plane::{
+    self, Issue, IssueItem, PlaneClient, PlaneError, Project, ProjectEntry, ProjectIssues,
+};
 use crate::reconcile::plan::{self};
 use crate::reconcile::render::Report;
 use crate::reconcile::views::{self, ViewMember};
@@ -72,7 +74,8 @@ pub fn confirm_missing(
 }
 
 /// What Plane said this run: the selected projects with their dated issues (none for a project
-/// hint that names no syncable project: nothing to do).
+/// hint that names no syncable project, or an issue of a project not synced: nothing to do).
+#[derive(Default)]
 pub struct Fetched {
     /// Every syncable project of the workspace, selected or not.
     pub listed: Vec<Project>,
@@ -122,12 +125,19 @@ impl Fetched {
     }
 }
 
-/// The Plane side of a run: the selected projects and their dated issues.
+/// The Plane side of a run: the selected projects and their dated issues; for one issue, that
+/// issue and its project.
 pub fn fetch(
     selection: &Selection,
     plane: &PlaneClient,
     report: &mut Report,
 ) -> Result<Fetched, Abort> {
+    if let Selection::Issue { id, project } = selection {
+        return match project {
+            Some(project) => fetch_issue(plane, project, id),
+            None => Ok(Fetched::default()),
+        };
+    }
     let list = plane.projects()?;
     for (name, reason) in &list.skipped {
         log::info!("skipping project {name:?}: {reason}");
@@ -136,6 +146,7 @@ pub fn fetch(
     let projects = match selection {
         Selection::All => list.projects,
         Selection::Named(wanted) => select_projects(list.projects, wanted)?,
+        Selection::Issue { .. } => unreachable!("an issue is fetched by id"),
         Selection::Hinted(id) => {
             let found: Vec<Project> = list.projects.into_iter().filter(|p| p.id == *id).collect();
             if found.is_empty() {
@@ -175,6 +186,58 @@ pub fn fetch(
     Ok(Fetched {
         listed,
         projects: fetched,
+        answers: Default::default(),
+    })
+}
+
+/// The Plane side narrowed to one issue: what Plane says of it now, in one request — the
+/// issue (left out when it has no date or is gone) in its project, listed completely (it was
+/// read by id); nothing when its project is not synced, so that nothing is changed.
+fn fetch_issue(plane: &PlaneClient, project_id: &str, id: &str) -> Result<Fetched, Abort> {
+    let (issue, project) = match plane.issue_with_project(project_id, id)? {
+        Some((IssueItem::Dated(issue), project)) => (Some(issue), project),
+        Some((IssueItem::Undated { .. }, project)) => (None, project),
+        Some((IssueItem::Invalid { reason, .. }, _)) => {
+            return Err(Abort::Unreadable(format!(
+                "work item {id} of project {project_id} could not be read ({reason}); its event is kept"
+            )));
+        }
+        // 404: the issue is deleted or archived — or its project is archived, which Plane
+        // does not tell apart (plane-api.md §9). `sync` deletes nothing of a project it
+        // cannot sync, so the project decides.
+        None => match plane.project_entry(project_id) {
+            Ok(ProjectEntry::Syncable(project)) => {
+                log::info!(
+                    "Plane answers 404 for work item {id} of project {} (deleted or archived): its event goes",
+                    plane::project_label(&project)
+                );
+                (None, project)
+            }
+            Ok(ProjectEntry::Skipped { name, reason }) => {
+                log::info!(
+                    "work item {id} is gone with its project {name:?}, which is not synced ({reason}): calplanebot deletes nothing for it, as sync does"
+                );
+                return Ok(Fetched::default());
+            }
+            Err(PlaneError::NotFound { .. } | PlaneError::Forbidden { .. }) => {
+                log::info!(
+                    "work item {id} is gone with its project {project_id}, which the token cannot read any more: calplanebot deletes nothing for it, as sync does"
+                );
+                return Ok(Fetched::default());
+            }
+            Err(other) => return Err(other.into()),
+        },
+    };
+    Ok(Fetched {
+        listed: vec![project.clone()],
+        projects: vec![(
+            project,
+            ProjectIssues {
+                listed: 1,
+                issues: issue.into_iter().collect(),
+                ..ProjectIssues::default()
+            },
+        )],
         answers: Default::default(),
     })
 }
