@@ -1542,6 +1542,8 @@ fn an_issue_deleted_between_two_pages_never_costs_a_live_issue_its_event(server:
             .requests()
             .into_iter()
             .filter(|r| r.path.ends_with(&work_items_path(env, "WEB")))
+            // The full reads (a probe asks for no `expand`).
+            .filter(|r| r.query.contains("expand="))
             .map(|r| r.query)
             .collect::<Vec<_>>()
     };
@@ -1564,12 +1566,16 @@ fn an_issue_deleted_between_two_pages_never_costs_a_live_issue_its_event(server:
     let skipped_href = env.event_href("WEB", &skipped_name);
     let before = env.user.get(&skipped_href).unwrap().expect("synced");
 
-    // Someone deletes an issue of the first page while the walk is between its two pages.
+    // Someone deletes an issue of the first page while the walk is between its two pages of
+    // a full read (one comes: an issue of the second page was renamed, which a probe sees).
+    let renamed = env.issue_id("Task 145");
+    env.sim
+        .with_world(|w| w.issue_mut(&renamed).name = "Task 145, renamed".into());
     let deleted = gone.clone();
     env.sim.edit_after(
         FaultRule::new(&work_items_path(&env, "WEB"), Fault::server_error())
             .method("GET")
-            .query_contains("per_page="),
+            .query_contains("expand="),
         move |w| w.delete_issue(&deleted),
     );
     let run = sync(&env, &[]);
