@@ -1381,3 +1381,121 @@ fn the_assignee_and_start_date_patch_captures_are_reproduced_apart_from_the_cloc
         assert_eq!(reply.header("Allow"), capture.header("Allow"), "{name}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The cheap probe of a project (captures 90-92, workspace `perf`).
+
+const PL01: &str = "49975212-2829-4bac-a2c3-f2a9c0d6b458";
+/// The item capture 90 lists first and 91 names as the newest change (sequence 50).
+const PL01_NEWEST: &str = "da7b782a-986f-48bf-adb0-62b113d57ebc";
+const PL01_FIRST: &str = "fc661d4e-a81e-4a2d-b5d4-a3ce86fb9224";
+
+fn perf_sim() -> PlaneSim {
+    PlaneSim::start(Seed::lab_2026_12_07_perf()).unwrap()
+}
+
+fn perf_items(query: &str) -> String {
+    format!("/api/v1/workspaces/perf/projects/{PL01}/work-items/{query}")
+}
+
+#[test]
+fn probe_captures_are_reproduced_exactly() {
+    let sim = perf_sim();
+    for name in [
+        "90-work-items-probe-ids-updated_at.json",
+        "91-work-items-newest-updated.json",
+        "92-work-items-full-no-expand.json",
+    ] {
+        replay(&sim, name);
+    }
+}
+
+#[test]
+fn the_probe_keeps_the_envelope_and_the_serializers_key_order() {
+    let sim = perf_sim();
+    let probe = get(&sim, &perf_items("?per_page=1000&fields=id,updated_at")).json();
+    let newest = get(
+        &sim,
+        &perf_items("?per_page=1&order_by=-updated_at&fields=id,updated_at"),
+    )
+    .json();
+    for envelope in [&probe, &newest] {
+        assert_eq!(
+            envelope.keys(),
+            capture("90-work-items-probe-ids-updated_at.json")
+                .body
+                .keys(),
+            "envelope keys and order"
+        );
+        // per_page=1 still counts the whole project.
+        assert_eq!(envelope.get("total_count"), Some(&Json::Int(50)));
+        assert_eq!(envelope.get("total_results"), Some(&Json::Int(50)));
+    }
+    let results = newest.get("results").unwrap().as_array().unwrap();
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0].keys(), ["id", "updated_at"]);
+    assert_eq!(newest.get("total_pages"), Some(&Json::Int(50)));
+    assert_eq!(newest.get("next_cursor"), Some(&Json::str("1:1:0")));
+    // The order of `fields` does not matter: keys come in the serializer's order.
+    let swapped = get(&sim, &perf_items("?per_page=1000&fields=updated_at,id")).json();
+    assert_eq!(swapped, probe);
+    // Also for one work item, and with an expansion `fields` leaves nothing to act on.
+    let detail = get(
+        &sim,
+        &perf_items(&format!(
+            "{PL01_FIRST}/?fields=updated_at,id&expand=state,labels,assignees"
+        )),
+    )
+    .json();
+    assert_eq!(detail.keys(), ["id", "updated_at"]);
+    assert_eq!(
+        detail.get("updated_at"),
+        Some(&Json::str("2026-12-07T21:13:20.159778Z"))
+    );
+}
+
+#[test]
+fn the_newest_change_probe_follows_edits_and_ignores_label_renames() {
+    let sim = perf_sim();
+    let newest_probe = perf_items("?per_page=1&order_by=-updated_at&fields=id,updated_at");
+    let newest = |sim: &PlaneSim| {
+        let page = get(sim, &newest_probe).json();
+        let item = page.get("results").unwrap().as_array().unwrap()[0].clone();
+        (
+            item.get("id").unwrap().as_str().unwrap().to_owned(),
+            item.get("updated_at").unwrap().as_str().unwrap().to_owned(),
+        )
+    };
+    let (id, captured_stamp) = newest(&sim);
+    assert_eq!(id, PL01_NEWEST);
+    // Renaming a label touches no work item's `updated_at` (README, captures 90-92).
+    sim.with_world(|w| w.project_mut("PL01").labels[0].name = "renamed".to_owned());
+    assert_eq!(
+        newest(&sim),
+        (PL01_NEWEST.to_owned(), captured_stamp.clone())
+    );
+    // A PATCH of labels moves the item's `updated_at`: it becomes the newest change.
+    let label = sim.with_world(|w| w.project("PL01").unwrap().labels[1].id.clone());
+    let patched = send(
+        &sim,
+        "PATCH",
+        &perf_items(&format!("{PL01_FIRST}/")),
+        &[("X-API-Key", &sim.token())],
+        &format!(r#"{{"labels": ["{label}"]}}"#),
+    );
+    assert_eq!(patched.status, 200, "{}", patched.text());
+    let (id, stamp) = newest(&sim);
+    assert_eq!(id, PL01_FIRST);
+    assert!(stamp > captured_stamp, "{stamp} after {captured_stamp}");
+    // Rendered like every timestamp: UTC, `Z`, microseconds unless they are zero.
+    let (date, time) = stamp.split_once('T').unwrap();
+    assert_eq!(date.len(), 10, "{stamp}");
+    assert!(time.ends_with('Z'), "{stamp}");
+    assert!(matches!(time.len(), 9 | 16), "{stamp}");
+    // The whole probe still lists all 50, in the default order (newest created first).
+    let probe = get(&sim, &perf_items("?per_page=1000&fields=id,updated_at"));
+    let listed = ids(&probe);
+    assert_eq!(listed.len(), 50);
+    assert_eq!(listed.first().map(String::as_str), Some(PL01_NEWEST));
+    assert_eq!(listed.last().map(String::as_str), Some(PL01_FIRST));
+}
