@@ -2,7 +2,8 @@
 //! (`tests/fixtures/plane/api/`) is replayed against a simulator seeded with the same world, and
 //! status, body (key order and byte length included) and the telling headers must match. The
 //! rest pins the behaviour `shared/plane-api.md` documents beyond the captures: exclusions,
-//! ordering, `fields`/`expand`, paging edge cases, auth, the rate limit and fault injection.
+//! ordering, `fields`/`expand`, paging edge cases, auth, the rate limit (also under concurrent
+//! clients) and fault injection.
 //!
 //! The HTTP client here is a few lines of `std::net`, so the simulator is judged on the bytes
 //! it sends, not on what a client library forgives.
@@ -14,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use calplanebot_testbed::plane_sim::json::Json;
 use calplanebot_testbed::plane_sim::{
-    Fault, FaultRule, PlaneSim, ROLE_GUEST, ROLE_MEMBER, Seed, SeedIssue, SeedProject, SeedState,
-    SeedUser,
+    CostModel, Fault, FaultRule, PlaneSim, ROLE_GUEST, ROLE_MEMBER, Seed, SeedIssue, SeedProject,
+    SeedState, SeedUser, Workers,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -1498,4 +1499,93 @@ fn the_newest_change_probe_follows_edits_and_ignores_label_renames() {
     assert_eq!(listed.len(), 50);
     assert_eq!(listed.first().map(String::as_str), Some(PL01_NEWEST));
     assert_eq!(listed.last().map(String::as_str), Some(PL01_FIRST));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The rate limit under concurrent clients.
+
+/// Sends `per_client` requests from each of `clients` threads at once.
+fn concurrently(sim: &PlaneSim, clients: usize, per_client: usize, target: &str) -> Vec<Reply> {
+    let start = std::sync::Barrier::new(clients);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..clients)
+            .map(|_| {
+                scope.spawn(|| {
+                    start.wait();
+                    (0..per_client)
+                        .map(|_| get(sim, target))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    })
+}
+
+#[test]
+fn concurrent_clients_share_one_rate_limit_window() {
+    let sim = lab_sim();
+    sim.set_rate_limit(Some(5));
+    let replies = concurrently(&sim, 6, 3, &work_items(ALPHA, "?fields=id,updated_at"));
+    let (passed, refused): (Vec<&Reply>, Vec<&Reply>) =
+        replies.iter().partition(|r| r.status == 200);
+    assert_eq!((passed.len(), refused.len()), (5, 13));
+    // Each passing request took its own place in the window.
+    let mut remaining: Vec<&str> = passed
+        .iter()
+        .map(|r| r.header("X-RateLimit-Remaining").unwrap())
+        .collect();
+    remaining.sort_unstable();
+    assert_eq!(remaining, ["0", "1", "2", "3", "4"]);
+    for refusal in &refused {
+        assert_eq!(refusal.status, 429);
+        assert_eq!(refusal.json(), capture("30-ratelimit-5pm-req6.json").body);
+        let retry: u64 = refusal.header("Retry-After").unwrap().parse().unwrap();
+        assert!((59..=60).contains(&retry), "Retry-After {retry}");
+        assert!(refusal.header("X-RateLimit-Remaining").is_none());
+    }
+    assert_eq!(sim.requests().len(), 18, "every request recorded once");
+}
+
+#[test]
+fn a_request_is_refused_while_another_is_still_being_served() {
+    let sim = lab_sim();
+    sim.set_rate_limit(Some(1));
+    // Work-item lists are slow (0.6 s each), everything else free; 2 workers, real time.
+    sim.set_cost_model(Some(CostModel {
+        per_request: 0.0,
+        per_work_item_list: 0.6,
+        probe_per_50_rows: 0.0,
+        plain_per_50_rows: 0.0,
+        expanded_per_50_rows: 0.0,
+    }));
+    sim.set_workers(Some(Workers::default()));
+    std::thread::scope(|scope| {
+        let slow = scope.spawn(|| get(&sim, &work_items(ALPHA, "")));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while sim.in_flight() == 0 {
+            assert!(Instant::now() < deadline, "the slow request never arrived");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let asked = Instant::now();
+        let refused = get(&sim, "/api/v1/users/me/");
+        assert_eq!(refused.status, 429);
+        assert!(refused.header("Retry-After").is_some());
+        assert!(
+            asked.elapsed() < Duration::from_millis(400),
+            "answered on the second worker, not after the slow one: {:?}",
+            asked.elapsed()
+        );
+        assert_eq!(sim.in_flight(), 1, "the slow request is still being served");
+        let slow = slow.join().unwrap();
+        assert_eq!(slow.status, 200);
+        assert_eq!(slow.header("X-RateLimit-Remaining"), Some("0"));
+    });
+    assert_eq!(sim.max_in_flight(), 2);
+    let cost = sim.cost();
+    assert_eq!((cost.requests, cost.rows_plain), (2, 4));
+    assert!((cost.server_seconds - 0.6).abs() < 1e-9, "{cost:?}");
 }
