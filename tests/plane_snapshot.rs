@@ -206,8 +206,18 @@ fn assignees_line(ics: &str) -> Option<String> {
 on_both_servers!(a_run_with_nothing_changed_probes_each_project_and_reads_none_in_full);
 fn a_run_with_nothing_changed_probes_each_project_and_reads_none_in_full(server: ServerKind) {
     let env = Env::start(server, seed());
+    // A dry run keeps nothing: the first real run reads every project in full.
+    let dry = sync_ok(&env, &["--dry-run"]);
+    assert_summary(&dry, "would create 6");
+    assert_eq!(
+        plane_snapshot_file(&env),
+        None,
+        "a dry run saves no snapshot"
+    );
+    env.sim.reset_requests();
     let first = sync_ok(&env, &[]);
     assert_summary(&first, "6 created");
+    assert_eq!(probes(&env), Vec::<String>::new(), "nothing to probe yet");
     assert_eq!(
         full_reads(&env),
         sorted(&PROJECTS),
