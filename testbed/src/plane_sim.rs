@@ -55,7 +55,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use cost::{CostModel, PlaneCost, Workers};
 pub use webhook::{Delivery, WebhookActivity, webhook_signature};
@@ -77,6 +77,10 @@ pub struct RecordedRequest {
     pub query: String,
     /// The status the simulator answered with (also for a faulted request).
     pub status: u16,
+    /// When the simulator had read the request (before any worker or fault delay).
+    pub received: Instant,
+    /// When the simulator recorded its answer, just before writing it.
+    pub answered: Instant,
 }
 
 /// A deliberate failure, for the requests a [`FaultRule`] selects.

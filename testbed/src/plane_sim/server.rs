@@ -92,18 +92,21 @@ impl State {
         fired
     }
 
-    fn record(&mut self, request: &Request, status: u16) {
+    fn record(&mut self, request: &Request, status: u16, received: Instant) {
         self.requests.push(RecordedRequest {
             method: request.method.clone(),
             path: request.path.clone(),
             query: request.query.clone(),
             status,
+            received,
+            answered: Instant::now(),
         });
     }
 
-    /// Records an answer and makes the world edits waiting for this request.
-    fn answered(&mut self, request: &Request, response: Response) -> Response {
-        self.record(request, response.status);
+    /// Records an answer (to a request read at `received`) and makes the world edits waiting
+    /// for this request.
+    fn answered(&mut self, request: &Request, response: Response, received: Instant) -> Response {
+        self.record(request, response.status, received);
         for pending in &mut self.edits {
             if !pending
                 .rule
@@ -160,6 +163,7 @@ fn exchange(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
         }
         Err(e) => return Err(e),
     };
+    let received = Instant::now();
     let in_flight = shared.floor.enter();
     let fault = shared.lock().fault_for(&request);
     let mut mangle = Mangle::None;
@@ -199,7 +203,7 @@ fn exchange(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
         Some(faulted) => {
             let mut state = shared.lock();
             state.cost.add(None, 0.0);
-            state.answered(&request, faulted)
+            state.answered(&request, faulted, received)
         }
         None => {
             let worker = shared.floor.worker(|| shared.stop.load(Ordering::SeqCst));
@@ -215,7 +219,7 @@ fn exchange(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
                 let served = response.served.as_ref();
                 let seconds = state.cost_model.map_or(0.0, |model| model.seconds(served));
                 state.cost.add(served, seconds);
-                (state.answered(&request, response), seconds)
+                (state.answered(&request, response, received), seconds)
             };
             sleep_unless_stopped(worker.sleep_for(seconds), shared);
             response
