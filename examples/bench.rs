@@ -4,7 +4,8 @@
 //! Run: `cargo run --release --example bench` (100 projects × 100 issues, 80% dated, 20
 //! members with the issues assigned round-robin, Radicale and Xandikos; `-- --quick` for
 //! 10 × 50, `--projects P --issues N --dated-percent D`, `--server radicale|xandikos|both`,
-//! `--plane-rate-limit N`, `--json`, `--concurrency-runs`).
+//! `--plane-rate-limit N`, `--json`, `--concurrency-runs`, `--plane-only`,
+//! `--plane-sleep-scale S`).
 //!
 //! The runs, per server, in this order (p projects, d dated issues; Plane's bound is the
 //! projects page plus one work-items page per 1000 issues of each project):
@@ -34,6 +35,15 @@
 //!   members list): first sync (discovery, the home, 1 MKCALENDAR, a PUT per event of theirs,
 //!   the in-run check), no change (1), webhook for one of their issues (Plane 2, CalDAV 2).
 //!
+//! First, **the Plane side** (issue 23), feeds only, on a simulator priced as the lab's Plane CE
+//! 1.3.1 (`CostModel::plane_ce_lab`: 2 workers, each request sleeping its server time × the
+//! sleep scale, 0.25 unless `--plane-sleep-scale`): the first run; **no change, before** (no
+//! Plane snapshot and one project at a time: the behaviour before issue 23); **no change**
+//! (each project's probe, four at once); **1% changed** (only the changed projects read in
+//! full); a **label renamed** (Plane moves no work item), then a webhook for one of its issues,
+//! then the next full refresh. Each with its requests, full-read and probe pages, projects read
+//! in full, rows served with and without expand, simulated server seconds and wall time.
+//!
 //! The report gives each run's wall and CPU time, peak RSS, requests by kind against their
 //! bound, and the size of the listing snapshot file (`listing-*.json` in the bench's
 //! `CALPLANEBOT_CACHE_DIR`), then a before/after table (snapshot off and on) for the no-change,
@@ -60,7 +70,7 @@ use calplanebot::reconcile::plan::{
     ActualEvent, CalendarJob, CalendarState, CalendarTarget, ProjectScope,
 };
 use calplanebot_testbed::caldav_server::{CalDavServer, ServerKind};
-use calplanebot_testbed::plane_sim::{PlaneSim, Seed};
+use calplanebot_testbed::plane_sim::{CostModel, PlaneSim, Seed, Workers};
 use calplanebot_testbed::proxy::CountingProxy;
 use serde_json::{Value, json};
 
@@ -81,7 +91,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let options = Options::parse(&args[1..])?;
     let mut results = Vec::new();
     let started = Instant::now();
-    for kind in &options.servers {
+    let plane = bench_plane(&options)?;
+    let servers: &[ServerKind] = if options.plane_only {
+        &[]
+    } else {
+        &options.servers
+    };
+    for kind in servers {
         eprintln!(
             "== {} ({} projects × {} issues, {}% dated)",
             kind.name(),
@@ -101,12 +117,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                          "dated_percent": options.dated_percent,
                          "plane_rate_limit_per_minute": options.plane_rate_limit},
             "servers": results,
+            "plane_side": plane,
             "local_work_10000_issues_ms": local,
             "bench_seconds": total,
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
         print_report(&options, &machine, &results, &local, total);
+        print_plane(&plane);
     }
     Ok(())
 }
@@ -321,7 +339,12 @@ fn bench_server(options: &Options, kind: ServerKind) -> Result<Value, Box<dyn st
     // The home's PROPFIND, then only the writes: nothing else changed since the snapshot.
     // Plane: the pages only; an issue that lost its date is still in the list, undated, so
     // deleting its event needs no question to Plane.
-    runs.push(bench.sync("1% changed", &[], bounds(pages, 1 + change.events, 0))?);
+    // Plane: each project's probe, and a full read of each project with a change.
+    runs.push(bench.sync(
+        "1% changed",
+        &[],
+        bounds(pages + change.calendars, 1 + change.events, 0),
+    )?);
 
     eprintln!("   sync after that, nothing changed…");
     // One sync-collection REPORT per calendar the previous run wrote: it confirms those
@@ -534,16 +557,19 @@ impl Bench<'_> {
         plane: usize,
     ) -> Result<RunCost, Box<dyn std::error::Error>> {
         let id = self.sim.with_world(|w| {
-            let issue = w
+            let id = w
                 .issues
-                .iter_mut()
+                .iter()
                 .find(|i| {
                     i.target_date.is_some()
                         && member.is_none_or(|m| i.assignees.iter().any(|a| a == m))
                 })
-                .expect("a dated issue");
+                .expect("a dated issue")
+                .id
+                .clone();
+            let issue = w.issue_mut(&id);
             issue.target_date = Some(other_date(issue.target_date.as_deref(), "2027-06-30"));
-            issue.id.clone()
+            id
         });
         let delivery = self
             .sim
@@ -769,8 +795,15 @@ fn change_one_percent(sim: &PlaneSim, round: u32) -> Change {
         let step = (dated.len() / n).max(1);
         let wanted = format!("2027-09-{:02}", 9 + round);
         let mut calendars = std::collections::BTreeSet::new();
-        for (k, &i) in dated.iter().step_by(step).take(n).enumerate() {
-            let issue = &mut w.issues[i];
+        let ids: Vec<String> = dated
+            .iter()
+            .step_by(step)
+            .take(n)
+            .map(|&i| w.issues[i].id.clone())
+            .collect();
+        for (k, id) in ids.iter().enumerate() {
+            // As Plane saves an edit: `updated_at` moves.
+            let issue = w.issue_mut(id);
             calendars.insert(issue.project.clone());
             match k % 3 {
                 0 => issue.target_date = Some(other_date(issue.target_date.as_deref(), &wanted)),
@@ -1289,6 +1322,311 @@ impl RunCostView<'_> {
 }
 
 // -------------------------------------------------------------------------------------------
+// The Plane side (issue 23): what a run costs the Plane server, with the simulator priced as
+// the lab's Plane CE 1.3.1 (`CostModel::plane_ce_lab`, 2 workers).
+// -------------------------------------------------------------------------------------------
+
+/// One feeds-only run of the Plane section: its Plane requests, full reads and probes, and what
+/// the simulated server spent on them.
+#[derive(Clone, Debug, serde::Serialize)]
+struct PlaneRun {
+    name: String,
+    exit_ok: bool,
+    wall_seconds: f64,
+    requests: usize,
+    /// Work-item list requests with `expand` (full reads, pages included), and probes.
+    full_read_pages: usize,
+    probe_pages: usize,
+    /// Projects read in full.
+    projects_read: usize,
+    rows_expanded: u64,
+    rows_plain: u64,
+    rows_probe: u64,
+    /// Simulated Plane server time (seconds at full scale, whatever the sleep scale).
+    server_seconds: f64,
+    /// Concurrent requests the simulator served at most.
+    max_in_flight: usize,
+    /// Feed files that hold the renamed label (the label-rename runs), else `None`.
+    renamed_label_in: Option<usize>,
+}
+
+/// The Plane section: a feeds-only configuration (no CalDAV: the Plane side alone), first with
+/// today's behaviour before issue 23 (`CALPLANEBOT_FULL_LISTING_EVERY=0`: no Plane snapshot,
+/// every project read in full; `--concurrency 1`: one after another), then as it is now.
+fn bench_plane(options: &Options) -> Result<Value, Box<dyn std::error::Error>> {
+    let seed = workspace_seed(options);
+    let sim = PlaneSim::start(Seed::from_json(&seed.to_string())?)?;
+    sim.set_rate_limit(options.plane_rate_limit);
+    sim.set_cost_model(Some(CostModel::plane_ce_lab()));
+    sim.set_workers(Some(Workers {
+        count: 2,
+        sleep_scale: options.plane_sleep_scale,
+    }));
+    let dir = std::env::temp_dir().join(format!("calplanebot-bench-plane-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("feeds"))?;
+    let run = |name: &str, args: &[&str], extra: &[(&str, &str)]| {
+        plane_run(&sim, &dir, name, args, extra)
+    };
+    let before = [SNAPSHOT_OFF];
+    let mut runs = Vec::new();
+    eprintln!("== the Plane side (feeds only, simulated Plane CE server time)");
+    eprintln!("   first run…");
+    runs.push(run("first run", &["sync", "-q"], &[])?);
+    eprintln!("   nothing changed, before (no Plane snapshot, one project at a time)…");
+    runs.push(run(
+        "no change, before",
+        &["sync", "-q", "--concurrency", "1"],
+        &before,
+    )?);
+    eprintln!("   nothing changed…");
+    runs.push(run("no change", &["sync", "-q"], &[])?);
+    let change = change_one_percent(&sim, 7);
+    eprintln!(
+        "   {} changes in {} projects…",
+        change.events, change.calendars
+    );
+    let mut changed = run("1% changed", &["sync", "-q"], &[])?;
+    changed.name = format!("1% changed ({} projects)", change.calendars);
+    runs.push(changed);
+    eprintln!("   nothing changed after that…");
+    runs.push(run("no change after 1%", &["sync", "-q"], &[])?);
+
+    // A label renamed: Plane moves no work item's `updated_at`.
+    let labelled = sim.with_world(|w| {
+        let project = w.projects[0].id.clone();
+        let label = w.projects[0]
+            .labels
+            .iter_mut()
+            .find(|l| l.name == "bug")
+            .expect("a bug label");
+        label.name = "defect".into();
+        let label = label.id.clone();
+        w.issues
+            .iter()
+            .find(|i| i.project == project && i.target_date.is_some() && i.labels.contains(&label))
+            .map(|i| i.id.clone())
+            .expect("a dated issue with the label")
+    });
+    eprintln!("   a label renamed: the next run…");
+    runs.push(run("label renamed: next run", &["sync", "-q"], &[])?);
+    eprintln!("   a label renamed: a webhook for one of its issues…");
+    let delivery = sim.webhook_delivery("issue", "updated", &labelled, WEBHOOK_SECRET);
+    let signature = delivery
+        .header("X-Plane-Signature")
+        .unwrap_or_default()
+        .to_string();
+    runs.push(plane_run_with_stdin(
+        &sim,
+        &dir,
+        "label renamed: webhook (1 issue)",
+        &["webhook", "-q"],
+        &[
+            ("PLANE_WEBHOOK_SECRET", WEBHOOK_SECRET),
+            ("PLANE_WEBHOOK_SIGNATURE", signature.as_str()),
+        ],
+        Some(&delivery.body),
+    )?);
+    // The next full refresh: every record older than the period (1 s here) is read in full.
+    std::thread::sleep(Duration::from_millis(1100));
+    eprintln!("   a label renamed: the next full refresh…");
+    runs.push(run(
+        "label renamed: full refresh",
+        &["sync", "-q"],
+        &[("CALPLANEBOT_FULL_LISTING_EVERY", "1")],
+    )?);
+    let _ = std::fs::remove_dir_all(&dir);
+    let find = |name: &str| runs.iter().find(|r| r.name == name).cloned();
+    let ratio = match (find("no change, before"), find("no change")) {
+        (Some(before), Some(after)) => json!({
+            "server_seconds": after.server_seconds / before.server_seconds.max(1e-9),
+            "wall_seconds": after.wall_seconds / before.wall_seconds.max(1e-9),
+            "requests_before": before.requests,
+            "requests_after": after.requests,
+        }),
+        _ => Value::Null,
+    };
+    Ok(json!({
+        "sleep_scale": options.plane_sleep_scale,
+        "changed_projects": change.calendars,
+        "runs": runs,
+        "no_change_after_over_before": ratio,
+    }))
+}
+
+fn plane_run(
+    sim: &PlaneSim,
+    dir: &Path,
+    name: &str,
+    args: &[&str],
+    extra: &[(&str, &str)],
+) -> Result<PlaneRun, Box<dyn std::error::Error>> {
+    plane_run_with_stdin(sim, dir, name, args, extra, None)
+}
+
+/// One feeds-only child run against `sim`, its cost read from the simulator.
+fn plane_run_with_stdin(
+    sim: &PlaneSim,
+    dir: &Path,
+    name: &str,
+    args: &[&str],
+    extra: &[(&str, &str)],
+    stdin: Option<&[u8]>,
+) -> Result<PlaneRun, Box<dyn std::error::Error>> {
+    sim.reset_requests();
+    sim.reset_cost();
+    let mut command = Command::new(std::env::current_exe()?);
+    command.arg(CHILD).args(args).env_clear();
+    let vars = [
+        ("PATH", std::env::var("PATH").unwrap_or_default()),
+        ("PLANE_BASE_URL", sim.base_url()),
+        ("PLANE_API_TOKEN", sim.token()),
+        ("PLANE_WORKSPACE_SLUG", sim.workspace_slug()),
+        (
+            "CALPLANEBOT_LOCK_FILE",
+            dir.join("lock").display().to_string(),
+        ),
+        (
+            "CALPLANEBOT_CACHE_DIR",
+            dir.join("cache").display().to_string(),
+        ),
+        ("CALPLANEBOT_MAX_DELETE", "100000".to_string()),
+        ("CALPLANEBOT_TIMEOUT", "300".to_string()),
+        (
+            "CALPLANEBOT_FEED_DIR",
+            dir.join("feeds").display().to_string(),
+        ),
+        ("CALPLANEBOT_FEED_SECRET", FEED_SECRET.to_string()),
+    ];
+    for (key, value) in vars {
+        command.env(key, value);
+    }
+    for (key, value) in extra {
+        command.env(key, value);
+    }
+    command
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let mut child = command.spawn()?;
+    if let Some(body) = stdin {
+        child.stdin.take().expect("piped").write_all(body)?;
+    }
+    let output = child.wait_with_output()?;
+    let wall = started.elapsed();
+    if !output.status.success() {
+        eprintln!(
+            "   {name} failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let requests = sim.requests();
+    let lists: Vec<_> = requests
+        .iter()
+        .filter(|r| r.path.ends_with("/work-items/"))
+        .collect();
+    let full: Vec<_> = lists
+        .iter()
+        .filter(|r| r.query.contains("expand="))
+        .collect();
+    let projects_read = full
+        .iter()
+        .map(|r| r.path.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    let cost = sim.cost();
+    let renamed_label_in = name.starts_with("label renamed").then(|| {
+        std::fs::read_dir(dir.join("feeds"))
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok())
+            .filter(|e| std::fs::read_to_string(e.path()).is_ok_and(|text| text.contains("defect")))
+            .count()
+    });
+    Ok(PlaneRun {
+        name: name.to_string(),
+        exit_ok: output.status.success(),
+        wall_seconds: wall.as_secs_f64(),
+        requests: requests.len(),
+        full_read_pages: full.len(),
+        probe_pages: lists.len() - full.len(),
+        projects_read,
+        rows_expanded: cost.rows_expanded,
+        rows_plain: cost.rows_plain,
+        rows_probe: cost.rows_probe,
+        server_seconds: cost.server_seconds,
+        max_in_flight: sim.max_in_flight(),
+        renamed_label_in,
+    })
+}
+
+/// The Plane section's table, and today's no-change run against the one before issue 23.
+fn print_plane(plane: &Value) {
+    println!();
+    println!(
+        "the Plane side — feeds only, simulated Plane CE server (2 workers, lab prices; sleeps × {})",
+        plane["sleep_scale"]
+    );
+    println!(
+        "  {:<36} {:>8} {:>6} {:>6} {:>8} {:>22} {:>9} {:>7} {:>6}",
+        "run",
+        "requests",
+        "full",
+        "probe",
+        "projects",
+        "rows exp/plain/probe",
+        "server s",
+        "wall s",
+        "conns"
+    );
+    for run in plane["runs"].as_array().into_iter().flatten() {
+        let u = |k: &str| run[k].as_u64().unwrap_or(0);
+        let f = |k: &str| run[k].as_f64().unwrap_or(0.0);
+        let label = match run["renamed_label_in"].as_u64() {
+            Some(n) => format!(" ({n} feeds show the new label name)"),
+            None => String::new(),
+        };
+        println!(
+            "  {:<36} {:>8} {:>6} {:>6} {:>8} {:>22} {:>9.2} {:>7.2} {:>6}{}{label}",
+            run["name"].as_str().unwrap_or(""),
+            u("requests"),
+            u("full_read_pages"),
+            u("probe_pages"),
+            u("projects_read"),
+            format!(
+                "{}/{}/{}",
+                u("rows_expanded"),
+                u("rows_plain"),
+                u("rows_probe")
+            ),
+            f("server_seconds"),
+            f("wall_seconds"),
+            u("max_in_flight"),
+            if run["exit_ok"].as_bool() == Some(true) {
+                ""
+            } else {
+                "  FAILED"
+            }
+        );
+    }
+    let ratio = &plane["no_change_after_over_before"];
+    if !ratio.is_null() {
+        println!(
+            "  no change, now over before: Plane server time × {:.2} (goal ≤ 0.25), wall × {:.2} (goal ≤ 0.3), requests {} (before {})",
+            ratio["server_seconds"].as_f64().unwrap_or(0.0),
+            ratio["wall_seconds"].as_f64().unwrap_or(0.0),
+            ratio["requests_after"],
+            ratio["requests_before"]
+        );
+    }
+}
+
+// -------------------------------------------------------------------------------------------
 // Options.
 // -------------------------------------------------------------------------------------------
 
@@ -1301,6 +1639,10 @@ struct Options {
     json: bool,
     /// Also the first sync again on fresh servers, straight to them, `--concurrency 1` and 4.
     concurrency_runs: bool,
+    /// The Plane section's simulated server sleeps this share of the lab's server time.
+    plane_sleep_scale: f64,
+    /// Only the Plane section (no CalDAV server).
+    plane_only: bool,
 }
 
 impl Options {
@@ -1313,6 +1655,8 @@ impl Options {
             plane_rate_limit: None,
             json: false,
             concurrency_runs: false,
+            plane_sleep_scale: 0.25,
+            plane_only: false,
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -1345,6 +1689,13 @@ impl Options {
                 }
                 "--json" => options.json = true,
                 "--concurrency-runs" => options.concurrency_runs = true,
+                "--plane-only" => options.plane_only = true,
+                "--plane-sleep-scale" => {
+                    options.plane_sleep_scale = value()?
+                        .parse::<f64>()
+                        .map_err(|e| format!("{arg}: {e}"))?
+                        .clamp(0.0, 10.0);
+                }
                 other => {
                     return Err(format!(
                         "unknown option {other} (see the top of examples/bench.rs)"

@@ -58,6 +58,8 @@ pub struct Config {
     pub concurrency: usize,
     /// Where the listing snapshot lives (`None`: no cache directory).
     pub snapshot_file: Option<PathBuf>,
+    /// The Plane snapshot (`engine::plane_snapshot`), beside the listing snapshot.
+    pub plane_snapshot_file: Option<PathBuf>,
     /// How often every calendar is listed in full; zero: every run, no snapshot.
     pub full_listing_every: Duration,
     /// Which days an issue's event covers (`--span`).
@@ -232,6 +234,7 @@ impl Config {
             cache_file: files.cache,
             concurrency: usize::from(behaviour.concurrency.max(1)),
             snapshot_file: files.snapshot,
+            plane_snapshot_file: files.plane_snapshot,
             full_listing_every: behaviour.full_listing_every,
             span: match behaviour.span {
                 crate::cli::SpanArg::Due => Span::Due,
@@ -369,13 +372,14 @@ fn views(behaviour: &BehaviourArgs) -> (Vec<String>, Option<String>) {
     (assignees, calendar_name)
 }
 
-/// Where a configuration keeps its run lock, calendar-location cache and listing snapshot:
+/// Where a configuration keeps its run lock, calendar-location cache and the two snapshots:
 /// named by a hash of what makes the configuration, so two configurations on one machine
 /// never share them.
 struct StateFiles {
     lock: PathBuf,
     cache: Option<PathBuf>,
     snapshot: Option<PathBuf>,
+    plane_snapshot: Option<PathBuf>,
 }
 
 impl StateFiles {
@@ -423,10 +427,14 @@ impl StateFiles {
         let snapshot = cache
             .as_ref()
             .map(|file| file.with_file_name(format!("listing-{hash:016x}.json")));
+        let plane_snapshot = cache
+            .as_ref()
+            .map(|file| file.with_file_name(format!("plane-{hash:016x}.json")));
         StateFiles {
             lock,
             cache,
             snapshot,
+            plane_snapshot,
         }
     }
 }

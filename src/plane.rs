@@ -4,10 +4,10 @@
 //! of Plane.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A Plane project the token can read and that is not archived.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Project {
     /// UUID.
     pub id: String,
@@ -17,7 +17,7 @@ pub struct Project {
 }
 
 /// Plane's priority of an issue; `None` is Plane's own "none" value (the default).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Priority {
     Urgent,
@@ -28,7 +28,7 @@ pub enum Priority {
 }
 
 /// The group of an issue's state (`StateGroup` in Plane).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StateGroup {
     Backlog,
@@ -40,14 +40,14 @@ pub enum StateGroup {
 }
 
 /// The state of an issue (from `expand=state`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct State {
     pub name: String,
     pub group: StateGroup,
 }
 
 /// One dated Plane issue (work item), already validated. Undated issues never become an `Issue`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Issue {
     /// UUID: the stable identity of the issue and of its event.
     pub id: String,
@@ -75,7 +75,7 @@ pub struct Issue {
 }
 
 /// One assignee of an issue: an expanded UserLite, reduced to what calplanebot uses.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Assignee {
     /// The user's UUID: the same id as in the members lists, `users/me/` and webhook payloads.
     pub id: String,
@@ -115,7 +115,7 @@ impl Member {
 // Parsing (pure): Plane's JSON → domain types. Tested with captured answers.
 // ---------------------------------------------------------------------------------------------
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -135,6 +135,12 @@ pub const ISSUE_FIELDS: &str = concat!(
     "description_html"
 );
 pub const ISSUE_EXPAND: &str = "state,labels,assignees";
+/// The cheap question a run asks a project first (issue 23): every work item's change time,
+/// dates and state, without `expand` (about a fifth of the server time of a full read,
+/// `fixtures/plane/README.md`). The dates and the state are asked too because Plane changes
+/// them without moving `updated_at`: timeline drags and the daily auto-close use
+/// `bulk_update` (plane-api.md §7).
+pub const PROBE_FIELDS: &str = "id,updated_at,start_date,target_date,state";
 /// A single work item also brings its project (ProjectLite: id, identifier, name), so a
 /// webhook run needs one request for both (plane-api.md §4).
 pub const ONE_ISSUE_EXPAND: &str = "state,project,labels,assignees";
@@ -366,6 +372,26 @@ pub enum IssueItem {
 
 /// Reads one work item fetched with [`ISSUE_EXPAND`]. `project_id` is the project it was listed
 /// under; an item that claims another project is invalid.
+/// What a probe compares of one work item (list or detail, expanded or not): its id, and its
+/// `updated_at`, `start_date`, `target_date` and state id as Plane sent them. `None` without a
+/// work item id.
+pub fn fingerprint(item: &Value) -> Option<(String, String)> {
+    let id = item.get("id")?.as_str().filter(|id| is_uuid(id))?;
+    let field = |key: &str| item.get(key).cloned().unwrap_or(Value::Null);
+    let state = match item.get("state") {
+        Some(Value::Object(state)) => state.get("id").cloned().unwrap_or(Value::Null),
+        Some(other) => other.clone(),
+        None => Value::Null,
+    };
+    let print = Value::Array(vec![
+        field("updated_at"),
+        field("start_date"),
+        field("target_date"),
+        state,
+    ]);
+    Some((id.to_string(), print.to_string()))
+}
+
 pub fn issue_from_json(value: &Value, project_id: &str) -> IssueItem {
     let id = value
         .get("id")
@@ -610,6 +636,8 @@ pub struct ProjectList {
 pub struct ProjectIssues {
     /// Items Plane listed, dated or not, readable or not.
     pub listed: usize,
+    /// Each listed item's [`fingerprint`], by id: what the next run's probe compares.
+    pub fingerprints: BTreeMap<String, String>,
     pub issues: Vec<Issue>,
     /// Issues that were listed but could not be read: their events are kept as they are.
     pub unreadable: Vec<(Option<String>, String)>,
@@ -629,15 +657,30 @@ impl ProjectIssues {
     }
 }
 
-/// Paces requests to Plane's per-key budget (plane-api.md §6): Plane announces the slots left
-/// in a sliding window in `X-RateLimit-Remaining`; when none are left, wait until the oldest of
-/// our own requests has left the window instead of provoking a 429. The window's length is
-/// read from `X-RateLimit-Reset` (Plane sends `now + window`), 60 s when absent.
+/// Paces requests to Plane's per-key budget (plane-api.md §6), for every thread of a run at
+/// once. Plane announces the slots left in its sliding window in `X-RateLimit-Remaining`; the
+/// pacer learns the budget from it — the slots left plus our own requests in the window up to
+/// the one answered — and never sends while our requests in the window fill it, waiting
+/// instead until the oldest has left (a 429 is never provoked). A run's first request goes
+/// alone, so its answer gives the budget exactly; a later answer only ever lowers it (another
+/// client of the key spends it too, or a request sent earlier reached Plane later). The
+/// window's length is read from `X-RateLimit-Reset` (Plane sends `now + window`), 60 s when
+/// absent. A 429 anyway pauses every thread until its `Retry-After` has passed.
 #[derive(Debug)]
 struct Pacer {
-    sent: VecDeque<Instant>,
-    remaining: Option<u64>,
+    /// Our requests in the window, by number: when each was answered (sent, until then).
+    /// Plane counts a request when it arrives, before its answer comes: a request leaves our
+    /// window no sooner than it leaves Plane's.
+    sent: BTreeMap<u64, Instant>,
+    /// Requests a window allows, as learned; `None` while unknown (or unlimited).
+    budget: Option<u64>,
     window: Duration,
+    /// The number the next request gets, in the order they are sent.
+    next: u64,
+    /// No request before this (a 429's `Retry-After`).
+    paused_until: Option<Instant>,
+    /// The end of the last wait logged, so that several threads log one wait once.
+    announced: Option<Instant>,
 }
 
 const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
@@ -647,41 +690,71 @@ const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
 impl Default for Pacer {
     fn default() -> Pacer {
         Pacer {
-            sent: VecDeque::new(),
-            remaining: None,
+            sent: BTreeMap::new(),
+            budget: None,
             window: DEFAULT_WINDOW,
+            next: 0,
+            paused_until: None,
+            announced: None,
         }
     }
 }
 
 impl Pacer {
+    /// How long to wait before the next request may go (zero: it may go now).
     fn wait_before_request(&mut self) -> Duration {
         let now = Instant::now();
-        while self
-            .sent
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= self.window)
-        {
-            self.sent.pop_front();
+        let window = self.window;
+        self.sent
+            .retain(|_, at| now.saturating_duration_since(*at) < window);
+        if let Some(until) = self.paused_until.filter(|until| *until > now) {
+            return until - now;
         }
-        match (self.remaining, self.sent.front()) {
-            (Some(0), Some(oldest)) => {
+        match (self.budget, self.sent.values().min()) {
+            (Some(budget), Some(oldest)) if self.sent.len() as u64 >= budget => {
                 (*oldest + self.window + Duration::from_millis(250)).saturating_duration_since(now)
             }
             _ => Duration::ZERO,
         }
     }
 
-    fn sent_now(&mut self) {
-        self.sent.push_back(Instant::now());
-        if let Some(remaining) = &mut self.remaining {
-            *remaining = remaining.saturating_sub(1);
+    /// Takes a slot for a request if one is free now (its number); else how long to wait, and
+    /// whether this wait is news for the log.
+    fn take_slot(&mut self) -> Result<u64, (Duration, bool)> {
+        let wait = self.wait_before_request();
+        if wait.is_zero() {
+            return Ok(self.sent_now());
+        }
+        let end = Instant::now() + wait;
+        let news = self
+            .announced
+            .is_none_or(|seen| end > seen + Duration::from_secs(1));
+        if news {
+            self.announced = Some(end);
+        }
+        Err((wait, news))
+    }
+
+    fn sent_now(&mut self) -> u64 {
+        self.sent.insert(self.next, Instant::now());
+        self.next += 1;
+        self.next - 1
+    }
+
+    /// Request `number` was answered (or failed) now.
+    fn answered(&mut self, number: u64) {
+        if let Some(at) = self.sent.get_mut(&number) {
+            *at = Instant::now();
         }
     }
 
-    /// Takes the budget a successful answer announced.
-    fn update(&mut self, remaining: Option<u64>, reset_epoch: Option<u64>) {
-        self.remaining = remaining;
+    /// Learns from the answer to request `number`: `remaining` slots are left after it.
+    fn update(&mut self, number: u64, remaining: Option<u64>, reset_epoch: Option<u64>) {
+        if let Some(remaining) = remaining {
+            let ours = self.sent.range(..=number).count() as u64;
+            let budget = remaining + ours;
+            self.budget = Some(self.budget.map_or(budget, |known| known.min(budget)));
+        }
         if let Some(reset) = reset_epoch {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -689,6 +762,14 @@ impl Pacer {
             // Both ends are whole seconds: round up so the window is never underestimated.
             let window = (reset.saturating_sub(now) + 1).clamp(1, 3600);
             self.window = Duration::from_secs(window);
+        }
+    }
+
+    /// A 429: nobody sends before `wait` has passed.
+    fn pause(&mut self, wait: Duration) {
+        let until = Instant::now() + wait;
+        if self.paused_until.is_none_or(|at| at < until) {
+            self.paused_until = Some(until);
         }
     }
 }
@@ -766,16 +847,27 @@ impl PlaneClient {
             return Err(PlaneError::GaveUp { what: what.into() });
         }
         let url = format!("{}/api/v1/{path}", self.origin);
+        // The number of the request this thread sent last, for `observe`.
+        let number = std::cell::Cell::new(0);
         let build = || {
-            let wait = self.pacer.lock().expect("pacer lock").wait_before_request();
-            if !wait.is_zero() {
-                log::info!(
-                    "Plane's rate limit is used up; waiting {:.0} s",
-                    wait.as_secs_f64()
-                );
-                std::thread::sleep(wait);
+            loop {
+                let slot = self.pacer.lock().expect("pacer lock").take_slot();
+                match slot {
+                    Ok(taken) => {
+                        number.set(taken);
+                        break;
+                    }
+                    Err((wait, news)) => {
+                        if news {
+                            log::info!(
+                                "Plane's rate limit is used up; waiting {:.0} s",
+                                wait.as_secs_f64()
+                            );
+                        }
+                        std::thread::sleep(wait);
+                    }
+                }
             }
-            self.pacer.lock().expect("pacer lock").sent_now();
             log::debug!("GET {url}");
             http::Request::get(&url)
                 .header("X-Api-Key", self.token.expose())
@@ -783,9 +875,33 @@ impl PlaneClient {
                 .body(Vec::new())
                 .expect("a valid request")
         };
+        let observe = |reply: Option<&Reply>| {
+            let mut pacer = self.pacer.lock().expect("pacer lock");
+            pacer.answered(number.get());
+            match reply {
+                Some(reply) if reply.is_success() => {
+                    let header =
+                        |name: &str| reply.header(name).and_then(|v| v.trim().parse().ok());
+                    pacer.update(
+                        number.get(),
+                        header("X-RateLimit-Remaining"),
+                        header("X-RateLimit-Reset"),
+                    );
+                }
+                Some(reply) if reply.status == 429 => pacer.pause(self.retry.wait_after(reply, 0)),
+                _ => {}
+            }
+        };
         let reply = self
             .retry
-            .send(&self.agent, &build, MAX_BODY, &self.requests, &what)
+            .send_observed(
+                &self.agent,
+                &build,
+                MAX_BODY,
+                &self.requests,
+                &what,
+                &observe,
+            )
             .map_err(|error| match error.source {
                 ureq::Error::BodyExceedsLimit(limit) => PlaneError::Invalid {
                     what: what.to_string(),
@@ -802,13 +918,6 @@ impl PlaneClient {
                     }
                 }
             })?;
-        if reply.is_success() {
-            let number = |name: &str| reply.header(name).and_then(|v| v.trim().parse().ok());
-            self.pacer
-                .lock()
-                .expect("pacer lock")
-                .update(number("X-RateLimit-Remaining"), number("X-RateLimit-Reset"));
-        }
         match reply.status {
             200..=299 => Ok(reply),
             401 => Err(PlaneError::NoKey { what: what.into() }),
@@ -968,6 +1077,9 @@ impl PlaneClient {
             |items| {
                 result.listed += items.len();
                 for item in items {
+                    if let Some((id, print)) = fingerprint(&item) {
+                        result.fingerprints.insert(id, print);
+                    }
                     match issue_from_json(&item, &project.id) {
                         IssueItem::Dated(issue) => match index.get(&issue.id) {
                             Some(Some(i)) => result.issues[*i] = issue,
@@ -1007,6 +1119,43 @@ impl PlaneClient {
         result
     }
 
+    /// The probe of one project: each work item's [`fingerprint`] by id, every page, without
+    /// `expand`. An item that cannot be fingerprinted fails the probe (the project is then
+    /// read in full).
+    pub fn probe(&self, project: &Project) -> Result<BTreeMap<String, String>, PlaneError> {
+        let what = format!(
+            "the work items of project {} (probe)",
+            project_label(project)
+        );
+        let mut prints = BTreeMap::new();
+        let mut odd = None;
+        self.walk(
+            &format!(
+                "workspaces/{}/projects/{}/work-items/",
+                self.slug, project.id
+            ),
+            &format!("&fields={PROBE_FIELDS}&order_by=created_at"),
+            &what,
+            |items| {
+                for item in items {
+                    match fingerprint(&item) {
+                        Some((id, print)) => {
+                            prints.insert(id, print);
+                        }
+                        None => odd = Some(kind(&item)),
+                    }
+                }
+            },
+        )?;
+        match odd {
+            Some(kind) => Err(PlaneError::Invalid {
+                what,
+                reason: format!("an item without a work item id ({kind})"),
+            }),
+            None => Ok(prints),
+        }
+    }
+
     /// One work item by id, fresh: `None` when Plane answers 404 (deleted, archived, or its
     /// project archived — CE v1 cannot tell these apart, plane-api.md §9).
     pub fn issue(&self, project: &Project, id: &str) -> Result<Option<IssueItem>, PlaneError> {
@@ -1035,7 +1184,7 @@ impl PlaneClient {
         &self,
         project_id: &str,
         id: &str,
-    ) -> Result<Option<(IssueItem, Project)>, PlaneError> {
+    ) -> Result<Option<OneIssue>, PlaneError> {
         let what = format!("work item {id} of project {project_id}");
         let path = format!(
             "workspaces/{}/projects/{project_id}/work-items/{id}/?expand={ONE_ISSUE_EXPAND}&fields={ISSUE_FIELDS}",
@@ -1056,7 +1205,11 @@ impl PlaneClient {
             Some(project) if project.id == project_id => project,
             _ => self.project(project_id)?,
         };
-        Ok(Some((item, project)))
+        Ok(Some(OneIssue {
+            item,
+            project,
+            fingerprint: fingerprint(&value).map(|(_, print)| print),
+        }))
     }
 
     /// One project by id (any project the token can read, archived or not).
@@ -1097,6 +1250,14 @@ impl PlaneClient {
         })?;
         Ok((value, what))
     }
+}
+
+/// One work item read by id, with its project (a webhook run's one Plane request).
+pub struct OneIssue {
+    pub item: IssueItem,
+    pub project: Project,
+    /// Its [`fingerprint`], for the Plane snapshot.
+    pub fingerprint: Option<String>,
 }
 
 /// A project object's id, identifier and name (a full project or an expanded ProjectLite).
@@ -1826,11 +1987,11 @@ mod tests {
     fn pacer_waits_only_when_the_budget_is_used_up() {
         let mut pacer = Pacer::default();
         assert!(pacer.wait_before_request().is_zero());
-        pacer.sent_now();
-        pacer.update(Some(3), None);
+        let first = pacer.sent_now();
+        pacer.update(first, Some(3), None);
         assert!(pacer.wait_before_request().is_zero());
-        pacer.sent_now();
-        pacer.update(Some(0), None);
+        let second = pacer.sent_now();
+        pacer.update(second, Some(0), None);
         let wait = pacer.wait_before_request();
         assert!(wait > Duration::from_secs(59) && wait <= DEFAULT_WINDOW + Duration::from_secs(1));
     }
@@ -1842,15 +2003,62 @@ mod tests {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs();
-        pacer.sent_now();
-        pacer.update(Some(0), Some(now + 2));
+        let first = pacer.sent_now();
+        pacer.update(first, Some(0), Some(now + 2));
         let wait = pacer.wait_before_request();
         assert!(wait <= Duration::from_secs(4), "{wait:?}");
         // A request the pacer counted itself lowers the budget before the answer comes.
         let mut pacer = Pacer::default();
-        pacer.update(Some(1), Some(now + 60));
+        let first = pacer.sent_now();
+        pacer.update(first, Some(1), Some(now + 60));
         pacer.sent_now();
         assert!(!pacer.wait_before_request().is_zero());
+    }
+
+    #[test]
+    fn pacer_of_several_threads_takes_no_stale_budget() {
+        let mut pacer = Pacer::default();
+        // Three requests go out at once.
+        let (a, _, c) = (pacer.sent_now(), pacer.sent_now(), pacer.sent_now());
+        // The last one's answer comes first: nothing is left.
+        pacer.update(c, Some(0), None);
+        assert!(!pacer.wait_before_request().is_zero());
+        // The first one's answer comes late and says 2 (Plane answered it first): the budget
+        // stays the smaller one learned.
+        pacer.update(a, Some(2), None);
+        assert!(!pacer.wait_before_request().is_zero());
+
+        let mut pacer = Pacer::default();
+        let first = pacer.sent_now();
+        let second = pacer.sent_now();
+        pacer.sent_now();
+        pacer.update(first, Some(2), None);
+        assert!(
+            !pacer.wait_before_request().is_zero(),
+            "a budget of 3, and 3 of ours in the window"
+        );
+        // An answer that shows a larger budget (a request sent before it reached Plane after
+        // it) does not raise it.
+        pacer.update(second, Some(5), None);
+        assert!(!pacer.wait_before_request().is_zero());
+    }
+
+    #[test]
+    fn a_429_pauses_every_request_and_the_wait_is_logged_once() {
+        let mut pacer = Pacer::default();
+        pacer.pause(Duration::from_secs(30));
+        let Err((wait, news)) = pacer.take_slot() else {
+            panic!("a slot during the pause");
+        };
+        assert!(wait > Duration::from_secs(29), "{wait:?}");
+        assert!(news);
+        let Err((_, news)) = pacer.take_slot() else {
+            panic!("a slot during the pause");
+        };
+        assert!(!news, "a second thread does not log the same wait");
+        // A shorter pause does not shorten a longer one.
+        pacer.pause(Duration::from_secs(1));
+        assert!(pacer.wait_before_request() > Duration::from_secs(29));
     }
 
     #[test]

@@ -772,13 +772,19 @@ fn an_issue_deleted_between_two_pages_stays_in_every_target_with_one_question(se
         listable[100].clone()
     });
     let deleted = env.issue_id("Task 3");
+    // A full read comes (an issue of the second page was renamed, which a probe sees), and
+    // someone deletes an issue of the first page between its two pages.
+    let renamed = env.issue_id("Task 145");
+    env.sim
+        .with_world(|w| w.issue_mut(&renamed).name = "Task 145, renamed".into());
     env.sim.edit_after(
         FaultRule::new(
             &format!("/projects/{web}/work-items/"),
             Fault::server_error(),
         )
         .method("GET")
-        .query_contains("per_page="),
+        // The full read's first page (with the Plane snapshot on, a probe comes first).
+        .query_contains("expand="),
         move |w| w.delete_issue(&deleted),
     );
     env.sim.reset_requests();

@@ -99,8 +99,10 @@ fn plane_renames(env: &Env, project: &str, issue: &str, name: &str) -> String {
 fn summaries(env: &Env) -> Vec<String> {
     let mut all = Vec::new();
     for project in ["WEB", "OPS", "APP"] {
-        for (_, ics) in env.user.list_objects(&env.calendar_href(project)).unwrap() {
-            all.push(prop(&ics, "SUMMARY").unwrap_or_default());
+        // `list_objects` gives (href, etag): each event is read by its href.
+        for (href, _) in env.user.list_objects(&env.calendar_href(project)).unwrap() {
+            let (_, ics) = env.user.get(&href).unwrap().expect("a listed event");
+            all.push(prop(&ics, "SUMMARY").expect("a SUMMARY"));
         }
     }
     all.sort();

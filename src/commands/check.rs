@@ -389,11 +389,19 @@ fn plane_checks(config: &Config, plane: &PlaneClient) -> Vec<CheckResult> {
 }
 
 /// The assignee views: whom each `--assignee` names and how many dated issues each view
-/// holds now (a full read of the workspace's issues, as a sync makes).
+/// holds now (the workspace's issues, read as a sync reads them).
 fn views_check(config: &Config, plane: &PlaneClient) -> CheckResult {
     use crate::engine::{self, options::Selection};
     let mut report = crate::reconcile::render::Report::default();
-    let fetched = match engine::source::fetch(&Selection::All, plane, &mut report) {
+    // The Plane snapshot saves the full reads of unchanged projects; `check` never writes it.
+    let mut memory = engine::run::load_plane_snapshot(config);
+    let fetched = match engine::source::fetch(
+        &Selection::All,
+        plane,
+        &mut memory,
+        config.concurrency,
+        &mut report,
+    ) {
         Ok(fetched) => fetched,
         Err(abort) => {
             return CheckResult::failed(

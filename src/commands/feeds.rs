@@ -234,7 +234,15 @@ fn list(config: &Config, format: Format) -> Status {
     let namer = dir.namer();
     let plane = run::plane_client(config);
     let mut report = Report::default();
-    let fetched = match engine::source::fetch(&Selection::All, &plane, &mut report) {
+    // The Plane snapshot saves the full reads of unchanged projects; this command never writes it.
+    let mut memory = run::load_plane_snapshot(config);
+    let fetched = match engine::source::fetch(
+        &Selection::All,
+        &plane,
+        &mut memory,
+        config.concurrency,
+        &mut report,
+    ) {
         Ok(fetched) => fetched,
         Err(abort) => {
             log::error!("{abort}");

@@ -11,6 +11,7 @@ use crate::caldav::DavClient;
 use crate::cli::Format;
 use crate::config::{CalDav, Config};
 use crate::engine::cache::CalendarCache;
+use crate::engine::plane_snapshot::{self, PlaneSnapshot};
 use crate::engine::snapshot::{self, Snapshot};
 use crate::exit::Status;
 use crate::plane::{self, PlaneClient};
@@ -93,6 +94,19 @@ pub fn dav_client(caldav: &CalDav, config: &Config) -> DavClient {
     )
 }
 
+/// The Plane snapshot of this configuration (see `plane_snapshot`).
+pub fn load_plane_snapshot(config: &Config) -> PlaneSnapshot {
+    PlaneSnapshot::load(
+        config.plane_snapshot_file.as_deref(),
+        plane_snapshot::Owner {
+            plane_url: &config.plane_base_url,
+            workspace: &config.workspace_slug,
+            key: &config.plane_token,
+        },
+        config.full_listing_every,
+    )
+}
+
 /// The listing snapshot of this configuration (see `snapshot`).
 pub fn load_snapshot(config: &Config, caldav: &CalDav) -> Snapshot {
     Snapshot::load(
@@ -153,10 +167,20 @@ pub fn reconcile(config: &Config, options: &Options, selection: &Selection) -> O
             Err(abort) => return aborted(abort, report),
         };
     let selection = &selection;
-    let fetched = match fetch(selection, &plane, &mut report) {
+    let mut memory = load_plane_snapshot(config);
+    let fetched = match fetch(
+        selection,
+        &plane,
+        &mut memory,
+        config.concurrency,
+        &mut report,
+    ) {
         Ok(fetched) => fetched,
         Err(abort) => return aborted(abort, report),
     };
+    if !options.dry_run {
+        memory.save();
+    }
     if let Some(narrowed) = &narrowed {
         if fetched.projects.is_empty() {
             // The project is not synced: nothing to do, as `sync` would do nothing.

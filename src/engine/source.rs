@@ -3,17 +3,20 @@
 //! `--assignee` people are.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::config::Config;
 use crate::mapping::event::MappingContext;
 use crate::plane::{
-    self, Issue, IssueItem, PlaneClient, PlaneError, Project, ProjectEntry, ProjectIssues,
+    self, Issue, IssueItem, OneIssue, PlaneClient, PlaneError, Project, ProjectEntry, ProjectIssues,
 };
 use crate::reconcile::plan::{self};
 use crate::reconcile::render::Report;
 use crate::reconcile::views::{self, ViewMember};
 
 use super::options::{Abort, Selection};
+use super::plane_snapshot::{PlaneSnapshot, ProjectRecord};
 
 /// The mapping settings of a run.
 pub fn mapping_context(config: &Config) -> MappingContext<'_> {
@@ -126,15 +129,19 @@ impl Fetched {
 }
 
 /// The Plane side of a run: the selected projects and their dated issues; for one issue, that
-/// issue and its project.
+/// issue and its project. Each project is probed first when the Plane snapshot has a record of
+/// it, and read in full only when the probe finds a change (or fails); up to `concurrency`
+/// projects at once. `memory` learns what was read (it is saved by the caller).
 pub fn fetch(
     selection: &Selection,
     plane: &PlaneClient,
+    memory: &mut PlaneSnapshot,
+    concurrency: usize,
     report: &mut Report,
 ) -> Result<Fetched, Abort> {
     if let Selection::Issue { id, project } = selection {
         return match project {
-            Some(project) => fetch_issue(plane, project, id),
+            Some(project) => fetch_issue(plane, memory, project, id),
             None => Ok(Fetched::default()),
         };
     }
@@ -157,11 +164,10 @@ pub fn fetch(
             found
         }
     };
+    let reads = read_projects(plane, memory, &projects, concurrency);
     let mut fetched: Vec<(Project, ProjectIssues)> = Vec::with_capacity(projects.len());
-    let bar = crate::support::progress::bar(projects.len(), "Plane");
-    for project in projects {
-        bar.inc(1);
-        let mut issues = plane.dated_issues(&project);
+    let mut probed = 0;
+    for (project, (mut issues, how)) in projects.into_iter().zip(reads) {
         report.issues_seen += issues.listed;
         if let Some(error) = issues.error.take() {
             if error.is_fatal() {
@@ -175,14 +181,29 @@ pub fn fetch(
             report.errors.push(message);
             issues.error = Some(error);
         }
+        match how {
+            Read::Unchanged => probed += 1,
+            Read::Full => memory.set(&project.id, &issues),
+        }
         log::debug!(
-            "project {}: {} dated issues",
+            "project {}: {} dated issues{}",
             plane::project_label(&project),
-            issues.issues.len()
+            issues.issues.len(),
+            if how == Read::Unchanged {
+                " (unchanged since the last read)"
+            } else {
+                ""
+            }
         );
         fetched.push((project, issues));
     }
-    bar.finish_and_clear();
+    log::debug!(
+        "projects unchanged by their probe: {probed}, read in full: {}",
+        fetched.len() - probed
+    );
+    if *selection == Selection::All {
+        memory.retain(|id| listed.iter().any(|p| p.id == id));
+    }
     Ok(Fetched {
         listed,
         projects: fetched,
@@ -190,14 +211,117 @@ pub fn fetch(
     })
 }
 
+/// How a project was read this run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Read {
+    /// The probe found it as the Plane snapshot recorded it.
+    Unchanged,
+    /// Read in full (no record, a change, or a failed probe).
+    Full,
+}
+
+/// Reads each project ([`read_project`]), up to `concurrency` at once, in the order given.
+/// After an error that fails the run (the key), no further project is started.
+fn read_projects(
+    plane: &PlaneClient,
+    memory: &PlaneSnapshot,
+    projects: &[Project],
+    concurrency: usize,
+) -> Vec<(ProjectIssues, Read)> {
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let results: Vec<Mutex<Option<(ProjectIssues, Read)>>> =
+        projects.iter().map(|_| Mutex::new(None)).collect();
+    let bar = crate::support::progress::bar(projects.len(), "Plane");
+    std::thread::scope(|scope| {
+        for _ in 0..concurrency.clamp(1, projects.len().max(1)) {
+            scope.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(project) = projects.get(index) else {
+                        break;
+                    };
+                    let read = read_project(plane, project, memory.record(&project.id));
+                    if read.0.error.as_ref().is_some_and(PlaneError::is_fatal) {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                    *results[index].lock().expect("result lock") = Some(read);
+                    bar.inc(1);
+                }
+            });
+        }
+    });
+    bar.finish_and_clear();
+    results
+        .into_iter()
+        .map(|slot| {
+            slot.into_inner().expect("result lock").unwrap_or_else(|| {
+                // Not started: the run fails on the error that stopped it.
+                let issues = ProjectIssues {
+                    error: Some(PlaneError::GaveUp {
+                        what: "the work items (the run stopped)".into(),
+                    }),
+                    ..ProjectIssues::default()
+                };
+                (issues, Read::Full)
+            })
+        })
+        .collect()
+}
+
+/// One project: its record when the probe finds no change, else a full read.
+fn read_project(
+    plane: &PlaneClient,
+    project: &Project,
+    record: Option<&ProjectRecord>,
+) -> (ProjectIssues, Read) {
+    if let Some(record) = record {
+        let label = plane::project_label(project);
+        match plane.probe(project) {
+            Ok(prints) if prints == record.fingerprints => {
+                return (record.issues(), Read::Unchanged);
+            }
+            Ok(_) => log::debug!("project {label}: changed since the last read"),
+            Err(error) if error.is_fatal() => {
+                let issues = ProjectIssues {
+                    error: Some(error),
+                    ..ProjectIssues::default()
+                };
+                return (issues, Read::Full);
+            }
+            Err(error) => {
+                log::warn!("{error}; reading project {label} in full");
+            }
+        }
+    }
+    (plane.dated_issues(project), Read::Full)
+}
+
 /// The Plane side narrowed to one issue: what Plane says of it now, in one request — the
 /// issue (left out when it has no date or is gone) in its project, listed completely (it was
-/// read by id); nothing when its project is not synced, so that nothing is changed.
-fn fetch_issue(plane: &PlaneClient, project_id: &str, id: &str) -> Result<Fetched, Abort> {
-    let (issue, project) = match plane.issue_with_project(project_id, id)? {
-        Some((IssueItem::Dated(issue), project)) => (Some(issue), project),
-        Some((IssueItem::Undated { .. }, project)) => (None, project),
-        Some((IssueItem::Invalid { reason, .. }, _)) => {
+/// read by id); nothing when its project is not synced, so that nothing is changed. The Plane
+/// snapshot's record of the project learns it, so the next run's probe finds no change.
+fn fetch_issue(
+    plane: &PlaneClient,
+    memory: &mut PlaneSnapshot,
+    project_id: &str,
+    id: &str,
+) -> Result<Fetched, Abort> {
+    let (issue, project, print) = match plane.issue_with_project(project_id, id)? {
+        Some(OneIssue {
+            item: IssueItem::Dated(issue),
+            project,
+            fingerprint,
+        }) => (Some(issue), project, fingerprint),
+        Some(OneIssue {
+            item: IssueItem::Undated { .. },
+            project,
+            fingerprint,
+        }) => (None, project, fingerprint),
+        Some(OneIssue {
+            item: IssueItem::Invalid { reason, .. },
+            ..
+        }) => {
             return Err(Abort::Unreadable(format!(
                 "work item {id} of project {project_id} could not be read ({reason}); its event is kept"
             )));
@@ -211,23 +335,26 @@ fn fetch_issue(plane: &PlaneClient, project_id: &str, id: &str) -> Result<Fetche
                     "Plane answers 404 for work item {id} of project {} (deleted or archived): its event goes",
                     plane::project_label(&project)
                 );
-                (None, project)
+                (None, project, None)
             }
             Ok(ProjectEntry::Skipped { name, reason }) => {
                 log::info!(
                     "work item {id} is gone with its project {name:?}, which is not synced ({reason}): calplanebot deletes nothing for it, as sync does"
                 );
+                memory.forget(project_id);
                 return Ok(Fetched::default());
             }
             Err(PlaneError::NotFound { .. } | PlaneError::Forbidden { .. }) => {
                 log::info!(
                     "work item {id} is gone with its project {project_id}, which the token cannot read any more: calplanebot deletes nothing for it, as sync does"
                 );
+                memory.forget(project_id);
                 return Ok(Fetched::default());
             }
             Err(other) => return Err(other.into()),
         },
     };
+    memory.patch(&project.id, id, print.as_deref(), issue.as_ref());
     Ok(Fetched {
         listed: vec![project.clone()],
         projects: vec![(

@@ -258,10 +258,25 @@ impl Retry {
         counter: &Counter,
         what: &dyn std::fmt::Display,
     ) -> Result<Reply, SendError> {
+        self.send_observed(agent, build, limit, counter, what, &|_| {})
+    }
+
+    /// [`Retry::send`], showing `observe` every attempt's answer (`None`: no answer) before
+    /// anything waits: how a client paces several threads by what each of them hears.
+    pub fn send_observed(
+        &self,
+        agent: &ureq::Agent,
+        build: &dyn Fn() -> http::Request<Vec<u8>>,
+        limit: u64,
+        counter: &Counter,
+        what: &dyn std::fmt::Display,
+        observe: &dyn Fn(Option<&Reply>),
+    ) -> Result<Reply, SendError> {
         let mut attempt = 0;
         loop {
             counter.add();
             let outcome = send(agent, build(), limit);
+            observe(outcome.as_ref().ok());
             let wait = match &outcome {
                 Ok(reply) if is_transient_status(reply.status) && attempt < self.retries => {
                     let wait = self.wait_after(reply, attempt);

@@ -18,9 +18,32 @@
 //! [`RecordedRequest`]s, inject [`Fault`]s, and build the webhook [`Delivery`] Plane would post
 //! for a change ([`PlaneSim::webhook_delivery`]; built, not sent). What it leaves out is listed
 //! in `tests/fixtures/plane/README.md`.
+//!
+//! ## What a client costs Plane
+//!
+//! So a test or the benchmark can tell what a client asks of the real server, not only how many
+//! requests it sends:
+//! - [`PlaneSim::cost`] returns a [`PlaneCost`]: requests answered, and the work-item rows
+//!   rendered by list and detail GETs by kind — `rows_expanded` (a relation expanded, as
+//!   `expand=state,labels,assignees`), `rows_plain` (`labels`/`assignees` as id lists) and
+//!   `rows_probe` (a `fields=` probe keeping neither, as `fields=id,updated_at`) — plus
+//!   `server_seconds`. [`PlaneCost::since`] (or `-`) of two snapshots is one run's cost;
+//!   [`PlaneSim::reset_cost`] starts again from zero.
+//! - [`PlaneSim::set_cost_model`] gives each request simulated server time ([`CostModel`];
+//!   [`CostModel::plane_ce_lab`] is the lab server's measurements: 0.11 s / 0.22 s / 0.56 s for
+//!   a 50-item project as a probe / plain / expanded). Without a model (the default) everything
+//!   is free, as before.
+//! - [`PlaneSim::set_workers`] spends that time for real: each request sleeps its server time
+//!   times [`Workers::sleep_scale`] while holding one of [`Workers::count`] workers (2 by
+//!   default, like the deployment's two gunicorn workers); a request beyond that waits. Then a
+//!   benchmark's wall time shows what parallel fetching gains on a 2-worker Plane, and no more.
+//!   Off by default, so tests do not slow down.
+//! - [`PlaneSim::max_in_flight`] is the largest number of requests the simulator was serving at
+//!   once (read, not yet answered), so a test can show a client used at most N connections.
 
 mod api;
 pub(crate) mod clock;
+mod cost;
 pub mod json;
 mod server;
 mod shapes;
@@ -32,8 +55,9 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+pub use cost::{CostModel, PlaneCost, Workers};
 pub use webhook::{Delivery, WebhookActivity, webhook_signature};
 pub use world::{
     DEFAULT_TOKEN, PRIORITIES, ROLE_ADMIN, ROLE_GUEST, ROLE_MEMBER, STATE_GROUPS, Seed, SeedIssue,
@@ -53,6 +77,10 @@ pub struct RecordedRequest {
     pub query: String,
     /// The status the simulator answered with (also for a faulted request).
     pub status: u16,
+    /// When the simulator had read the request (before any worker or fault delay).
+    pub received: Instant,
+    /// When the simulator recorded its answer, just before writing it.
+    pub answered: Instant,
 }
 
 /// A deliberate failure, for the requests a [`FaultRule`] selects.
@@ -168,8 +196,11 @@ impl PlaneSim {
                 requests: Vec::new(),
                 faults: Vec::new(),
                 edits: Vec::new(),
+                cost_model: None,
+                cost: PlaneCost::default(),
             }),
             stop: AtomicBool::new(false),
+            floor: cost::Floor::default(),
         });
         let serving = Arc::clone(&shared);
         let listener = thread::Builder::new()
@@ -282,6 +313,42 @@ impl PlaneSim {
     /// `per_page`, a list has pages of N.
     pub fn set_max_per_page(&self, max: u32) {
         self.shared.lock().max_per_page = max;
+    }
+
+    /// What the simulator has served so far (see the module docs, "What a client costs
+    /// Plane"). Take a snapshot before a run and [`PlaneCost::since`] after it.
+    pub fn cost(&self) -> PlaneCost {
+        self.shared.lock().cost
+    }
+
+    /// Starts the cost and [`PlaneSim::max_in_flight`] again from now (the recorded requests,
+    /// faults, cost model and workers stay).
+    pub fn reset_cost(&self) {
+        self.shared.lock().cost = PlaneCost::default();
+        self.shared.floor.reset_max_in_flight();
+    }
+
+    /// The server time each request costs from now on; `None` (the default) = free.
+    pub fn set_cost_model(&self, model: Option<CostModel>) {
+        self.shared.lock().cost_model = model;
+    }
+
+    /// Serves requests with at most `workers.count` at once, each sleeping its cost model's
+    /// server time scaled by `workers.sleep_scale`; `None` (the default) = no limit, no sleep.
+    /// Requests already waiting for a worker see the change.
+    pub fn set_workers(&self, workers: Option<Workers>) {
+        self.shared.floor.set_workers(workers);
+    }
+
+    /// The most requests served at once (read and not yet answered, waiting for a worker
+    /// included) since the start or [`PlaneSim::reset_cost`].
+    pub fn max_in_flight(&self) -> usize {
+        self.shared.floor.max_in_flight()
+    }
+
+    /// The requests being served right now.
+    pub fn in_flight(&self) -> usize {
+        self.shared.floor.in_flight()
     }
 
     /// The throttle's window, 60 s by default (Plane's rate `N/minute`; `N/second` is a 1 s

@@ -2,7 +2,8 @@
 //! (`tests/fixtures/plane/api/`) is replayed against a simulator seeded with the same world, and
 //! status, body (key order and byte length included) and the telling headers must match. The
 //! rest pins the behaviour `shared/plane-api.md` documents beyond the captures: exclusions,
-//! ordering, `fields`/`expand`, paging edge cases, auth, the rate limit and fault injection.
+//! ordering, `fields`/`expand`, paging edge cases, auth, the rate limit (also under concurrent
+//! clients) and fault injection.
 //!
 //! The HTTP client here is a few lines of `std::net`, so the simulator is judged on the bytes
 //! it sends, not on what a client library forgives.
@@ -14,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use calplanebot_testbed::plane_sim::json::Json;
 use calplanebot_testbed::plane_sim::{
-    Fault, FaultRule, PlaneSim, ROLE_GUEST, ROLE_MEMBER, Seed, SeedIssue, SeedProject, SeedState,
-    SeedUser,
+    CostModel, Fault, FaultRule, PlaneSim, ROLE_GUEST, ROLE_MEMBER, Seed, SeedIssue, SeedProject,
+    SeedState, SeedUser, Workers,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -1380,4 +1381,211 @@ fn the_assignee_and_start_date_patch_captures_are_reproduced_apart_from_the_cloc
         assert_eq!(got, want, "{name}");
         assert_eq!(reply.header("Allow"), capture.header("Allow"), "{name}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The cheap probe of a project (captures 90-92, workspace `perf`).
+
+const PL01: &str = "49975212-2829-4bac-a2c3-f2a9c0d6b458";
+/// The item capture 90 lists first and 91 names as the newest change (sequence 50).
+const PL01_NEWEST: &str = "da7b782a-986f-48bf-adb0-62b113d57ebc";
+const PL01_FIRST: &str = "fc661d4e-a81e-4a2d-b5d4-a3ce86fb9224";
+
+fn perf_sim() -> PlaneSim {
+    PlaneSim::start(Seed::lab_2026_12_07_perf()).unwrap()
+}
+
+fn perf_items(query: &str) -> String {
+    format!("/api/v1/workspaces/perf/projects/{PL01}/work-items/{query}")
+}
+
+#[test]
+fn probe_captures_are_reproduced_exactly() {
+    let sim = perf_sim();
+    for name in [
+        "90-work-items-probe-ids-updated_at.json",
+        "91-work-items-newest-updated.json",
+        "92-work-items-full-no-expand.json",
+    ] {
+        replay(&sim, name);
+    }
+}
+
+#[test]
+fn the_probe_keeps_the_envelope_and_the_serializers_key_order() {
+    let sim = perf_sim();
+    let probe = get(&sim, &perf_items("?per_page=1000&fields=id,updated_at")).json();
+    let newest = get(
+        &sim,
+        &perf_items("?per_page=1&order_by=-updated_at&fields=id,updated_at"),
+    )
+    .json();
+    for envelope in [&probe, &newest] {
+        assert_eq!(
+            envelope.keys(),
+            capture("90-work-items-probe-ids-updated_at.json")
+                .body
+                .keys(),
+            "envelope keys and order"
+        );
+        // per_page=1 still counts the whole project.
+        assert_eq!(envelope.get("total_count"), Some(&Json::Int(50)));
+        assert_eq!(envelope.get("total_results"), Some(&Json::Int(50)));
+    }
+    let results = newest.get("results").unwrap().as_array().unwrap();
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0].keys(), ["id", "updated_at"]);
+    assert_eq!(newest.get("total_pages"), Some(&Json::Int(50)));
+    assert_eq!(newest.get("next_cursor"), Some(&Json::str("1:1:0")));
+    // The order of `fields` does not matter: keys come in the serializer's order.
+    let swapped = get(&sim, &perf_items("?per_page=1000&fields=updated_at,id")).json();
+    assert_eq!(swapped, probe);
+    // Also for one work item, and with an expansion `fields` leaves nothing to act on.
+    let detail = get(
+        &sim,
+        &perf_items(&format!(
+            "{PL01_FIRST}/?fields=updated_at,id&expand=state,labels,assignees"
+        )),
+    )
+    .json();
+    assert_eq!(detail.keys(), ["id", "updated_at"]);
+    assert_eq!(
+        detail.get("updated_at"),
+        Some(&Json::str("2026-12-07T21:13:20.159778Z"))
+    );
+}
+
+#[test]
+fn the_newest_change_probe_follows_edits_and_ignores_label_renames() {
+    let sim = perf_sim();
+    let newest_probe = perf_items("?per_page=1&order_by=-updated_at&fields=id,updated_at");
+    let newest = |sim: &PlaneSim| {
+        let page = get(sim, &newest_probe).json();
+        let item = page.get("results").unwrap().as_array().unwrap()[0].clone();
+        (
+            item.get("id").unwrap().as_str().unwrap().to_owned(),
+            item.get("updated_at").unwrap().as_str().unwrap().to_owned(),
+        )
+    };
+    let (id, captured_stamp) = newest(&sim);
+    assert_eq!(id, PL01_NEWEST);
+    // Renaming a label touches no work item's `updated_at` (README, captures 90-92).
+    sim.with_world(|w| w.project_mut("PL01").labels[0].name = "renamed".to_owned());
+    assert_eq!(
+        newest(&sim),
+        (PL01_NEWEST.to_owned(), captured_stamp.clone())
+    );
+    // A PATCH of labels moves the item's `updated_at`: it becomes the newest change.
+    let label = sim.with_world(|w| w.project("PL01").unwrap().labels[1].id.clone());
+    let patched = send(
+        &sim,
+        "PATCH",
+        &perf_items(&format!("{PL01_FIRST}/")),
+        &[("X-API-Key", &sim.token())],
+        &format!(r#"{{"labels": ["{label}"]}}"#),
+    );
+    assert_eq!(patched.status, 200, "{}", patched.text());
+    let (id, stamp) = newest(&sim);
+    assert_eq!(id, PL01_FIRST);
+    assert!(stamp > captured_stamp, "{stamp} after {captured_stamp}");
+    // Rendered like every timestamp: UTC, `Z`, microseconds unless they are zero.
+    let (date, time) = stamp.split_once('T').unwrap();
+    assert_eq!(date.len(), 10, "{stamp}");
+    assert!(time.ends_with('Z'), "{stamp}");
+    assert!(matches!(time.len(), 9 | 16), "{stamp}");
+    // The whole probe still lists all 50, in the default order (newest created first).
+    let probe = get(&sim, &perf_items("?per_page=1000&fields=id,updated_at"));
+    let listed = ids(&probe);
+    assert_eq!(listed.len(), 50);
+    assert_eq!(listed.first().map(String::as_str), Some(PL01_NEWEST));
+    assert_eq!(listed.last().map(String::as_str), Some(PL01_FIRST));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The rate limit under concurrent clients.
+
+/// Sends `per_client` requests from each of `clients` threads at once.
+fn concurrently(sim: &PlaneSim, clients: usize, per_client: usize, target: &str) -> Vec<Reply> {
+    let start = std::sync::Barrier::new(clients);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..clients)
+            .map(|_| {
+                scope.spawn(|| {
+                    start.wait();
+                    (0..per_client)
+                        .map(|_| get(sim, target))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    })
+}
+
+#[test]
+fn concurrent_clients_share_one_rate_limit_window() {
+    let sim = lab_sim();
+    sim.set_rate_limit(Some(5));
+    let replies = concurrently(&sim, 6, 3, &work_items(ALPHA, "?fields=id,updated_at"));
+    let (passed, refused): (Vec<&Reply>, Vec<&Reply>) =
+        replies.iter().partition(|r| r.status == 200);
+    assert_eq!((passed.len(), refused.len()), (5, 13));
+    // Each passing request took its own place in the window.
+    let mut remaining: Vec<&str> = passed
+        .iter()
+        .map(|r| r.header("X-RateLimit-Remaining").unwrap())
+        .collect();
+    remaining.sort_unstable();
+    assert_eq!(remaining, ["0", "1", "2", "3", "4"]);
+    for refusal in &refused {
+        assert_eq!(refusal.status, 429);
+        assert_eq!(refusal.json(), capture("30-ratelimit-5pm-req6.json").body);
+        let retry: u64 = refusal.header("Retry-After").unwrap().parse().unwrap();
+        assert!((59..=60).contains(&retry), "Retry-After {retry}");
+        assert!(refusal.header("X-RateLimit-Remaining").is_none());
+    }
+    assert_eq!(sim.requests().len(), 18, "every request recorded once");
+}
+
+#[test]
+fn a_request_is_refused_while_another_is_still_being_served() {
+    let sim = lab_sim();
+    sim.set_rate_limit(Some(1));
+    // Work-item lists are slow (0.6 s each), everything else free; 2 workers, real time.
+    sim.set_cost_model(Some(CostModel {
+        per_request: 0.0,
+        per_work_item_list: 0.6,
+        probe_per_50_rows: 0.0,
+        plain_per_50_rows: 0.0,
+        expanded_per_50_rows: 0.0,
+    }));
+    sim.set_workers(Some(Workers::default()));
+    std::thread::scope(|scope| {
+        let slow = scope.spawn(|| get(&sim, &work_items(ALPHA, "")));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while sim.in_flight() == 0 {
+            assert!(Instant::now() < deadline, "the slow request never arrived");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let asked = Instant::now();
+        let refused = get(&sim, "/api/v1/users/me/");
+        assert_eq!(refused.status, 429);
+        assert!(refused.header("Retry-After").is_some());
+        assert!(
+            asked.elapsed() < Duration::from_millis(400),
+            "answered on the second worker, not after the slow one: {:?}",
+            asked.elapsed()
+        );
+        assert_eq!(sim.in_flight(), 1, "the slow request is still being served");
+        let slow = slow.join().unwrap();
+        assert_eq!(slow.status, 200);
+        assert_eq!(slow.header("X-RateLimit-Remaining"), Some("0"));
+    });
+    assert_eq!(sim.max_in_flight(), 2);
+    let cost = sim.cost();
+    assert_eq!((cost.requests, cost.rows_plain), (2, 4));
+    assert!((cost.server_seconds - 0.6).abs() < 1e-9, "{cost:?}");
 }

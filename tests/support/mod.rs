@@ -157,6 +157,35 @@ impl Env {
         command
     }
 
+    /// Runs the binary with feeds only (no CalDAV variables) into `dir`.
+    pub fn feeds_only(&self, dir: &std::path::Path, args: &[&str]) -> Run {
+        let dir = dir.display().to_string();
+        let mut command = self.command(
+            args,
+            &[
+                ("CALPLANEBOT_FEED_DIR", dir.as_str()),
+                (
+                    "CALPLANEBOT_FEED_SECRET",
+                    "feed-secret-for-tests-0123456789abcdef",
+                ),
+            ],
+        );
+        for name in [
+            "CALDAV_URL",
+            "CALDAV_USERNAME",
+            "CALDAV_PASSWORD",
+            "CALDAV_CA_FILE",
+        ] {
+            command.env_remove(name);
+        }
+        let child = command
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the binary runs");
+        finish(child, &args.join(" "))
+    }
+
     pub fn sync(&self, args: &[&str]) -> Run {
         let mut all = vec!["sync"];
         all.extend_from_slice(args);

@@ -12,6 +12,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::clock;
+use super::cost::{RowKind, Served};
 use super::json::Json;
 use super::shapes::{self, Shape};
 use super::world::{PRIORITIES, ROLE_ADMIN, ROLE_MEMBER, SeedIssue, SeedProject, World};
@@ -50,6 +51,8 @@ pub(crate) struct Response {
     /// Headers in the order Plane sends them (`Retry-After`, `Allow`, `X-RateLimit-*`).
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// The work-item rows a GET rendered, for the cost accounting (`None` for anything else).
+    pub served: Option<Served>,
 }
 
 impl Response {
@@ -59,6 +62,7 @@ impl Response {
             content_type: "application/json",
             headers: Vec::new(),
             body: body.to_compact().into_bytes(),
+            served: None,
         }
     }
 
@@ -68,6 +72,7 @@ impl Response {
             content_type: "application/json",
             headers: Vec::new(),
             body: Vec::new(),
+            served: None,
         }
     }
 
@@ -598,6 +603,14 @@ fn get(
     max_per_page: u32,
 ) -> Result<Response, Response> {
     let shape = query.shape();
+    // The work-item rows rendered: one for a detail or lookup, a page's for a list.
+    let row_kind = RowKind::of(&shape);
+    let one_row = Some(Served {
+        kind: row_kind,
+        rows: 1,
+        list: false,
+    });
+    let mut served = None;
     let body = match route {
         Route::Me => shapes::user_lite(world.owner()),
         Route::Projects { .. } => {
@@ -640,6 +653,7 @@ fn get(
                             && i.external_source.as_deref() == Some(source)
                     })
                     .ok_or_else(does_not_exist)?;
+                served = one_row;
                 shapes::issue(world, issue, &shape)
             } else {
                 let listable: Vec<&SeedIssue> = world
@@ -652,9 +666,19 @@ fn get(
                     listable,
                     query.get("order_by").unwrap_or("-created_at"),
                 )?;
-                paginate(query, max_per_page, &ordered, |i| {
+                let page = paginate(query, max_per_page, &ordered, |i| {
                     shapes::issue(world, i, &shape)
-                })?
+                })?;
+                let rows = page
+                    .get("results")
+                    .and_then(Json::as_array)
+                    .map_or(0, <[Json]>::len);
+                served = Some(Served {
+                    kind: row_kind,
+                    rows: rows as u64,
+                    list: true,
+                });
+                page
             }
         }
         Route::WorkItem { project, issue, .. } => {
@@ -663,6 +687,7 @@ fn get(
                 .iter()
                 .find(|i| i.id == *issue && i.project == *project && world.is_listable(i))
                 .ok_or_else(does_not_exist)?;
+            served = one_row;
             shapes::issue(world, issue, &shape)
         }
         Route::WorkItemByKey {
@@ -684,6 +709,7 @@ fn get(
                             .any(|p| p.id == i.project && p.identifier == *identifier)
                 })
                 .ok_or_else(does_not_exist)?;
+            served = one_row;
             shapes::issue(world, issue, &shape)
         }
         Route::States { project, .. } => {
@@ -740,7 +766,9 @@ fn get(
             })?
         }
     };
-    Ok(Response::json(200, &body))
+    let mut response = Response::json(200, &body);
+    response.served = served;
+    Ok(response)
 }
 
 /// A value to order rows by. Rows compare only within one field, so variants never mix.

@@ -3,6 +3,12 @@
 //! (`Connection: close`), as the live Plane deployment behind gunicorn/uvicorn did. The request
 //! is read whole (Content-Length or chunked body) before answering. Faults are applied here,
 //! around the API, because they stand for the network or a proxy misbehaving.
+//!
+//! A request is in flight from when it has been read until its answer is about to be written,
+//! so the count never exceeds the connections a client holds open. A request that reaches the
+//! API first waits for a worker (when [`super::Workers`] are set), is answered under the state
+//! lock, then holds its worker for its simulated server time (outside that lock, so other
+//! workers answer meanwhile).
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -13,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use super::api::{self, Request, Response, Throttle};
 use super::clock;
+use super::cost::{CostModel, Floor, PlaneCost};
 use super::json::Json;
 use super::world::World;
 use super::{Fault, FaultRule, RecordedRequest};
@@ -26,6 +33,8 @@ const READ_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) struct Shared {
     pub state: Mutex<State>,
     pub stop: AtomicBool,
+    /// The requests in flight and the workers (its own lock, never taken under `state`'s).
+    pub floor: Floor,
 }
 
 impl Shared {
@@ -48,6 +57,10 @@ pub(crate) struct State {
     pub faults: Vec<(FaultRule, usize)>,
     /// World edits waiting for a request (see [`super::PlaneSim::edit_after`]).
     pub edits: Vec<PendingEdit>,
+    /// The server time of a request; `None` = free.
+    pub cost_model: Option<CostModel>,
+    /// What has been served (see [`super::PlaneSim::cost`]).
+    pub cost: PlaneCost,
 }
 
 /// A change to the world, made by someone working in Plane.
@@ -79,13 +92,37 @@ impl State {
         fired
     }
 
-    fn record(&mut self, request: &Request, status: u16) {
+    fn record(&mut self, request: &Request, status: u16, received: Instant) {
         self.requests.push(RecordedRequest {
             method: request.method.clone(),
             path: request.path.clone(),
             query: request.query.clone(),
             status,
+            received,
+            answered: Instant::now(),
         });
+    }
+
+    /// Records an answer (to a request read at `received`) and makes the world edits waiting
+    /// for this request.
+    fn answered(&mut self, request: &Request, response: Response, received: Instant) -> Response {
+        self.record(request, response.status, received);
+        for pending in &mut self.edits {
+            if !pending
+                .rule
+                .matches(&request.method, &request.path, &request.query)
+            {
+                continue;
+            }
+            let index = pending.seen;
+            pending.seen += 1;
+            if index == pending.rule.skip
+                && let Some(edit) = pending.edit.take()
+            {
+                edit(&mut self.world);
+            }
+        }
+        response
     }
 }
 
@@ -126,6 +163,8 @@ fn exchange(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
         }
         Err(e) => return Err(e),
     };
+    let received = Instant::now();
+    let in_flight = shared.floor.enter();
     let fault = shared.lock().fault_for(&request);
     let mut mangle = Mangle::None;
     let response = match fault {
@@ -134,6 +173,7 @@ fn exchange(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
             content_type: "application/json",
             headers: Vec::new(),
             body: body.into_bytes(),
+            served: None,
         }),
         Some(Fault::RateLimited { retry_after }) => {
             let mut response = Response::json(429, &api::rate_limited_body());
@@ -158,35 +198,34 @@ fn exchange(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
         }
         None => None,
     };
-    let response = {
-        let mut state = shared.lock();
-        let state = &mut *state;
-        let response = response.unwrap_or_else(|| {
-            api::handle(
-                &mut state.world,
-                &mut state.throttle,
-                state.max_per_page,
-                &request,
-            )
-        });
-        state.record(&request, response.status);
-        for pending in &mut state.edits {
-            if !pending
-                .rule
-                .matches(&request.method, &request.path, &request.query)
-            {
-                continue;
-            }
-            let index = pending.seen;
-            pending.seen += 1;
-            if index == pending.rule.skip
-                && let Some(edit) = pending.edit.take()
-            {
-                edit(&mut state.world);
-            }
+    let response = match response {
+        // Answered in front of the API: no worker, no server time.
+        Some(faulted) => {
+            let mut state = shared.lock();
+            state.cost.add(None, 0.0);
+            state.answered(&request, faulted, received)
         }
-        response
+        None => {
+            let worker = shared.floor.worker(|| shared.stop.load(Ordering::SeqCst));
+            let (response, seconds) = {
+                let mut state = shared.lock();
+                let state = &mut *state;
+                let response = api::handle(
+                    &mut state.world,
+                    &mut state.throttle,
+                    state.max_per_page,
+                    &request,
+                );
+                let served = response.served.as_ref();
+                let seconds = state.cost_model.map_or(0.0, |model| model.seconds(served));
+                state.cost.add(served, seconds);
+                (state.answered(&request, response, received), seconds)
+            };
+            sleep_unless_stopped(worker.sleep_for(seconds), shared);
+            response
+        }
     };
+    drop(in_flight);
     write_response(&mut stream, &response, request.method == "HEAD", mangle)
 }
 

@@ -24,13 +24,13 @@ pub(crate) struct Shape {
 }
 
 impl Shape {
-    fn keeps(&self, name: &str) -> bool {
+    pub(crate) fn keeps(&self, name: &str) -> bool {
         self.fields
             .as_ref()
             .is_none_or(|fields| fields.iter().any(|f| f == name))
     }
 
-    fn expands(&self, name: &str) -> bool {
+    pub(crate) fn expands(&self, name: &str) -> bool {
         self.keeps(name) && self.expand.iter().any(|e| e == name)
     }
 }

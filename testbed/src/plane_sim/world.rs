@@ -92,6 +92,19 @@ impl Seed {
             .expect("the 2026-12-02 lab seed parses")
     }
 
+    /// The world of the probe captures of 2026-12-07 (`90`-`92`): workspace `perf`, its first
+    /// project (identifier `PL01`, named in the descriptions) with 50 work items, rebuilt from
+    /// capture `92` (every field it lists, in sequence order). What no capture shows is made
+    /// up: the project's name, the state names and groups (the five ids in order of first
+    /// use), the label names, and every `created_at` (only their order is known: `92` is
+    /// `order_by=created_at`, `90` the default `-created_at`; each is set just below the
+    /// earliest `updated_at` of its own and the later items, so it never follows its own
+    /// update). The rate limit is the captures' 100000 a minute.
+    pub fn lab_2026_12_07_perf() -> Seed {
+        Seed::from_json(include_str!("lab_2026_12_07_perf_seed.json"))
+            .expect("the 2026-12-07 perf seed parses")
+    }
+
     /// Reads a seed file.
     pub fn from_file(path: impl AsRef<Path>) -> std::io::Result<Seed> {
         let text = std::fs::read_to_string(path.as_ref())?;
