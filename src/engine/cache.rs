@@ -188,12 +188,7 @@ impl CalendarCache {
 }
 
 fn read(path: &Path) -> Result<Option<Contents>, String> {
-    let Some(bytes) = crate::support::atomic_file::read(path, MAX_SIZE)? else {
-        return Ok(None);
-    };
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| format!("not a calplanebot cache ({e})"))
+    crate::support::atomic_file::read_json(path, MAX_SIZE, "a calplanebot cache")
 }
 
 /// A cache is used only for the configuration that wrote it, and only with URLs on the

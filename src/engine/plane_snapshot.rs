@@ -202,20 +202,13 @@ impl PlaneSnapshot {
     }
 
     pub fn save(&mut self) {
-        let Some(path) = &self.path else { return };
-        if !self.dirty {
-            return;
-        }
-        let written = serde_json::to_vec(&self.contents)
-            .map_err(std::io::Error::other)
-            .and_then(|bytes| crate::support::atomic_file::write(path, &bytes, 0o600));
-        match written {
-            Ok(()) => self.dirty = false,
-            Err(error) => log::warn!(
-                "cannot write the Plane snapshot {}: {error}; the next run reads every project in full",
-                path.display()
-            ),
-        }
+        crate::support::atomic_file::save_json(
+            self.path.as_deref(),
+            &self.contents,
+            &mut self.dirty,
+            "Plane snapshot",
+            "the next run reads every project in full",
+        );
     }
 }
 
@@ -225,12 +218,7 @@ fn key_hash(key: &Secret) -> String {
 }
 
 fn read(path: &Path) -> Result<Option<Contents>, String> {
-    let Some(bytes) = crate::support::atomic_file::read(path, MAX_SIZE)? else {
-        return Ok(None);
-    };
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| format!("not a calplanebot Plane snapshot ({e})"))
+    crate::support::atomic_file::read_json(path, MAX_SIZE, "a calplanebot Plane snapshot")
 }
 
 /// A snapshot is used only by the configuration that wrote it, and only when it holds together:

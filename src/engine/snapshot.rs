@@ -350,30 +350,18 @@ impl Snapshot {
 
     /// Writes the snapshot if it changed, atomically. A failure is only a warning.
     pub fn save(&mut self) {
-        let Some(path) = &self.path else { return };
-        if !self.dirty {
-            return;
-        }
-        let written = serde_json::to_vec(&self.contents)
-            .map_err(std::io::Error::other)
-            .and_then(|bytes| crate::support::atomic_file::write(path, &bytes, 0o600));
-        match written {
-            Ok(()) => self.dirty = false,
-            Err(error) => log::warn!(
-                "cannot write the listing snapshot {}: {error}; the next run lists every calendar in full",
-                path.display()
-            ),
-        }
+        crate::support::atomic_file::save_json(
+            self.path.as_deref(),
+            &self.contents,
+            &mut self.dirty,
+            "listing snapshot",
+            "the next run lists every calendar in full",
+        );
     }
 }
 
 fn read(path: &Path) -> Result<Option<Contents>, String> {
-    let Some(bytes) = crate::support::atomic_file::read(path, MAX_SIZE)? else {
-        return Ok(None);
-    };
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| format!("not a calplanebot listing snapshot ({e})"))
+    crate::support::atomic_file::read_json(path, MAX_SIZE, "a calplanebot listing snapshot")
 }
 
 /// A snapshot is used only by the configuration that wrote it, and only when every URL in it

@@ -34,6 +34,49 @@ pub fn read(path: &Path, max: u64) -> Result<Option<Vec<u8>>, String> {
     Ok(Some(bytes))
 }
 
+/// A JSON state file (a cache, a snapshot): `Ok(None)` when it does not exist; an error that
+/// says it is not `what` when it is larger than `max` bytes or not that JSON.
+pub fn read_json<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    max: u64,
+    what: &str,
+) -> Result<Option<T>, String> {
+    let Some(bytes) = read(path, max)? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| format!("not {what} ({e})"))
+}
+
+/// Saves a state file that changed (`dirty`) as compact JSON, atomically and private (0600);
+/// a failure is only a warning naming `what` it was and what `then` happens, and leaves it
+/// dirty.
+pub fn save_json<T: serde::Serialize>(
+    path: Option<&Path>,
+    value: &T,
+    dirty: &mut bool,
+    what: &str,
+    then: &str,
+) {
+    let Some(path) = path.filter(|_| *dirty) else {
+        return;
+    };
+    match write_json(path, value, 0o600) {
+        Ok(()) => *dirty = false,
+        Err(error) => log::warn!(
+            "cannot write the {what} {}: {error}; {then}",
+            path.display()
+        ),
+    }
+}
+
+/// Writes `value` as compact JSON to `path` atomically, with `mode` ([`write`]).
+pub fn write_json<T: serde::Serialize>(path: &Path, value: &T, mode: u32) -> io::Result<()> {
+    let bytes = serde_json::to_vec(value).map_err(io::Error::other)?;
+    write(path, &bytes, mode)
+}
+
 /// Replaces `path` with `bytes`, with permissions `mode` whatever the umask, creating missing
 /// parent directories.
 pub fn write(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
