@@ -394,11 +394,11 @@ fn views_check(config: &Config, plane: &PlaneClient) -> CheckResult {
     use crate::engine::{self, options::Selection};
     let mut report = crate::reconcile::render::Report::default();
     // The Plane snapshot saves the full reads of unchanged projects; `check` never writes it.
-    let mut memory = engine::run::load_plane_snapshot(config);
     let fetched = match engine::source::fetch(
         &Selection::All,
         plane,
-        &mut memory,
+        engine::run::load_plane_snapshot(config),
+        false,
         config.concurrency,
         &mut report,
     ) {

@@ -235,11 +235,11 @@ fn list(config: &Config, format: Format) -> Status {
     let plane = run::plane_client(config);
     let mut report = Report::default();
     // The Plane snapshot saves the full reads of unchanged projects; this command never writes it.
-    let mut memory = run::load_plane_snapshot(config);
     let fetched = match engine::source::fetch(
         &Selection::All,
         &plane,
-        &mut memory,
+        run::load_plane_snapshot(config),
+        false,
         config.concurrency,
         &mut report,
     ) {

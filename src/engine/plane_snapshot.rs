@@ -56,19 +56,20 @@ pub struct ProjectRecord {
 }
 
 impl ProjectRecord {
-    /// The project's issues as a full read would give them, for a probe that found no change.
-    pub fn issues(&self) -> ProjectIssues {
+    /// The project's issues as a full read gives them, for a probe that found no change.
+    pub fn into_issues(self) -> ProjectIssues {
         let dated: HashSet<&str> = self.issues.iter().map(|i| i.id.as_str()).collect();
+        let undated = self
+            .fingerprints
+            .keys()
+            .filter(|id| !dated.contains(id.as_str()))
+            .cloned()
+            .collect();
         ProjectIssues {
             listed: self.fingerprints.len(),
-            fingerprints: self.fingerprints.clone(),
-            issues: self.issues.clone(),
-            undated: self
-                .fingerprints
-                .keys()
-                .filter(|id| !dated.contains(id.as_str()))
-                .cloned()
-                .collect(),
+            fingerprints: self.fingerprints,
+            issues: self.issues,
+            undated,
             ..ProjectIssues::default()
         }
     }
@@ -139,25 +140,33 @@ impl PlaneSnapshot {
             && u64::try_from(self.now - at).is_ok_and(|age| age < self.every.as_secs())
     }
 
-    /// Records a project read in full now; a read that was not complete (an error, an item
-    /// that could not be read) is not recorded, so the next run reads it in full again.
-    pub fn set(&mut self, project_id: &str, issues: &ProjectIssues) {
-        if self.path.is_none() {
-            return;
-        }
+    /// Records a project read in full now, taking its issues; a read that was not complete (an
+    /// error, an item that could not be read) is not recorded, so the next run reads it in
+    /// full again, and is handed back (`Some`). Without a snapshot file nothing is kept but the
+    /// issues, for [`PlaneSnapshot::take`].
+    pub fn put(&mut self, project_id: &str, issues: ProjectIssues) -> Option<ProjectIssues> {
         if !issues.complete() || !issues.unreadable.is_empty() {
             self.forget(project_id);
-            return;
+            return Some(issues);
         }
         let record = ProjectRecord {
             read_at: self.now,
-            fingerprints: issues.fingerprints.clone(),
-            issues: issues.issues.clone(),
+            fingerprints: issues.fingerprints,
+            issues: issues.issues,
         };
         self.contents
             .projects
             .insert(project_id.to_string(), record);
         self.dirty = true;
+        None
+    }
+
+    /// Takes a project's issues out of the snapshot (after it was saved).
+    pub fn take(&mut self, project_id: &str) -> Option<ProjectIssues> {
+        self.contents
+            .projects
+            .remove(project_id)
+            .map(ProjectRecord::into_issues)
     }
 
     pub fn forget(&mut self, project_id: &str) {
@@ -305,7 +314,7 @@ mod tests {
         let path = dir.join("plane.json");
         let key = key();
         let mut snapshot = PlaneSnapshot::load(Some(&path), owner(&key), Duration::from_secs(3600));
-        snapshot.set(PROJECT, &read_issues());
+        assert!(snapshot.put(PROJECT, read_issues()).is_none());
         snapshot.save();
         path
     }
@@ -327,7 +336,7 @@ mod tests {
         let key = key();
         let snapshot = PlaneSnapshot::load(Some(&path), owner(&key), Duration::from_secs(3600));
         let record = snapshot.record(PROJECT).expect("a fresh record");
-        let issues = record.issues();
+        let issues = record.clone().into_issues();
         assert_eq!(issues.listed, 2);
         assert_eq!(issues.issues, vec![issue(ITEM)]);
         assert_eq!(issues.undated, read_issues().undated);
@@ -416,7 +425,8 @@ mod tests {
         let mut snapshot = PlaneSnapshot::load(Some(&path), owner(&key), Duration::from_secs(3600));
         let mut partial = read_issues();
         partial.unreadable.push((Some(OTHER.into()), "bad".into()));
-        snapshot.set(PROJECT, &partial);
+        let kept = snapshot.put(PROJECT, partial).expect("not recorded");
+        assert_eq!(kept.unreadable.len(), 1, "handed back as it was");
         assert!(snapshot.record(PROJECT).is_none());
     }
 
@@ -437,7 +447,7 @@ mod tests {
         assert_eq!(record.issues, vec![issue(OTHER)]);
         // An undated patch drops the issue and keeps the fingerprint.
         snapshot.patch(PROJECT, OTHER, Some("d"), None);
-        let issues = snapshot.record(PROJECT).unwrap().issues();
+        let issues = snapshot.take(PROJECT).unwrap();
         assert!(issues.issues.is_empty());
         assert!(issues.undated.contains(OTHER));
     }

@@ -167,20 +167,17 @@ pub fn reconcile(config: &Config, options: &Options, selection: &Selection) -> O
             Err(abort) => return aborted(abort, report),
         };
     let selection = &selection;
-    let mut memory = load_plane_snapshot(config);
     let fetched = match fetch(
         selection,
         &plane,
-        &mut memory,
+        load_plane_snapshot(config),
+        !options.dry_run,
         config.concurrency,
         &mut report,
     ) {
         Ok(fetched) => fetched,
         Err(abort) => return aborted(abort, report),
     };
-    if !options.dry_run {
-        memory.save();
-    }
     if let Some(narrowed) = &narrowed {
         if fetched.projects.is_empty() {
             // The project is not synced: nothing to do, as `sync` would do nothing.

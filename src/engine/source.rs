@@ -131,17 +131,19 @@ impl Fetched {
 /// The Plane side of a run: the selected projects and their dated issues; for one issue, that
 /// issue and its project. Each project is probed first when the Plane snapshot has a record of
 /// it, and read in full only when the probe finds a change (or fails); up to `concurrency`
-/// projects at once. `memory` learns what was read (it is saved by the caller).
+/// projects at once. `memory` learns what was read, and is saved when `save` (not in a dry
+/// run); the issues come out of it, so they are held once.
 pub fn fetch(
     selection: &Selection,
     plane: &PlaneClient,
-    memory: &mut PlaneSnapshot,
+    mut memory: PlaneSnapshot,
+    save: bool,
     concurrency: usize,
     report: &mut Report,
 ) -> Result<Fetched, Abort> {
     if let Selection::Issue { id, project } = selection {
         return match project {
-            Some(project) => fetch_issue(plane, memory, project, id),
+            Some(project) => fetch_issue(plane, &mut memory, save, project, id),
             None => Ok(Fetched::default()),
         };
     }
@@ -164,27 +166,46 @@ pub fn fetch(
             found
         }
     };
-    let reads = read_projects(plane, memory, &projects, concurrency);
-    let mut fetched: Vec<(Project, ProjectIssues)> = Vec::with_capacity(projects.len());
-    let mut probed = 0;
-    for (project, (mut issues, how)) in projects.into_iter().zip(reads) {
-        report.issues_seen += issues.listed;
+    let mut reads = read_projects(plane, &memory, &projects, concurrency);
+    for (project, (issues, how)) in projects.iter().zip(reads.iter_mut()) {
         if let Some(error) = issues.error.take() {
             if error.is_fatal() {
                 return Err(error.into());
             }
             let message = format!(
                 "{error}; nothing is deleted in project {}",
-                plane::project_label(&project)
+                plane::project_label(project)
             );
             log::error!("{message}");
             report.errors.push(message);
             issues.error = Some(error);
         }
-        match how {
-            Read::Unchanged => probed += 1,
-            Read::Full => memory.set(&project.id, &issues),
+        // A complete full read becomes the project's record (moved, not copied: the issues
+        // come back below, once the snapshot is saved).
+        if *how == Read::Full
+            && let Some(kept) = memory.put(&project.id, std::mem::take(issues))
+        {
+            *issues = kept;
+            *how = Read::Unrecorded;
         }
+    }
+    if *selection == Selection::All {
+        memory.retain(|id| listed.iter().any(|p| p.id == id));
+    }
+    if save {
+        memory.save();
+    }
+    let mut fetched: Vec<(Project, ProjectIssues)> = Vec::with_capacity(projects.len());
+    let mut probed = 0;
+    for (project, (issues, how)) in projects.into_iter().zip(reads) {
+        let issues = match how {
+            Read::Unrecorded => issues,
+            Read::Unchanged | Read::Full => memory
+                .take(&project.id)
+                .expect("the record of a project read this run"),
+        };
+        probed += usize::from(how == Read::Unchanged);
+        report.issues_seen += issues.listed;
         log::debug!(
             "project {}: {} dated issues{}",
             plane::project_label(&project),
@@ -201,9 +222,6 @@ pub fn fetch(
         "projects unchanged by their probe: {probed}, read in full: {}",
         fetched.len() - probed
     );
-    if *selection == Selection::All {
-        memory.retain(|id| listed.iter().any(|p| p.id == id));
-    }
     Ok(Fetched {
         listed,
         projects: fetched,
@@ -214,10 +232,12 @@ pub fn fetch(
 /// How a project was read this run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Read {
-    /// The probe found it as the Plane snapshot recorded it.
+    /// The probe found it as the Plane snapshot recorded it: its issues are the record's.
     Unchanged,
     /// Read in full (no record, a change, or a failed probe).
     Full,
+    /// Read in full, but not completely (an error, an unreadable item): not recorded.
+    Unrecorded,
 }
 
 /// Reads each project ([`read_project`]), up to `concurrency` at once, in the order given.
@@ -279,7 +299,7 @@ fn read_project(
         let label = plane::project_label(project);
         match plane.probe(project) {
             Ok(prints) if prints == record.fingerprints => {
-                return (record.issues(), Read::Unchanged);
+                return (ProjectIssues::default(), Read::Unchanged);
             }
             Ok(_) => log::debug!("project {label}: changed since the last read"),
             Err(error) if error.is_fatal() => {
@@ -304,6 +324,7 @@ fn read_project(
 fn fetch_issue(
     plane: &PlaneClient,
     memory: &mut PlaneSnapshot,
+    save: bool,
     project_id: &str,
     id: &str,
 ) -> Result<Fetched, Abort> {
@@ -342,6 +363,9 @@ fn fetch_issue(
                     "work item {id} is gone with its project {name:?}, which is not synced ({reason}): calplanebot deletes nothing for it, as sync does"
                 );
                 memory.forget(project_id);
+                if save {
+                    memory.save();
+                }
                 return Ok(Fetched::default());
             }
             Err(PlaneError::NotFound { .. } | PlaneError::Forbidden { .. }) => {
@@ -349,12 +373,18 @@ fn fetch_issue(
                     "work item {id} is gone with its project {project_id}, which the token cannot read any more: calplanebot deletes nothing for it, as sync does"
                 );
                 memory.forget(project_id);
+                if save {
+                    memory.save();
+                }
                 return Ok(Fetched::default());
             }
             Err(other) => return Err(other.into()),
         },
     };
     memory.patch(&project.id, id, print.as_deref(), issue.as_ref());
+    if save {
+        memory.save();
+    }
     Ok(Fetched {
         listed: vec![project.clone()],
         projects: vec![(

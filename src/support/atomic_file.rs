@@ -71,10 +71,12 @@ pub fn save_json<T: serde::Serialize>(
     }
 }
 
-/// Writes `value` as compact JSON to `path` atomically, with `mode` ([`write`]).
+/// Writes `value` as compact JSON to `path` atomically, with `mode` ([`write`]), streamed:
+/// the text is never held whole.
 pub fn write_json<T: serde::Serialize>(path: &Path, value: &T, mode: u32) -> io::Result<()> {
-    let bytes = serde_json::to_vec(value).map_err(io::Error::other)?;
-    write(path, &bytes, mode)
+    write_with(path, Temp::Beside, mode, |writer| {
+        serde_json::to_writer(writer, value).map_err(io::Error::other)
+    })
 }
 
 /// Replaces `path` with `bytes`, with permissions `mode` whatever the umask, creating missing
@@ -101,6 +103,21 @@ pub fn write_pieces<'p>(
     mode: u32,
     pieces: impl IntoIterator<Item = &'p [u8]>,
 ) -> io::Result<()> {
+    write_with(path, temp, mode, |writer| {
+        for piece in pieces {
+            writer.write_all(piece)?;
+        }
+        Ok(())
+    })
+}
+
+/// Replaces `path` with what `fill` writes, like [`write`].
+fn write_with(
+    path: &Path,
+    temp: Temp<'_>,
+    mode: u32,
+    fill: impl FnOnce(&mut io::BufWriter<File>) -> io::Result<()>,
+) -> io::Result<()> {
     let dir = match path.parent().filter(|p| !p.as_os_str().is_empty()) {
         Some(parent) => {
             std::fs::create_dir_all(parent)?;
@@ -113,9 +130,7 @@ pub fn write_pieces<'p>(
         // The mode given at open is cut by the umask; this sets it exactly.
         file.set_permissions(std::fs::Permissions::from_mode(mode))?;
         let mut writer = io::BufWriter::with_capacity(64 * 1024, file);
-        for piece in pieces {
-            writer.write_all(piece)?;
-        }
+        fill(&mut writer)?;
         let file = writer.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         drop(file);
