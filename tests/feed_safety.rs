@@ -22,7 +22,7 @@ const CAROL: &str = "00000000-0000-4000-8000-0000000000c3";
 const DAVE: &str = "00000000-0000-4000-8000-0000000000d4";
 
 /// The feed secret of every run unless a test says otherwise (at least 32 characters).
-const SECRET: &str = "feed-secret-for-tests-0123456789abcdef";
+const SECRET: &str = support::FEED_SECRET;
 /// The secret a rotation moves to.
 const NEW_SECRET: &str = "rotated-feed-secret-fedcba9876543210";
 /// The directory record and the lock of a feed directory.
@@ -79,46 +79,14 @@ fn feed_dir(env: &Env) -> PathBuf {
     dir
 }
 
-/// The command of a run with feeds in `dir` (secret [`SECRET`]), CalDAV only when `caldav`,
-/// and `extra` variables on top (they win over the defaults).
+/// The command of a run with feeds in `dir`: [`Env::feeds_command`].
 fn command(env: &Env, dir: &Path, caldav: bool, args: &[&str], extra: &[(&str, &str)]) -> Command {
-    let dir = dir.display().to_string();
-    let mut command = env.command(
-        args,
-        &[
-            ("CALPLANEBOT_FEED_DIR", dir.as_str()),
-            ("CALPLANEBOT_FEED_SECRET", SECRET),
-            (
-                "CALPLANEBOT_FEED_BASE_URL",
-                "https://cal.example.com/feeds/",
-            ),
-        ],
-    );
-    if !caldav {
-        for name in [
-            "CALDAV_URL",
-            "CALDAV_USERNAME",
-            "CALDAV_PASSWORD",
-            "CALDAV_CA_FILE",
-        ] {
-            command.env_remove(name);
-        }
-    }
-    for (name, value) in extra {
-        command.env(name, value);
-    }
-    command
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    command
+    env.feeds_command(dir, caldav, args, extra)
 }
 
 /// Runs the binary as [`command`] sets it up.
 fn run(env: &Env, dir: &Path, caldav: bool, args: &[&str], extra: &[(&str, &str)]) -> Run {
-    let child = command(env, dir, caldav, args, extra)
-        .spawn()
-        .expect("the binary runs");
-    support::finish(child, &args.join(" "))
+    env.run_feeds(dir, caldav, args, extra)
 }
 
 /// A feeds-only `sync` with `args` and `extra` variables.

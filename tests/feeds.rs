@@ -15,7 +15,7 @@ use support::{Env, Run, ServerKind, prop, props};
 const ALICE: &str = "00000000-0000-4000-8000-0000000000a1";
 const BOB: &str = "00000000-0000-4000-8000-0000000000b2";
 const CAROL: &str = "00000000-0000-4000-8000-0000000000c3";
-const SECRET: &str = "feed-secret-for-tests-0123456789abcdef";
+const SECRET: &str = support::FEED_SECRET;
 
 fn seed() -> serde_json::Value {
     json!({
@@ -48,34 +48,7 @@ fn feed_dir(env: &Env) -> PathBuf {
 
 /// Runs the binary with feeds in `dir`, and CalDAV only when `caldav`.
 fn run(env: &Env, dir: &Path, caldav: bool, args: &[&str]) -> Run {
-    let dir = dir.display().to_string();
-    let mut command = env.command(
-        args,
-        &[
-            ("CALPLANEBOT_FEED_DIR", dir.as_str()),
-            ("CALPLANEBOT_FEED_SECRET", SECRET),
-            (
-                "CALPLANEBOT_FEED_BASE_URL",
-                "https://cal.example.com/feeds/",
-            ),
-        ],
-    );
-    if !caldav {
-        for name in [
-            "CALDAV_URL",
-            "CALDAV_USERNAME",
-            "CALDAV_PASSWORD",
-            "CALDAV_CA_FILE",
-        ] {
-            command.env_remove(name);
-        }
-    }
-    let child = command
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("the binary runs");
-    support::finish(child, &args.join(" "))
+    env.run_feeds(dir, caldav, args, &[])
 }
 
 /// Runs `calplanebot webhook` with feeds only, on the delivery Plane would send now for an

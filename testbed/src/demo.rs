@@ -282,13 +282,7 @@ impl Tour<'_> {
             run.feeds_written,
             run.feeds
         )?;
-        writeln!(
-            self.out,
-            "   {} Plane request{}, {}",
-            run.plane_requests,
-            plural(run.plane_requests),
-            run.caldav_text()
-        )?;
+        self.cost(&run)?;
         for line in run.stderr.lines() {
             if let Some((_, skipped)) = line.split_once("skipping project ") {
                 writeln!(self.out, "   skipped project {skipped}")?;
@@ -429,13 +423,7 @@ impl Tour<'_> {
                 run.feeds_written,
                 run.feeds
             )?;
-            writeln!(
-                self.out,
-                "   {} Plane request{}, {}",
-                run.plane_requests,
-                plural(run.plane_requests),
-                run.caldav_text()
-            )?;
+            self.cost(&run)?;
         }
         self.show_samples("The three events in Radicale now:")
     }
@@ -501,6 +489,17 @@ impl Tour<'_> {
     }
 
     /// The numbered line naming the command a step runs.
+    /// What a run cost: its Plane and CalDAV requests, on a line of its own.
+    fn cost(&mut self, run: &Run) -> io::Result<()> {
+        writeln!(
+            self.out,
+            "   {} Plane request{}, {}",
+            run.plane_requests,
+            plural(run.plane_requests),
+            run.caldav_text()
+        )
+    }
+
     fn heading(&mut self, title: &str, args: &[&str]) -> io::Result<()> {
         let mut shown = args.join(" ");
         if !self.verbose {

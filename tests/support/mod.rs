@@ -35,6 +35,8 @@ macro_rules! on_both_servers {
 }
 
 /// The webhook secret the tests configure (the form Plane generates).
+/// The feed secret of the tests' feed runs ([`Env::feeds_command`]).
+pub const FEED_SECRET: &str = "feed-secret-for-tests-0123456789abcdef";
 pub const WEBHOOK_SECRET: &str = "plane_wh_0123456789abcdef0123456789abcdef";
 
 pub struct Env {
@@ -157,33 +159,65 @@ impl Env {
         command
     }
 
-    /// Runs the binary with feeds only (no CalDAV variables) into `dir`.
-    pub fn feeds_only(&self, dir: &std::path::Path, args: &[&str]) -> Run {
+    /// The command of a run with feeds in `dir` (secret [`FEED_SECRET`]), CalDAV only when
+    /// `caldav`, and `extra` variables on top (they win over the defaults); stdout and stderr
+    /// piped.
+    pub fn feeds_command(
+        &self,
+        dir: &std::path::Path,
+        caldav: bool,
+        args: &[&str],
+        extra: &[(&str, &str)],
+    ) -> Command {
         let dir = dir.display().to_string();
         let mut command = self.command(
             args,
             &[
                 ("CALPLANEBOT_FEED_DIR", dir.as_str()),
+                ("CALPLANEBOT_FEED_SECRET", FEED_SECRET),
                 (
-                    "CALPLANEBOT_FEED_SECRET",
-                    "feed-secret-for-tests-0123456789abcdef",
+                    "CALPLANEBOT_FEED_BASE_URL",
+                    "https://cal.example.com/feeds/",
                 ),
             ],
         );
-        for name in [
-            "CALDAV_URL",
-            "CALDAV_USERNAME",
-            "CALDAV_PASSWORD",
-            "CALDAV_CA_FILE",
-        ] {
-            command.env_remove(name);
+        if !caldav {
+            for name in [
+                "CALDAV_URL",
+                "CALDAV_USERNAME",
+                "CALDAV_PASSWORD",
+                "CALDAV_CA_FILE",
+            ] {
+                command.env_remove(name);
+            }
         }
-        let child = command
+        for (name, value) in extra {
+            command.env(name, value);
+        }
+        command
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        command
+    }
+
+    /// Runs the binary as [`Env::feeds_command`] sets it up.
+    pub fn run_feeds(
+        &self,
+        dir: &std::path::Path,
+        caldav: bool,
+        args: &[&str],
+        extra: &[(&str, &str)],
+    ) -> Run {
+        let child = self
+            .feeds_command(dir, caldav, args, extra)
             .spawn()
             .expect("the binary runs");
         finish(child, &args.join(" "))
+    }
+
+    /// Runs the binary with feeds only (no CalDAV variables) into `dir`.
+    pub fn feeds_only(&self, dir: &std::path::Path, args: &[&str]) -> Run {
+        self.run_feeds(dir, false, args, &[])
     }
 
     pub fn sync(&self, args: &[&str]) -> Run {
